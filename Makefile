@@ -1,0 +1,42 @@
+# make test            create/update .venv, install, prepare the offline model, run the tests
+# make book            execute every chapter with PROFILE (default quick) and render the site
+# make chapter CH=02   execute one chapter (PROFILE applies)
+# make bench           the training-engine benchmark (benchmarks/)
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= quick
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+MODEL   := data/models/smollm2-135m/model.safetensors
+
+.PHONY: setup test book chapter bench models clean
+
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+$(MODEL): $(STAMP)
+	$(PY) -m helpers fetch
+
+setup: $(STAMP) $(MODEL)
+
+test: setup
+	$(PY) -m pytest
+
+book: setup
+	$(PY) -m helpers book --profile $(PROFILE)
+
+chapter: setup
+	$(PY) -m helpers run $(CH) --profile $(PROFILE)
+
+bench: setup
+	$(PY) benchmarks/bench_training.py
+
+models: setup
+	$(PY) -m helpers models
+
+clean:
+	rm -rf _build

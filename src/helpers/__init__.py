@@ -1,0 +1,1 @@
+"""A thin, tested library for the replication book (task -> models -> runs -> analyses -> figures)."""

@@ -1,0 +1,107 @@
+"""Grid search and learning curves: many cached runs, summarised as tables.
+
+Both arms (fine-tuned pretrained model, same architecture from scratch) get their own grid over
+learning rate on the *validation* set at one training-set size; the best setting of each arm is
+then used for its learning curve, which is scored on the *test* set.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .training import RunConfig, get_run  # noqa: F401 - get_run is re-exported for chapters
+
+
+def run_row(run) -> dict:
+    m = run.metrics
+    c = run.config
+    row = {"arm": c.arm, "source": c.source, "n_train": c.n_train, "n_test": c.n_test, "lr": c.lr, "seed": c.seed,
+           "epochs": c.epochs, "batch_size": c.batch_size, "key": c.key(),
+           "train_seconds": m["train_seconds"], "final_train_loss": m["final_train_loss"]}
+    for split in ("val", "test"):
+        s = m[split]
+        row[f"{split}_accuracy"] = s["accuracy"]
+        row[f"{split}_acc_lo"], row[f"{split}_acc_hi"] = s["accuracy_ci"]
+        row[f"{split}_logit_diff"] = s["logit_diff"]
+    return row
+
+
+def grid_search(base: RunConfig, lrs: Sequence[float], progress: bool = True) -> pd.DataFrame:
+    """One run per learning rate; ranked by validation accuracy, then validation logit diff."""
+    rows = [run_row(get_run(base.replace(lr=float(lr)), progress=progress)) for lr in lrs]
+    df = pd.DataFrame(rows)
+    return df.sort_values(["val_accuracy", "val_logit_diff"], ascending=False).reset_index(drop=True)
+
+
+def best_config(base: RunConfig, grid: pd.DataFrame) -> RunConfig:
+    """The config of the grid's best row (ties: the higher validation logit difference)."""
+    return base.replace(lr=float(grid.iloc[0]["lr"]))
+
+
+def learning_curve(best: RunConfig, sizes: Sequence[int], seeds: Sequence[int],
+                   progress: bool = True) -> pd.DataFrame:
+    rows = [run_row(get_run(best.replace(n_train=int(n), seed=int(s)), progress=progress))
+            for n in sizes for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def _diff_ci(k1: int, n1: int, k2: int, n2: int, z: float = 1.959964) -> tuple[float, float, float]:
+    """Difference of two proportions p1 - p2 with a 95% Newcombe (Wilson-score) interval."""
+    from .evaluation import wilson_ci
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_ci(k1, n1, z)
+    l2, u2 = wilson_ci(k2, n2, z)
+    d = p1 - p2
+    lo = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, float(lo), float(hi)
+
+
+def sample_efficiency_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """Per N: each arm's pooled test accuracy (over seeds) and the fine-tuned minus scratch
+    difference with a 95% Newcombe interval."""
+    rows = []
+    for n, d in curves.groupby("n_train"):
+        arms = {}
+        for arm, a in d.groupby("arm"):
+            n_trials = int(a["n_test"].sum())
+            arms[arm] = (int(round((a["test_accuracy"] * a["n_test"]).sum())), n_trials)
+        if not {"fine-tuned", "scratch"} <= set(arms):
+            continue
+        (k1, n1), (k2, n2) = arms["fine-tuned"], arms["scratch"]
+        diff, lo, hi = _diff_ci(k1, n1, k2, n2)
+        rows.append({"n_train": int(n), "fine-tuned": k1 / n1, "scratch": k2 / n2,
+                     "difference": diff, "diff_lo": lo, "diff_hi": hi})
+    return pd.DataFrame(rows)
+
+
+def sample_efficiency_verdict(curves: pd.DataFrame, threshold: float = 0.8) -> tuple[str, str]:
+    """Replicated when the fine-tuned arm is significantly better than scratch at some N, never
+    significantly worse, and reaches `threshold` accuracy at a smaller N than scratch (or scratch
+    never does); not replicated when it is never significantly better; inconclusive otherwise."""
+    t = sample_efficiency_table(curves)
+    if t.empty:
+        return "inconclusive", "Both arms are needed at the same training-set sizes."
+    better = t[t["diff_lo"] > 0]["n_train"].tolist()
+    worse = t[t["diff_hi"] < 0]["n_train"].tolist()
+
+    def first_reaching(arm):
+        hit = t[t[arm] >= threshold]["n_train"]
+        return int(hit.min()) if len(hit) else None
+
+    n_ft, n_sc = first_reaching("fine-tuned"), first_reaching("scratch")
+    parts = [f"At N = {int(r.n_train)}: fine-tuned {r['fine-tuned']:.1%}, scratch {r['scratch']:.1%}, "
+             f"difference {r.difference:+.1%} (95% CI {r.diff_lo:+.1%} to {r.diff_hi:+.1%})."
+             for _, r in t.iterrows()]
+    reach = (f"The fine-tuned arm first reaches {threshold:.0%} at N = {n_ft}" if n_ft else
+             f"The fine-tuned arm never reaches {threshold:.0%} in the sizes tried") + "; " + (
+             f"scratch at N = {n_sc}." if n_sc else f"scratch never does in the sizes tried.")
+    evidence = " ".join(parts) + " " + reach
+    faster = n_ft is not None and (n_sc is None or n_ft < n_sc)
+    if better and not worse and faster:
+        return "replicated", evidence
+    if not better:
+        return "not replicated", evidence
+    return "inconclusive", evidence

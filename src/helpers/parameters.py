@@ -1,0 +1,118 @@
+"""Chapter parameters: one typed spec per name, checked before any compute.
+
+Every chapter's ``parameters`` cell may declare only names listed in :data:`SPECS`, and a profile
+(``profiles/<name>.yaml``) may set only names that some chapter declares.  Values are checked
+against the spec (type and range) by :func:`check_value`, whose error names the parameter and
+the accepted values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .sources import validate_source
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str                      # "int", "float", "bool", "str", "source", "list[int]", ...
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple | None = None
+
+    def accepted(self) -> str:
+        if self.choices:
+            return f"one of {list(self.choices)}"
+        rng = ""
+        if self.lo is not None or self.hi is not None:
+            rng = f" in [{self.lo if self.lo is not None else '-inf'}, {self.hi if self.hi is not None else 'inf'}]"
+        if self.kind == "source":
+            return "a model source name (see `python -m helpers models`)"
+        if self.kind == "list[source]":
+            return "a non-empty list of model source names (see `python -m helpers models`)"
+        if self.kind.startswith("list["):
+            return f"a non-empty list of {self.kind[5:-1]}s{rng}"
+        return f"a {self.kind}{rng}"
+
+
+SPECS: dict[str, Spec] = {
+    "profile": Spec("str", "name of the profile that produced this chapter"),
+    # the task
+    "task_seed": Spec("int", "seed of the task generator (train/val/test trials)", 0, 2**31 - 1),
+    "n_samples": Spec("int", "noisy samples shown per evidence stream", 1, 16),
+    "noise": Spec("float", "standard deviation of each sample around the stream's mean", 0.0, 1.0),
+    # model sources
+    "pretrained_source": Spec("source", "the pretrained model that is fine-tuned"),
+    "scratch_source": Spec("source", "the same architecture trained from scratch (scratch:<source>)"),
+    "tokenizer_sources": Spec("list[source]", "sources whose tokenizers chapter 1 compares"),
+    # chapter 1
+    "n_examples": Spec("int", "example prompts shown", 1, 50),
+    "n_balance": Spec("int", "trials drawn to measure balance and baselines", 100, 1_000_000),
+    # chapter 2: training
+    "grid_lrs_finetune": Spec("list[float]", "learning rates searched for the fine-tuned arm", 1e-7, 1.0),
+    "grid_lrs_scratch": Spec("list[float]", "learning rates searched for the scratch arm", 1e-7, 1.0),
+    "grid_n_train": Spec("int", "training-set size of the grid search (one of train_sizes)", 1, 10**6),
+    "train_sizes": Spec("list[int]", "training-set sizes of the learning curves", 1, 10**6),
+    "seeds": Spec("list[int]", "training seeds per learning-curve point", 0, 2**31 - 1),
+    "epochs": Spec("int", "passes over the training set", 1, 1000),
+    "batch_size": Spec("int", "trials per optimiser step", 1, 4096),
+    "n_val": Spec("int", "validation trials (grid search)", 10, 10**6),
+    "n_test": Spec("int", "held-out test trials (every reported number)", 10, 10**6),
+    "bf16": Spec("bool", "bf16 autocast for training and evaluation on CPU"),
+}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _in_range(spec: Spec, v) -> bool:
+    return (spec.lo is None or v >= spec.lo) and (spec.hi is None or v <= spec.hi)
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise ValueError naming the parameter and its accepted values if `value` does not fit."""
+    if name not in SPECS:
+        raise ValueError(f"unknown parameter {name!r}: accepted parameters are {sorted(SPECS)}")
+    spec = SPECS[name]
+    bad = ValueError(f"parameter {name}={value!r} is not accepted: expected {spec.accepted()} ({spec.doc})")
+    scalar: dict[str, Callable[[Any], bool]] = {
+        "int": lambda v: _is_int(v) and _in_range(spec, v),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _in_range(spec, v),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str) and (not spec.choices or v in spec.choices),
+    }
+    if spec.kind in scalar:
+        if not scalar[spec.kind](value):
+            raise bad
+    elif spec.kind == "source":
+        if not isinstance(value, str):
+            raise bad
+        try:
+            validate_source(value)
+        except ValueError as e:
+            raise ValueError(f"parameter {name}: {e}") from None
+    elif spec.kind.startswith("list["):
+        inner = spec.kind[5:-1]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad
+        for v in value:
+            if inner == "source":
+                if not isinstance(v, str):
+                    raise bad
+                try:
+                    validate_source(v)
+                except ValueError as e:
+                    raise ValueError(f"parameter {name}: {e}") from None
+            elif not scalar[inner](v):
+                raise bad
+    else:  # pragma: no cover - a spec typo
+        raise AssertionError(f"spec {name} has unknown kind {spec.kind}")
+
+
+def check_relations(params: dict[str, Any]) -> None:
+    """Constraints between parameters of one chapter."""
+    if "grid_n_train" in params and "train_sizes" in params and params["grid_n_train"] not in params["train_sizes"]:
+        raise ValueError(f"parameter grid_n_train={params['grid_n_train']} must be one of "
+                         f"train_sizes={params['train_sizes']} (the grid's best run is reused by the curve)")

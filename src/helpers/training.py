@@ -1,0 +1,281 @@
+"""Training runs as cached artifacts.
+
+A :class:`RunConfig` says everything about a run (model source, task, data size, optimiser,
+seed, precision).  :func:`get_run` returns the finished run from ``data/runs/<hash>/`` if it is
+there and intact, and trains it otherwise.  A run folder holds the weights (safetensors), the
+tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and per-trial test and validation
+predictions; it is written atomically (see :mod:`helpers.artifacts`).
+
+Training is resumable: every ``checkpoint_every`` steps (and at the end of each epoch) the state
+(weights, optimiser, schedule, RNG, log) is written atomically to ``data/runs/<hash>.partial/``.
+An interrupted run resumes from there; the data order of each epoch is a pure function of
+``(seed, epoch)``, so a resumed run takes the same steps as an uninterrupted one.
+
+The loss is cross-entropy over the full vocabulary **at the answer position only**; logits of the
+other positions are never computed.  bf16 autocast speeds up the CPU step about 1.5x; the master
+weights and the optimiser stay in fp32.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import artifacts
+from .evaluation import encode_prompts, last_position_logits, pad_batch, predictions_frame, score_trials, summarize
+from .hardware import autocast, default_device
+from .paths import runs_dir
+from .progress import bar as progress_bar, quiet_libraries
+from .sources import is_scratch, load_source, validate_source
+from .task import TaskConfig, Trial, check_answer_tokens, make_splits
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    source: str
+    n_train: int
+    task: TaskConfig = field(default_factory=TaskConfig)
+    lr: float = 1e-4
+    epochs: int = 2
+    batch_size: int = 8
+    weight_decay: float = 0.0
+    warmup_frac: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    bf16: bool = True
+    n_val: int = 200
+    n_test: int = 400
+
+    def __post_init__(self):
+        validate_source(self.source)
+        checks = {
+            "n_train": (self.n_train, 1, 10**7), "epochs": (self.epochs, 1, 1000),
+            "batch_size": (self.batch_size, 1, 4096), "seed": (self.seed, 0, 2**31 - 1),
+            "n_val": (self.n_val, 1, 10**6), "n_test": (self.n_test, 1, 10**6),
+        }
+        for name, (v, lo, hi) in checks.items():
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"{name}={v!r} is out of range: accepted values are integers {lo}..{hi}")
+        if not 0 < self.lr <= 1:
+            raise ValueError(f"lr={self.lr!r} is out of range: accepted values are 0 < lr <= 1")
+        if not 0 <= self.warmup_frac < 1:
+            raise ValueError(f"warmup_frac={self.warmup_frac!r} is out of range: accepted values are 0..1 (exclusive)")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise ValueError("weight_decay must be >= 0 and max_grad_norm > 0")
+
+    @property
+    def arm(self) -> str:
+        return "scratch" if is_scratch(self.source) else "fine-tuned"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = {k: v for k, v in d.items() if k != "format_version"}
+        d["task"] = TaskConfig(**d["task"])
+        return cls(**d)
+
+    def key(self) -> str:
+        return artifacts.config_key(self.to_dict())
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Run:
+    """A finished run on disk."""
+    config: RunConfig
+    path: Path
+
+    @property
+    def metrics(self) -> dict:
+        return json.loads((self.path / "metrics.json").read_text())
+
+    def log(self):
+        import pandas as pd
+        return pd.read_json(self.path / "log.jsonl", lines=True)
+
+    def predictions(self, split: str = "test"):
+        import pandas as pd
+        return pd.read_csv(self.path / f"predictions_{split}.csv")
+
+    def load_model(self, dtype=torch.float32):
+        """``(model, tokenizer)`` of the trained weights."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        model = AutoModelForCausalLM.from_pretrained(str(self.path / "model"), dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(str(self.path / "model"))
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model.eval()
+        return model, tok
+
+
+def run_path(cfg: RunConfig) -> Path:
+    return runs_dir() / cfg.key()
+
+
+def get_run(cfg: RunConfig, progress: bool = True, train: bool = True) -> Run:
+    """The finished run for `cfg`: loaded if cached and intact, trained otherwise.
+
+    A cached artifact that fails verification raises :class:`artifacts.CorruptArtifact`.
+    With ``train=False`` a missing run raises FileNotFoundError instead of training.
+    """
+    final = run_path(cfg)
+    if final.exists():
+        artifacts.verify_dir(final)
+        return Run(cfg, final)
+    if not train:
+        raise FileNotFoundError(f"run {cfg.key()} ({cfg.source}, n_train={cfg.n_train}) is not cached")
+    train_run(cfg, progress=progress)
+    return Run(cfg, final)
+
+
+# ---- the loop -------------------------------------------------------------------------------
+
+def _lr_lambda(total: int, warmup: int):
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return f
+
+
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, 7919, epoch]).permutation(n)
+
+
+def answer_loss(model, ids: torch.Tensor, last: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the vocabulary at the answer position only."""
+    logits = last_position_logits(model, ids, last)
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def _save_checkpoint(folder: Path, model, opt, sched, step: int, log: list, cfg: RunConfig) -> None:
+    """Atomic: build the new checkpoint beside the old one, then swap it in."""
+    from safetensors.torch import save_model
+    staging = artifacts.new_staging_dir(folder)
+    save_model(model, str(staging / "model.safetensors"))
+    torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
+                "torch_rng": torch.get_rng_state()}, staging / "state.pt")
+    (staging / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (staging / "run_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    artifacts.commit_dir(staging, folder)
+
+
+def _load_checkpoint(folder: Path, model, opt, sched, cfg: RunConfig):
+    """(step, log) from a verified checkpoint of the same config, or None to start afresh."""
+    from safetensors.torch import load_model
+    try:
+        artifacts.verify_dir(folder)
+        if json.loads((folder / "run_config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
+            raise artifacts.CorruptArtifact("checkpoint belongs to another config")
+    except artifacts.CorruptArtifact as e:
+        print(f"ignoring damaged checkpoint {folder}: {e}; restarting this run from step 0")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
+    state = torch.load(folder / "state.pt", weights_only=False)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines() if line]
+    return state["step"], log
+
+
+class _Interrupt(Exception):
+    """Raised by tests to simulate a crash after a given step."""
+
+
+def train_run(cfg: RunConfig, progress: bool = True, checkpoint_every: int = 50,
+              stop_after_step: int | None = None) -> Path:
+    """Train `cfg` and write its artifact.  `stop_after_step` simulates an interruption (tests)."""
+    final = run_path(cfg)
+    quiet_libraries()
+    partial = final.with_name(final.name + ".partial")
+    torch.manual_seed(cfg.seed)
+    model, tok = load_source(cfg.source, seed=cfg.seed)
+    device = default_device()
+    model.to(device)
+    splits = make_splits(cfg.task, cfg.n_train, cfg.n_val, cfg.n_test)
+    answer_ids = check_answer_tokens(tok, cfg.source)
+    train = splits["train"]
+    seqs = encode_prompts(tok, [t.prompt for t in train])
+    targets = torch.tensor([answer_ids[t.choice] for t in train])
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = cfg.epochs * steps_per_epoch
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, int(cfg.warmup_frac * total)))
+
+    start, log = 0, []
+    if partial.exists():
+        got = _load_checkpoint(partial, model, opt, sched, cfg)
+        if got is not None:
+            start, log = got
+    model.train()
+    t0 = time.time()
+    n_tokens = 0
+    bar = progress_bar(range(start, total), show=progress, desc=f"train {cfg.arm} N={cfg.n_train}",
+                       initial=start, total=total)
+    for step in bar:
+        epoch, b = divmod(step, steps_per_epoch)
+        idx = _epoch_order(cfg.seed, epoch, len(train))[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        ids, last = pad_batch([seqs[i] for i in idx], pad)
+        with autocast(device, cfg.bf16):
+            loss = answer_loss(model, ids.to(device), last.to(device), targets[idx].to(device))
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        n_tokens += int((last + 1).sum())      # real tokens, padding excluded
+        log.append({"step": step + 1, "epoch": epoch, "loss": loss.item(), "grad_norm": gnorm.item(),
+                    "lr": sched.get_last_lr()[0]})
+        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
+        done = step + 1
+        if stop_after_step is not None and done >= stop_after_step:
+            _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+            raise _Interrupt(f"stopped after step {done}")
+        if done < total and (done % checkpoint_every == 0 or done % steps_per_epoch == 0):
+            _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+    train_seconds = time.time() - t0
+    model.eval()
+
+    staging = artifacts.new_staging_dir(final)
+    metrics = {"config": cfg.to_dict(), "arm": cfg.arm, "train_seconds": train_seconds,
+               "train_tokens_per_second": n_tokens / train_seconds if train_seconds > 0 else None,
+               "steps": total, "final_train_loss": float(np.mean([r["loss"] for r in log[-steps_per_epoch:]]))}
+    for split in ("val", "test"):
+        trials = splits[split]
+        scores = score_trials(model, tok, trials, bf16=cfg.bf16, progress=progress,
+                              desc=f"evaluate {split}")
+        metrics[split] = summarize(trials, scores["logit_diff"], scores["top1"])
+        predictions_frame(trials, scores).to_csv(staging / f"predictions_{split}.csv", index=False)
+    model.to("cpu").save_pretrained(str(staging / "model"), safe_serialization=True)
+    tok.save_pretrained(str(staging / "model"))
+    (staging / "run_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (staging / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    artifacts.commit_dir(staging, final)
+    shutil.rmtree(partial, ignore_errors=True)
+    return final
