@@ -76,7 +76,8 @@ def wilson_ci(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (float(centre - half), float(centre + half))
+    # clamp rounding: the interval always contains p (exactly 0 or 1 at k = 0 or k = n)
+    return (float(min(centre - half, p)), float(max(centre + half, p)))
 
 
 def bootstrap_ci(values: np.ndarray, stat=np.mean, n_boot: int = 2000, seed: int = 0,

@@ -261,9 +261,7 @@ def load_source(name: str, seed: int = 0, dtype=torch.float32):
     """``(model, tokenizer)`` for a source name.  `seed` initialises scratch and tiny models."""
     from transformers import AutoModelForCausalLM
     base = base_of(name)
-    if is_scratch(name) or base in TINY:
-        if base in TINY and is_scratch(name):
-            pass  # scratch:tiny-x is the same thing as tiny-x
+    if is_scratch(name) or base in TINY:     # scratch:tiny-x is the same thing as tiny-x
         config = config_for(name)
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)

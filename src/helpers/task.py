@@ -26,6 +26,7 @@ MOTION_LEVELS = (0.05, 0.15, 0.50)
 COLOR_LEVELS = (0.06, 0.18, 0.50)
 ANSWERS = {+1: " right", -1: " left"}
 SPLITS = ("train", "val", "test")
+MAX_REJECTED_DRAWS = 20_000   # consecutive repeats before a split is declared impossible
 
 # Independent random streams per split: the same (config, split) always gives the same trials.
 _SPLIT_STREAM = {"test": 0, "val": 1, "train": 2}
@@ -44,9 +45,11 @@ class TaskConfig:
     def __post_init__(self):
         object.__setattr__(self, "motion_levels", tuple(float(x) for x in self.motion_levels))
         object.__setattr__(self, "color_levels", tuple(float(x) for x in self.color_levels))
-        if not isinstance(self.n_samples, (int, np.integer)) or not 1 <= self.n_samples <= 16:
+        if (not isinstance(self.n_samples, (int, np.integer)) or isinstance(self.n_samples, bool)
+                or not 1 <= self.n_samples <= 16):
             raise ValueError(f"n_samples={self.n_samples!r} is out of range: accepted values are integers 1..16")
-        if not 0.0 <= float(self.noise) <= 1.0:
+        if (not isinstance(self.noise, (int, float, np.floating)) or isinstance(self.noise, bool)
+                or not 0.0 <= float(self.noise) <= 1.0):
             raise ValueError(f"noise={self.noise!r} is out of range: accepted values are 0.0..1.0")
         for name in ("motion_levels", "color_levels"):
             levels = getattr(self, name)
@@ -54,7 +57,7 @@ class TaskConfig:
                 raise ValueError(
                     f"{name}={levels!r} is out of range: accepted values are non-empty lists of "
                     "coherence magnitudes strictly between 0 and 1")
-        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is out of range: accepted values are integers >= 0")
 
     def to_dict(self) -> dict:
@@ -161,11 +164,20 @@ def make_splits(cfg: TaskConfig, n_train: int, n_val: int, n_test: int) -> dict[
     for split, n in (("test", n_test), ("val", n_val), ("train", n_train)):
         trials: list[Trial] = []
         local: set[str] = set()
+        rejected = 0
         for t in _stream(cfg, split):
             if len(trials) >= n:
                 break
             if t.prompt in seen or t.prompt in local:
+                rejected += 1
+                if rejected > MAX_REJECTED_DRAWS:
+                    raise ValueError(
+                        f"{split}: found only {len(trials)} of {n} distinct prompts after "
+                        f"{MAX_REJECTED_DRAWS} repeated draws; the task config allows too few distinct "
+                        f"prompts for n_train + n_val + n_test = {n_train + n_val + n_test}: add noise, "
+                        "samples or levels, or ask for fewer trials")
                 continue
+            rejected = 0
             local.add(t.prompt)
             trials.append(t)
         seen |= local

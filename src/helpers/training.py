@@ -6,8 +6,10 @@ there and intact, and trains it otherwise.  A run folder holds the weights (safe
 tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and per-trial test and validation
 predictions; it is written atomically (see :mod:`helpers.artifacts`).
 
-Training is resumable: every ``checkpoint_every`` steps (and at the end of each epoch) the state
-(weights, optimiser, schedule, RNG, log) is written atomically to ``data/runs/<hash>.partial/``.
+Training is resumable: every ``checkpoint_seconds`` of training (default 120 s; a checkpoint of a
+135M-parameter model and its optimiser is about 1.6 GB and takes seconds to write, so it is not
+written every few steps) the state (weights, optimiser, schedule, RNG, log) is written atomically
+to ``data/runs/<hash>.partial/``.
 An interrupted run resumes from there; the data order of each epoch is a pure function of
 ``(seed, epoch)``, so a resumed run takes the same steps as an uninterrupted one.
 
@@ -23,6 +25,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -67,12 +70,17 @@ class RunConfig:
         for name, (v, lo, hi) in checks.items():
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ValueError(f"{name}={v!r} is out of range: accepted values are integers {lo}..{hi}")
-        if not 0 < self.lr <= 1:
-            raise ValueError(f"lr={self.lr!r} is out of range: accepted values are 0 < lr <= 1")
-        if not 0 <= self.warmup_frac < 1:
-            raise ValueError(f"warmup_frac={self.warmup_frac!r} is out of range: accepted values are 0..1 (exclusive)")
-        if self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise ValueError("weight_decay must be >= 0 and max_grad_norm > 0")
+        if not isinstance(self.task, TaskConfig):
+            raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.task.TaskConfig")
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"bf16={self.bf16!r} is not accepted: expected True or False")
+        floats = {"lr": (self.lr, "0 < lr <= 1", lambda v: 0 < v <= 1),
+                  "warmup_frac": (self.warmup_frac, "0 <= warmup_frac < 1", lambda v: 0 <= v < 1),
+                  "weight_decay": (self.weight_decay, "weight_decay >= 0", lambda v: v >= 0),
+                  "max_grad_norm": (self.max_grad_norm, "max_grad_norm > 0", lambda v: v > 0)}
+        for name, (v, accepted, ok) in floats.items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not ok(v):
+                raise ValueError(f"{name}={v!r} is out of range: accepted values are {accepted}")
 
     @property
     def arm(self) -> str:
@@ -185,7 +193,7 @@ def _load_checkpoint(folder: Path, model, opt, sched, cfg: RunConfig):
         if json.loads((folder / "run_config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
             raise artifacts.CorruptArtifact("checkpoint belongs to another config")
     except artifacts.CorruptArtifact as e:
-        print(f"ignoring damaged checkpoint {folder}: {e}; restarting this run from step 0")
+        warnings.warn(f"ignoring damaged checkpoint {folder}: {e}; restarting this run from step 0")
         shutil.rmtree(folder, ignore_errors=True)
         return None
     load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
@@ -201,7 +209,7 @@ class _Interrupt(Exception):
     """Raised by tests to simulate a crash after a given step."""
 
 
-def train_run(cfg: RunConfig, progress: bool = True, checkpoint_every: int = 50,
+def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float = 120.0,
               stop_after_step: int | None = None) -> Path:
     """Train `cfg` and write its artifact.  `stop_after_step` simulates an interruption (tests)."""
     final = run_path(cfg)
@@ -223,8 +231,10 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_every: int = 50,
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
+    # fused AdamW: one kernel over all parameters (about 3x faster optimiser step on CPU)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                            fused=device.type in ("cpu", "cuda"))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, int(cfg.warmup_frac * total)))
 
     start, log = 0, []
@@ -233,8 +243,8 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_every: int = 50,
         if got is not None:
             start, log = got
     model.train()
-    t0 = time.time()
-    n_tokens = 0
+    t0 = last_checkpoint = time.time()
+    n_tokens, checkpoint_time = 0, 0.0
     bar = progress_bar(range(start, total), show=progress, desc=f"train {cfg.arm} N={cfg.n_train}",
                        initial=start, total=total)
     for step in bar:
@@ -256,13 +266,17 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_every: int = 50,
         if stop_after_step is not None and done >= stop_after_step:
             _save_checkpoint(partial, model, opt, sched, done, log, cfg)
             raise _Interrupt(f"stopped after step {done}")
-        if done < total and (done % checkpoint_every == 0 or done % steps_per_epoch == 0):
+        if done < total and time.time() - last_checkpoint >= checkpoint_seconds:
+            t_ck = time.time()
             _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+            checkpoint_time += time.time() - t_ck
+            last_checkpoint = time.time()
     train_seconds = time.time() - t0
     model.eval()
 
     staging = artifacts.new_staging_dir(final)
     metrics = {"config": cfg.to_dict(), "arm": cfg.arm, "train_seconds": train_seconds,
+               "checkpoint_seconds": checkpoint_time, "resumed_from_step": start,
                "train_tokens_per_second": n_tokens / train_seconds if train_seconds > 0 else None,
                "steps": total, "final_train_loss": float(np.mean([r["loss"] for r in log[-steps_per_epoch:]]))}
     for split in ("val", "test"):

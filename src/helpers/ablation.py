@@ -1,0 +1,228 @@
+"""Ablating attention heads: the exact sweep, its naive reference, and an attribution screen.
+
+Zero-ablation sets one head's output ``z`` (before the output projection) to 0; mean-ablation
+replaces it with its mean over a reference set of prompts, position by position (the task's
+prompts all have the same token length within a tokenizer, so positions align).
+
+The exact sweep (:func:`sweep_heads`) gives the same numbers as running the whole model once per
+ablated head (:func:`sweep_heads_naive`) but skips what the metric does not need:
+
+* the clean residual stream entering each layer is computed once and reused, so ablating a head
+  of layer ``l`` only runs layers ``l..L-1``;
+* all heads of a layer are ablated in one batched pass (one copy of the prompts per head);
+* only the logit *difference* ``' right' - ' left'`` at the last position is computed (two rows of
+  the unembedding), never the full vocabulary at every position.
+
+:func:`attribution_scores` is a first-pass *screen* (attribution patching): a linear estimate of
+every head's effect from one forward and one backward pass.  It is never the reported result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .arch import Arch
+from .evaluation import encode_prompts, pad_batch
+from .progress import bar as progress_bar
+from .task import Trial, check_answer_tokens
+
+KINDS = ("zero", "mean")
+
+
+@dataclass
+class Prompts:
+    """Tokenised trials, ready for the sweeps."""
+    ids: torch.Tensor          # (batch, pos), right-padded
+    last: torch.Tensor         # (batch,) index of the last prompt token
+    choice: np.ndarray         # (+1 right, -1 left)
+    direction: torch.Tensor    # (d_model,) unembedding(' right') - unembedding(' left')
+
+
+def prepare(model, tokenizer, trials: Sequence[Trial]) -> Prompts:
+    ids_of = check_answer_tokens(tokenizer)
+    seqs = encode_prompts(tokenizer, [t.prompt for t in trials])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids, last = pad_batch(seqs, pad)
+    W = model.get_output_embeddings().weight
+    direction = (W[ids_of[+1]] - W[ids_of[-1]]).detach()
+    return Prompts(ids, last, np.array([t.choice for t in trials]), direction)
+
+
+def _logit_diff(arch: Arch, final_stream: torch.Tensor, last: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    h = final_stream[torch.arange(final_stream.shape[0]), last]
+    h = arch.final_norm()(h)
+    bias = arch.model.get_output_embeddings().bias
+    out = h @ direction
+    return out if bias is None else out + 0  # (a bias would cancel in the difference only if equal)
+
+
+@torch.no_grad()
+def clean_logit_diff(arch: Arch, p: Prompts) -> np.ndarray:
+    streams = arch.residual_streams(p.ids)
+    return _logit_diff(arch, streams[-1], p.last, p.direction).numpy()
+
+
+@torch.no_grad()
+def head_means(arch: Arch, reference: Prompts) -> list[torch.Tensor]:
+    """Per layer: the mean of each head's z over the reference prompts, per position
+    (n_layers tensors of shape (pos, n_heads, d_head))."""
+    means: dict[int, torch.Tensor] = {}
+
+    def grab(layer):
+        def fn(z):
+            means[layer] = z.mean(0)
+        return fn
+    with arch.hooks({("z", l): grab(l) for l in range(arch.n_layers)}):
+        arch.model.base_model(input_ids=reference.ids)
+    lengths = set((reference.last + 1).tolist())
+    if len(lengths) != 1:
+        raise ValueError(f"mean-ablation needs reference prompts of one token length; got lengths {sorted(lengths)}")
+    return [means[l] for l in range(arch.n_layers)]
+
+
+def _replacement(kind: str, means, layer: int, T: int):
+    if kind not in KINDS:
+        raise ValueError(f"unknown ablation kind {kind!r}: accepted kinds are {KINDS}")
+    if kind == "zero":
+        return None
+    if means is None:
+        raise ValueError("mean-ablation needs `means` (from head_means on a reference set)")
+    m = means[layer]
+    if m.shape[0] < T:
+        raise ValueError(f"reference prompts have {m.shape[0]} positions; these prompts need {T}")
+    return m[:T]
+
+
+@torch.no_grad()
+def sweep_heads(arch: Arch, p: Prompts, kind: str = "zero", means=None, layers: Sequence[int] | None = None,
+                progress: bool = True) -> np.ndarray:
+    """Logit difference of every prompt with each head ablated: array (n_layers, n_heads, batch)."""
+    B, T = p.ids.shape
+    H = arch.n_heads
+    layers = list(range(arch.n_layers)) if layers is None else list(layers)
+    streams = arch.residual_streams(p.ids)
+    out = np.full((arch.n_layers, H, B), np.nan)
+    for layer in progress_bar(layers, show=progress, desc=f"{kind}-ablate heads", leave=False):
+        rep = _replacement(kind, means, layer, T)
+        hidden = streams[layer].repeat(H, 1, 1)                  # copy h ablates head h
+
+        def ablate(z, rep=rep):
+            z = z.clone()
+            for h in range(H):
+                z[h * B:(h + 1) * B, :, h] = 0 if rep is None else rep[:, h]
+            return z
+        with arch.hooks({("z", layer): ablate}):
+            final = arch.run_layers(hidden, layer)
+        ld = _logit_diff(arch, final, p.last.repeat(H), p.direction)
+        out[layer] = ld.reshape(H, B).numpy()
+    return out
+
+
+@torch.no_grad()
+def sweep_layers(arch: Arch, p: Prompts, kind: str = "zero", means=None) -> np.ndarray:
+    """Logit difference with every head of one layer ablated at once: (n_layers, batch)."""
+    B, T = p.ids.shape
+    streams = arch.residual_streams(p.ids)
+    out = np.zeros((arch.n_layers, B))
+    for layer in range(arch.n_layers):
+        rep = _replacement(kind, means, layer, T)
+
+        def ablate(z, rep=rep):
+            return torch.zeros_like(z) if rep is None else rep.expand_as(z).clone()
+        with arch.hooks({("z", layer): ablate}):
+            final = arch.run_layers(streams[layer], layer)
+        out[layer] = _logit_diff(arch, final, p.last, p.direction).numpy()
+    return out
+
+
+@torch.no_grad()
+def sweep_heads_naive(arch: Arch, p: Prompts, kind: str = "zero", means=None, progress: bool = False) -> np.ndarray:
+    """The reference: one full forward (all-position, full-vocabulary logits) per ablated head."""
+    B, T = p.ids.shape
+    out = np.zeros((arch.n_layers, arch.n_heads, B))
+    W = arch.model.get_output_embeddings().weight
+    right_left = None
+    for layer in progress_bar(range(arch.n_layers), show=progress, desc="naive sweep", leave=False):
+        rep = _replacement(kind, means, layer, T)
+        for h in range(arch.n_heads):
+            def ablate(z, h=h, rep=rep):
+                z = z.clone()
+                z[:, :, h] = 0 if rep is None else rep[:, h]
+                return z
+            with arch.hooks({("z", layer): ablate}):
+                logits = arch.model(input_ids=p.ids).logits
+            last = logits[torch.arange(B), p.last]
+            if right_left is None:   # the two answer ids, recovered from the direction
+                right_left = _answer_rows(W, p.direction)
+            out[layer, h] = (last[:, right_left[0]] - last[:, right_left[1]]).numpy()
+    return out
+
+
+def _answer_rows(W: torch.Tensor, direction: torch.Tensor) -> tuple[int, int]:
+    """Which two unembedding rows make `direction` (right - left)."""
+    for i in torch.argsort(-(W @ direction))[:50].tolist():
+        j_candidates = torch.nonzero(torch.all(torch.isclose(W[i] - direction, W), dim=1)).flatten().tolist()
+        if j_candidates:
+            return i, j_candidates[0]
+    raise RuntimeError("could not recover the answer tokens from the direction")
+
+
+def attribution_scores(arch: Arch, p: Prompts, kind: str = "zero", means=None) -> np.ndarray:
+    """Attribution patching: estimated change of the mean logit difference toward the correct
+    answer when each head is ablated, ``(z_ablated - z) . d metric / d z``: (n_layers, n_heads)."""
+    zs: dict[int, torch.Tensor] = {}
+
+    def keep(layer):
+        def fn(z):
+            z = z.detach().requires_grad_(True)
+            zs[layer] = z
+            return z
+        return fn
+    sign = torch.tensor(p.choice, dtype=torch.float32)
+    with torch.enable_grad(), arch.hooks({("z", l): keep(l) for l in range(arch.n_layers)}):
+        final = arch.base(input_ids=p.ids).last_hidden_state
+        h = final[torch.arange(final.shape[0]), p.last]
+        metric = ((h @ p.direction) * sign).mean()
+        grads = torch.autograd.grad(metric, [zs[l] for l in range(arch.n_layers)])
+    T = p.ids.shape[1]
+    out = np.zeros((arch.n_layers, arch.n_heads))
+    for l, g in enumerate(grads):
+        z = zs[l].detach()
+        rep = _replacement(kind, means, l, T)
+        target = torch.zeros_like(z) if rep is None else rep.expand_as(z)
+        out[l] = ((target - z) * g).sum(dim=(0, 1, 3)).numpy() * 1.0
+    return out
+
+
+# ---- summaries ---------------------------------------------------------------------------------
+
+def effects_table(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray, n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Per head: drop in accuracy and in mean logit difference toward the correct answer, with
+    paired bootstrap 95% CIs over prompts.  `ablated` is (n_layers, n_heads, batch)."""
+    L, H, B = ablated.shape
+    rng = np.random.default_rng(seed)
+    boot = rng.integers(0, B, size=(n_boot, B))
+    clean_correct = (np.sign(clean) == choice).astype(float)
+    clean_signed = clean * choice
+    rows = []
+    for l in range(L):
+        for h in range(H):
+            a = ablated[l, h]
+            if np.isnan(a).any():
+                continue
+            d_acc = clean_correct - (np.sign(a) == choice)
+            d_ld = clean_signed - a * choice
+            acc_b = d_acc[boot].mean(1)
+            ld_b = d_ld[boot].mean(1)
+            rows.append({"layer": l, "head": h, "acc_drop": d_acc.mean(),
+                         "acc_drop_lo": np.quantile(acc_b, 0.025), "acc_drop_hi": np.quantile(acc_b, 0.975),
+                         "ld_drop": d_ld.mean(),
+                         "ld_drop_lo": np.quantile(ld_b, 0.025), "ld_drop_hi": np.quantile(ld_b, 0.975)})
+    df = pd.DataFrame(rows)
+    df["significant"] = (df["ld_drop_lo"] > 0) | (df["ld_drop_hi"] < 0)
+    return df

@@ -1,0 +1,93 @@
+"""Shared test setup.
+
+* Every test runs with ``BOOK_DATA_DIR`` pointing at a session-wide temporary folder, so runs and
+  cached models never land in the repository's ``data/`` folder.  The offline GPT-2 tokenizer is
+  copied there once and reused by all tests.
+* The Hugging Face hub is off (``HF_HUB_OFFLINE=1``) and ``HF_HOME`` points at an empty temporary
+  folder, so no test can reach the network or pick up a real cached checkpoint.  These are set at
+  import time because ``huggingface_hub`` reads them when it is first imported.
+* torch uses one thread: the tests are tiny and the machine is shared with other work; two
+  processes spinning OpenMP threads on two cores slow each other down badly.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_HF_HOME = tempfile.mkdtemp(prefix="book-tests-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+TOKENIZER_SUBDIR = Path("models") / "gpt2-tokenizer"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_data_dir(tmp_path_factory):
+    """A session-wide BOOK_DATA_DIR (shared tokenizer cache) that is not the repo's data/."""
+    from helpers import paths
+
+    d = tmp_path_factory.mktemp("book-data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BOOK_DATA_DIR", str(d))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        assert paths.data_dir() == d
+        assert paths.data_dir() != paths.REPO / "data"
+        yield d
+    shutil.rmtree(_HF_HOME, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _offline_and_session_dir(session_data_dir, monkeypatch):
+    """Re-assert the environment for every test (a test may have changed it with monkeypatch)."""
+    monkeypatch.setenv("BOOK_DATA_DIR", str(session_data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def gpt2_tok(session_data_dir):
+    """The offline GPT-2 tokenizer (cached under the session data dir)."""
+    from helpers.sources import gpt2_tokenizer
+
+    return gpt2_tokenizer()
+
+
+def seed_tokenizer_cache(src_data_dir: Path, dst_data_dir: Path) -> None:
+    """Copy the prepared tokenizer folder into another data dir (saves re-preparing it)."""
+    src = Path(src_data_dir) / TOKENIZER_SUBDIR
+    if src.exists():
+        dst = Path(dst_data_dir) / TOKENIZER_SUBDIR
+        if not dst.exists():
+            shutil.copytree(src, dst)
+
+
+@pytest.fixture
+def fresh_data_dir(tmp_path, monkeypatch, session_data_dir, gpt2_tok):
+    """An empty BOOK_DATA_DIR of its own (tokenizer cache pre-seeded) for this test only."""
+    d = tmp_path / "data"
+    d.mkdir()
+    seed_tokenizer_cache(session_data_dir, d)
+    monkeypatch.setenv("BOOK_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def data_dir_factory(tmp_path, monkeypatch, session_data_dir, gpt2_tok):
+    """Switch BOOK_DATA_DIR to a new, tokenizer-seeded folder: ``use = data_dir_factory('a')``."""
+
+    def make(name: str) -> Path:
+        d = tmp_path / name
+        d.mkdir(exist_ok=True)
+        seed_tokenizer_cache(session_data_dir, d)
+        monkeypatch.setenv("BOOK_DATA_DIR", str(d))
+        return d
+
+    return make
