@@ -56,10 +56,7 @@ base = {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epoch
                        batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, seed=seeds[0])
         for arm, src in (("fine-tuned", pretrained_source), ("scratch", scratch_source))}
 info = source_info(pretrained_source)
-Markdown(f"Pretrained source: **{pretrained_source}** — {info.description}."
-         + ("\n\n**Warning: this profile's 'pretrained' model is a tiny random network. The numbers "
-            "below test the machinery only and say nothing about the papers' claims.**"
-            if "NOT pretrained" in info.description else ""))
+Markdown(f"Pretrained source: **{pretrained_source}** — {info.description}.")
 '''),
 ("md", r'''
 ## Grid search (validation set)

@@ -39,31 +39,37 @@ class Prompts:
     ids: torch.Tensor          # (batch, pos), right-padded
     last: torch.Tensor         # (batch,) index of the last prompt token
     choice: np.ndarray         # (+1 right, -1 left)
+    answer_ids: tuple[int, int]  # token ids of ' right' and ' left'
     direction: torch.Tensor    # (d_model,) unembedding(' right') - unembedding(' left')
 
 
-def prepare(model, tokenizer, trials: Sequence[Trial]) -> Prompts:
+def prepare(model, tokenizer, trials: Sequence[Trial], device=None) -> Prompts:
+    """Tokenise `trials` for the sweeps, on `device` (default: the model's)."""
+    from .hardware import model_device
+    device = model_device(model) if device is None else device
     ids_of = check_answer_tokens(tokenizer)
     seqs = encode_prompts(tokenizer, [t.prompt for t in trials])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ids, last = pad_batch(seqs, pad)
     W = model.get_output_embeddings().weight
     direction = (W[ids_of[+1]] - W[ids_of[-1]]).detach()
-    return Prompts(ids, last, np.array([t.choice for t in trials]), direction)
+    if model.get_output_embeddings().bias is not None:
+        raise ValueError("the logit-difference shortcut assumes an unembedding without bias")
+    return Prompts(ids.to(device), last.to(device), np.array([t.choice for t in trials]),
+                   (ids_of[+1], ids_of[-1]), direction.to(device))
 
 
 def _logit_diff(arch: Arch, final_stream: torch.Tensor, last: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """logit(' right') - logit(' left') at each row's last position: the final norm, then two
+    rows of the unembedding (the model's unembedding has no bias)."""
     h = final_stream[torch.arange(final_stream.shape[0]), last]
-    h = arch.final_norm()(h)
-    bias = arch.model.get_output_embeddings().bias
-    out = h @ direction
-    return out if bias is None else out + 0  # (a bias would cancel in the difference only if equal)
+    return arch.final_norm()(h) @ direction
 
 
 @torch.no_grad()
 def clean_logit_diff(arch: Arch, p: Prompts) -> np.ndarray:
     streams = arch.residual_streams(p.ids)
-    return _logit_diff(arch, streams[-1], p.last, p.direction).numpy()
+    return _logit_diff(arch, streams[-1], p.last, p.direction).float().cpu().numpy()
 
 
 @torch.no_grad()
@@ -118,7 +124,7 @@ def sweep_heads(arch: Arch, p: Prompts, kind: str = "zero", means=None, layers: 
         with arch.hooks({("z", layer): ablate}):
             final = arch.run_layers(hidden, layer)
         ld = _logit_diff(arch, final, p.last.repeat(H), p.direction)
-        out[layer] = ld.reshape(H, B).numpy()
+        out[layer] = ld.reshape(H, B).float().cpu().numpy()
     return out
 
 
@@ -135,7 +141,7 @@ def sweep_layers(arch: Arch, p: Prompts, kind: str = "zero", means=None) -> np.n
             return torch.zeros_like(z) if rep is None else rep.expand_as(z).clone()
         with arch.hooks({("z", layer): ablate}):
             final = arch.run_layers(streams[layer], layer)
-        out[layer] = _logit_diff(arch, final, p.last, p.direction).numpy()
+        out[layer] = _logit_diff(arch, final, p.last, p.direction).float().cpu().numpy()
     return out
 
 
@@ -144,8 +150,7 @@ def sweep_heads_naive(arch: Arch, p: Prompts, kind: str = "zero", means=None, pr
     """The reference: one full forward (all-position, full-vocabulary logits) per ablated head."""
     B, T = p.ids.shape
     out = np.zeros((arch.n_layers, arch.n_heads, B))
-    W = arch.model.get_output_embeddings().weight
-    right_left = None
+    right, left = p.answer_ids
     for layer in progress_bar(range(arch.n_layers), show=progress, desc="naive sweep", leave=False):
         rep = _replacement(kind, means, layer, T)
         for h in range(arch.n_heads):
@@ -156,19 +161,8 @@ def sweep_heads_naive(arch: Arch, p: Prompts, kind: str = "zero", means=None, pr
             with arch.hooks({("z", layer): ablate}):
                 logits = arch.model(input_ids=p.ids).logits
             last = logits[torch.arange(B), p.last]
-            if right_left is None:   # the two answer ids, recovered from the direction
-                right_left = _answer_rows(W, p.direction)
-            out[layer, h] = (last[:, right_left[0]] - last[:, right_left[1]]).numpy()
+            out[layer, h] = (last[:, right] - last[:, left]).float().cpu().numpy()
     return out
-
-
-def _answer_rows(W: torch.Tensor, direction: torch.Tensor) -> tuple[int, int]:
-    """Which two unembedding rows make `direction` (right - left)."""
-    for i in torch.argsort(-(W @ direction))[:50].tolist():
-        j_candidates = torch.nonzero(torch.all(torch.isclose(W[i] - direction, W), dim=1)).flatten().tolist()
-        if j_candidates:
-            return i, j_candidates[0]
-    raise RuntimeError("could not recover the answer tokens from the direction")
 
 
 def attribution_scores(arch: Arch, p: Prompts, kind: str = "zero", means=None) -> np.ndarray:
@@ -182,7 +176,7 @@ def attribution_scores(arch: Arch, p: Prompts, kind: str = "zero", means=None) -
             zs[layer] = z
             return z
         return fn
-    sign = torch.tensor(p.choice, dtype=torch.float32)
+    sign = torch.tensor(p.choice, dtype=torch.float32, device=p.ids.device)
     with torch.enable_grad(), arch.hooks({("z", l): keep(l) for l in range(arch.n_layers)}):
         final = arch.base(input_ids=p.ids).last_hidden_state
         h = final[torch.arange(final.shape[0]), p.last]
@@ -194,7 +188,7 @@ def attribution_scores(arch: Arch, p: Prompts, kind: str = "zero", means=None) -
         z = zs[l].detach()
         rep = _replacement(kind, means, l, T)
         target = torch.zeros_like(z) if rep is None else rep.expand_as(z)
-        out[l] = ((target - z) * g).sum(dim=(0, 1, 3)).numpy() * 1.0
+        out[l] = ((target - z) * g).sum(dim=(0, 1, 3)).float().cpu().numpy()
     return out
 
 
@@ -226,3 +220,97 @@ def effects_table(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray, n_
     df = pd.DataFrame(rows)
     df["significant"] = (df["ld_drop_lo"] > 0) | (df["ld_drop_hi"] < 0)
     return df
+
+
+# ---- where in depth does a model rely on its heads? ---------------------------------------------
+
+PAPER_HEADS_GPT2 = ((5, 7), (8, 3), (9, 3), (11, 8))   # named by Lin (2024) for fine-tuned GPT-2
+
+
+def per_prompt_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """Drop of the logit difference toward the correct answer, per head and prompt: (L, H, B)."""
+    return clean[None, None, :] * choice - ablated * choice[None, None, :]
+
+
+def _layer_weights(drops_mean: np.ndarray) -> np.ndarray:
+    """Per layer: the summed positive drop of its heads (harmful-to-remove mass)."""
+    return np.clip(drops_mean, 0, None).sum(axis=1)
+
+
+def depth_profile(drops: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Where the model's reliance on heads sits in depth, with bootstrap CIs over prompts.
+
+    * ``centre``: the mean layer weighted by each layer's summed positive drop, scaled to [0, 1]
+      (0 = first layer, 1 = last layer);
+    * ``first_layer_share``: the share of that mass in layer 0 (uniform would be 1/n_layers).
+    """
+    L, H, B = drops.shape
+    rng = np.random.default_rng(seed)
+
+    def stats(idx):
+        w = _layer_weights(drops[:, :, idx].mean(axis=2))
+        total = w.sum()
+        if total <= 0:
+            return np.nan, np.nan
+        return float((w * np.arange(L)).sum() / total / max(L - 1, 1)), float(w[0] / total)
+    centre, first = stats(np.arange(B))
+    boots = np.array([stats(rng.integers(0, B, B)) for _ in range(n_boot)])
+    return {"centre": centre, "centre_ci": tuple(np.nanquantile(boots[:, 0], [0.025, 0.975])),
+            "first_layer_share": first, "first_ci": tuple(np.nanquantile(boots[:, 1], [0.025, 0.975])),
+            "uniform_share": 1 / L, "boot": boots}
+
+
+def depth_verdicts(ft: dict, sc: dict, ft_correct: np.ndarray, sc_correct: np.ndarray) -> dict[str, tuple[str, str]]:
+    """Verdicts on Lin's two ablation claims from the two models' depth profiles.
+
+    A claim about a model is only judged if that model solves the task on the analysed prompts
+    (the lower end of the Wilson 95% interval of its accuracy is above chance); otherwise ablating
+    its heads cannot show what it relies on, and the verdict is inconclusive.
+    """
+    from .evaluation import wilson_ci
+
+    def solves(correct):
+        lo, _ = wilson_ci(int(np.sum(correct)), len(correct))
+        return lo > 0.5, f"{np.mean(correct):.0%} correct, 95% CI from {lo:.0%}"
+    ft_ok, ft_acc = solves(ft_correct)
+    sc_ok, sc_acc = solves(sc_correct)
+    ev_a = (f"Centre of the ablation drop in depth (0 = first layer, 1 = last): fine-tuned "
+            f"{ft['centre']:.2f} (95% CI {ft['centre_ci'][0]:.2f}-{ft['centre_ci'][1]:.2f}; the model is "
+            f"{ft_acc}), scratch {sc['centre']:.2f} ({sc['centre_ci'][0]:.2f}-{sc['centre_ci'][1]:.2f}).")
+    if not ft_ok:
+        a = "inconclusive"
+        ev_a += " The fine-tuned model does not solve the task on these prompts."
+    elif ft["centre_ci"][0] > 0.5:
+        a = "replicated"
+    elif ft["centre_ci"][1] < 0.5:
+        a = "not replicated"
+    else:
+        a = "inconclusive"
+    sdiff = sc["boot"][:, 1] - ft["boot"][:, 1]
+    s_lo, s_hi = np.nanquantile(sdiff, [0.025, 0.975])
+    ev_b = (f"Share of the drop in layer 0: scratch {sc['first_layer_share']:.2f} (95% CI "
+            f"{sc['first_ci'][0]:.2f}-{sc['first_ci'][1]:.2f}; the model is {sc_acc}), fine-tuned "
+            f"{ft['first_layer_share']:.2f} ({ft['first_ci'][0]:.2f}-{ft['first_ci'][1]:.2f}); uniform "
+            f"would be {sc['uniform_share']:.2f}; scratch minus fine-tuned CI {s_lo:+.2f} to {s_hi:+.2f}.")
+    if not sc_ok:
+        b = "inconclusive"
+        ev_b += " The scratch model does not solve the task on these prompts."
+    elif sc["first_ci"][0] > sc["uniform_share"] and s_lo > 0:
+        b = "replicated"
+    elif sc["first_ci"][1] < sc["uniform_share"] or s_hi < 0:
+        b = "not replicated"
+    else:
+        b = "inconclusive"
+    return {"fine-tuned relies on later-layer heads": (a, ev_a),
+            "scratch relies on first-layer heads": (b, ev_b)}
+
+
+def screen_quality(estimate: np.ndarray, exact: np.ndarray, k: int = 10) -> dict:
+    """How well attribution patching ranks heads against the exact sweep."""
+    from scipy.stats import spearmanr
+    e, x = estimate.ravel(), exact.ravel()
+    k = min(k, len(x))
+    top_est = set(np.argsort(-e)[:k].tolist())
+    top_exact = set(np.argsort(-x)[:k].tolist())
+    rho = spearmanr(e, x).statistic
+    return {"spearman": float(rho), "top_k_overlap": len(top_est & top_exact) / k, "k": k}

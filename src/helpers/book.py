@@ -234,6 +234,8 @@ def _html_escape(s: str) -> str:
 def run_card(**params) -> None:
     """Display, at the top of a chapter, what produced it: profile, model sources, sizes."""
     from IPython.display import Markdown, display
+
+    from .sources import TINY, base_of
     profile = params.pop("profile", "?")
     sources = {k: v for k, v in params.items() if "source" in k}
     rest = {k: v for k, v in params.items() if k not in sources}
@@ -243,4 +245,7 @@ def run_card(**params) -> None:
         lines.append("> **Model sources:** " + ", ".join(f"{k} = `{v}`" for k, v in sources.items()))
     if rest:
         lines.append("> **Sizes and settings:** " + ", ".join(f"{k} = `{v}`" for k, v in rest.items()))
+    if any(base_of(str(v)) in TINY for v in sources.values() if isinstance(v, str)):
+        lines.append("> **This profile uses tiny random models (not pretrained): its numbers test the "
+                     "machinery only and say nothing about the papers' claims.**")
     display(Markdown("\n>\n".join(lines)))

@@ -23,7 +23,8 @@ class Spec:
 
     def accepted(self) -> str:
         if self.choices:
-            return f"one of {list(self.choices)}"
+            prefix = "a non-empty list of values from " if self.kind.startswith("list[") else "one of "
+            return f"{prefix}{list(self.choices)}"
         rng = ""
         if self.lo is not None or self.hi is not None:
             rng = f" in [{self.lo if self.lo is not None else '-inf'}, {self.hi if self.hi is not None else 'inf'}]"
@@ -60,6 +61,15 @@ SPECS: dict[str, Spec] = {
     "n_val": Spec("int", "validation trials (grid search)", 10, 10**6),
     "n_test": Spec("int", "held-out test trials (every reported number)", 10, 10**6),
     "bf16": Spec("bool", "bf16 autocast for training and evaluation on CPU"),
+    # chapters 3-6: analyses of the selected runs
+    "n_analysis": Spec("int", "held-out test trials analysed (the first n of the test set)", 8, 100_000),
+    "n_ablation": Spec("int", "held-out test trials of the head-ablation sweeps (the costliest analysis)", 8, 100_000),
+    "n_reference": Spec("int", "reference trials for mean-ablation and baselines (validation set)", 8, 100_000),
+    "ablation_kinds": Spec("list[str]", "head ablations to run", choices=("zero", "mean")),
+    "analysis_bf16": Spec("bool", "bf16 autocast in the analyses (fp32 when false)"),
+    "umap_neighbors": Spec("int", "UMAP n_neighbors", 2, 200),
+    "cv_folds": Spec("int", "cross-validation folds of the decoders", 2, 20),
+    "n_shuffles": Spec("int", "label shuffles for the chance baselines", 1, 1000),
 }
 
 

@@ -1,0 +1,193 @@
+"""Head ablation on tiny random models: hooks, exactness against hand computation and the naive
+loop, mean-ablation's reference, the attribution screen, and the verdict logic."""
+import numpy as np
+import pytest
+import torch
+
+from helpers import ablation
+from helpers.arch import Arch
+from helpers.sources import load_source
+from helpers.task import TaskConfig, make_splits
+
+SOURCES = ["tiny-gpt2", "tiny-llama"]
+
+
+@pytest.fixture(scope="module")
+def trials():
+    return make_splits(TaskConfig(), 0, 6, 5)
+
+
+def _model(source):
+    torch.manual_seed(0)
+    model, tok = load_source(source, seed=1)
+    return model, tok, Arch(model)
+
+
+def _n_hooks(model):
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in model.modules())
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_hooks_are_removed_even_after_an_exception(source):
+    model, tok, arch = _model(source)
+    before = _n_hooks(model)
+    with pytest.raises(RuntimeError, match="boom"):
+        with arch.hooks({("z", 0): lambda z: None, ("resid_pre", 1): lambda x: None,
+                         ("attn_out", 1): lambda x: None}):
+            assert _n_hooks(model) == before + 3
+            raise RuntimeError("boom")
+    assert _n_hooks(model) == before
+
+
+def test_bad_hook_point_and_layer_are_named(trials):
+    model, tok, arch = _model("tiny-gpt2")
+    with pytest.raises(ValueError, match=r"unknown hook point 'q'.*resid_pre"):
+        with arch.hooks({("q", 0): lambda z: None}):
+            pass
+    with pytest.raises(ValueError, match=r"layer 5 is out of range.*0..1"):
+        with arch.hooks({("z", 5): lambda z: None}):
+            pass
+    assert _n_hooks(model) == 0
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_zero_ablation_equals_removing_the_heads_contribution_by_hand(source, trials):
+    model, tok, arch = _model(source)
+    p = ablation.prepare(model, tok, trials["test"])
+    layer, head = 1, 2
+    captured = {}
+
+    def grab(z):
+        captured["z"] = z.detach().clone()
+    with torch.no_grad():
+        with arch.hooks({("z", layer): grab}):
+            model(input_ids=p.ids)
+        W_O = arch.head_weights_out(layer)                      # (H, d_head, d_model)
+        contribution = captured["z"][:, :, head] @ W_O[head]    # what the head writes
+
+        def zero(z):
+            z = z.clone()
+            z[:, :, head] = 0
+            return z
+        with arch.hooks({("z", layer): zero}):
+            ablated = model(input_ids=p.ids).logits
+        with arch.hooks({("attn_out", layer): lambda out: out - contribution}):
+            by_hand = model(input_ids=p.ids).logits
+        clean = model(input_ids=p.ids).logits
+    assert torch.allclose(ablated, by_hand, atol=1e-5)
+    assert not torch.allclose(ablated, clean, atol=1e-4)     # the head did something
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+def test_fast_sweep_equals_naive_sweep(source, kind, trials):
+    model, tok, arch = _model(source)
+    p = ablation.prepare(model, tok, trials["test"])
+    means = ablation.head_means(arch, ablation.prepare(model, tok, trials["val"]))
+    fast = ablation.sweep_heads(arch, p, kind, means, progress=False)
+    naive = ablation.sweep_heads_naive(arch, p, kind, means)
+    assert fast.shape == (arch.n_layers, arch.n_heads, len(trials["test"]))
+    assert np.abs(fast - naive).max() < 1e-4
+    assert np.abs(fast - ablation.clean_logit_diff(arch, p)[None, None]).max() > 1e-4
+
+
+def test_mean_ablation_uses_the_reference_mean(trials):
+    model, tok, arch = _model("tiny-llama")
+    ref = ablation.prepare(model, tok, trials["val"])
+    means = ablation.head_means(arch, ref)
+    zs = {}
+    with torch.no_grad(), arch.hooks({("z", 1): lambda z: zs.setdefault("z", z.clone())}):
+        model(input_ids=ref.ids)
+    assert torch.allclose(means[1], zs["z"].mean(0), atol=1e-6)
+    # the sweep writes exactly that mean into the ablated head
+    p = ablation.prepare(model, tok, trials["test"])
+    seen = {}
+
+    def spy(z):
+        seen["z"] = z.clone()
+    layer, head = 1, 3
+    rep = ablation._replacement("mean", means, layer, p.ids.shape[1])
+    with torch.no_grad():
+        def ablate_then_spy(z):
+            z = z.clone()
+            z[:, :, head] = rep[:, head]
+            spy(z)
+            return z
+        with arch.hooks({("z", layer): ablate_then_spy}):
+            model(input_ids=p.ids)
+    assert torch.allclose(seen["z"][:, :, head], means[layer][: p.ids.shape[1], head].expand_as(seen["z"][:, :, head]))
+    # a different reference set gives a different mean-ablation result
+    other = ablation.head_means(arch, ablation.prepare(model, tok, trials["test"]))
+    a = ablation.sweep_heads(arch, p, "mean", means, progress=False)
+    b = ablation.sweep_heads(arch, p, "mean", other, progress=False)
+    assert np.abs(a - b).max() > 1e-6
+
+
+def test_mean_ablation_without_means_and_unknown_kind_are_errors(trials):
+    model, tok, arch = _model("tiny-gpt2")
+    p = ablation.prepare(model, tok, trials["test"])
+    with pytest.raises(ValueError, match="needs `means`"):
+        ablation.sweep_heads(arch, p, "mean", None, progress=False)
+    with pytest.raises(ValueError, match=r"unknown ablation kind 'half'.*zero"):
+        ablation.sweep_heads(arch, p, "half", None, progress=False)
+
+
+def test_layer_sweep_ablates_every_head_of_the_layer(trials):
+    model, tok, arch = _model("tiny-gpt2")
+    p = ablation.prepare(model, tok, trials["test"])
+
+    def all_zero(z):
+        return torch.zeros_like(z)
+    with torch.no_grad(), arch.hooks({("z", 0): all_zero}):
+        logits = model(input_ids=p.ids).logits[torch.arange(len(p.last)), p.last]
+    r, l = p.answer_ids
+    expected = (logits[:, r] - logits[:, l]).numpy()
+    assert np.allclose(ablation.sweep_layers(arch, p, "zero")[0], expected, atol=1e-5)
+
+
+def test_attribution_is_exact_for_a_linear_change_and_ranks_heads(trials):
+    model, tok, arch = _model("tiny-gpt2")
+    p = ablation.prepare(model, tok, trials["test"])
+    est = -ablation.attribution_scores(arch, p, "zero")
+    exact = ablation.effects_table(ablation.clean_logit_diff(arch, p),
+                                   ablation.sweep_heads(arch, p, "zero", progress=False), p.choice)
+    exact = exact["ld_drop"].to_numpy().reshape(arch.n_layers, arch.n_heads)
+    q = ablation.screen_quality(est, exact, k=3)
+    assert q["spearman"] > 0.5            # a linear estimate ranks heads of a tiny model well
+    assert 0 <= q["top_k_overlap"] <= 1
+
+
+def test_effects_table_and_depth_profile_on_planted_drops():
+    rng = np.random.default_rng(0)
+    L, H, B = 4, 3, 200
+    choice = rng.choice([-1, 1], B)
+    clean = choice * 2.0
+    ablated = np.repeat(clean[None, None], L, 0).repeat(H, 1).astype(float)
+    ablated[3, 1] = choice * -1.0 + rng.normal(0, 0.1, B)      # removing L3H1 flips every answer
+    t = ablation.effects_table(clean, ablated, choice, n_boot=200)
+    row = t[(t["layer"] == 3) & (t["head"] == 1)].iloc[0]
+    assert row.acc_drop == 1.0 and row.significant and row.ld_drop == pytest.approx(3.0, abs=0.05)
+    assert t.drop(row.name)["ld_drop"].abs().max() == 0
+    prof = ablation.depth_profile(ablation.per_prompt_drops(clean, ablated, choice), n_boot=100)
+    assert prof["centre"] == pytest.approx(1.0) and prof["first_layer_share"] == 0
+
+
+def _profile(layer, L=4, H=3, B=100, seed=0):
+    rng = np.random.default_rng(seed)
+    drops = np.abs(rng.normal(0, 0.01, (L, H, B)))
+    drops[layer, 0] += 1.0
+    return ablation.depth_profile(drops, n_boot=200)
+
+
+def test_depth_verdicts_follow_the_evidence():
+    good = np.ones(100, bool)
+    v = ablation.depth_verdicts(_profile(3), _profile(0), good, good)
+    assert v["fine-tuned relies on later-layer heads"][0] == "replicated"
+    assert v["scratch relies on first-layer heads"][0] == "replicated"
+    v = ablation.depth_verdicts(_profile(0), _profile(3), good, good)
+    assert v["fine-tuned relies on later-layer heads"][0] == "not replicated"
+    assert v["scratch relies on first-layer heads"][0] == "not replicated"
+    chance = np.arange(100) % 2 == 0
+    v = ablation.depth_verdicts(_profile(3), _profile(0), good, chance)
+    assert v["scratch relies on first-layer heads"][0] == "inconclusive"
+    assert "does not solve the task" in v["scratch relies on first-layer heads"][1]
