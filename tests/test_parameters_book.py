@@ -101,3 +101,11 @@ def test_notebooks_are_clean_and_in_sync_with_their_cell_lists():
         cells = runpy.run_path(str(book.CHAPTERS_DIR / "src" / f"{ch}.py"))["CELLS"]
         assert [c.source for c in nb.cells] == [src.strip("\n") for _, src in cells], \
             f"{ch}.ipynb is out of sync with chapters/src/{ch}.py: run `python tools/nb.py`"
+
+
+def test_quarto_book_lists_exactly_the_chapters():
+    import yaml
+    cfg = yaml.safe_load((book.REPO / "_quarto.yml").read_text())
+    listed = [c for c in cfg["book"]["chapters"] if c != "index.qmd"]
+    assert listed == [f"chapters/{c}.ipynb" for c in book.list_chapters()]
+    assert cfg["execute"]["enabled"] is False     # executed by papermill, rendered as they are

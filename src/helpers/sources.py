@@ -261,6 +261,9 @@ def config_for(name: str):
 def load_source(name: str, seed: int = 0, dtype=torch.float32):
     """``(model, tokenizer)`` for a source name.  `seed` initialises scratch and tiny models."""
     from transformers import AutoModelForCausalLM
+
+    from .progress import quiet_libraries
+    quiet_libraries()
     base = base_of(name)
     if is_scratch(name) or base in TINY:     # scratch:tiny-x is the same thing as tiny-x
         config = config_for(name)

@@ -125,6 +125,7 @@ class Run:
     def load_model(self, dtype=torch.float32):
         """``(model, tokenizer)`` of the trained weights."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        quiet_libraries()
         model = AutoModelForCausalLM.from_pretrained(str(self.path / "model"), dtype=dtype)
         tok = AutoTokenizer.from_pretrained(str(self.path / "model"))
         if tok.pad_token is None:

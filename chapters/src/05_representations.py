@@ -1,0 +1,142 @@
+CELLS = [
+("md", r'''
+# What the last layer represents {#sec-representations}
+
+Lin (2024) looked at the hidden states of the last layer of GPT-2 while it answers the task and
+reports that, **after fine-tuning, they are organised by the task variables**: in a 2-D UMAP
+projection the trials separate by context and by choice. This chapter repeats that picture for
+three models and puts numbers next to it:
+
+* **pretrained**: the pretrained source, before any fine-tuning;
+* **fine-tuned**: the same model after fine-tuning (the run chapter 2 selects: the grid's best
+  learning rate at the largest training-set size, first seed);
+* **scratch**: the same architecture trained from scratch with the same procedure.
+
+**What we measure.** For each held-out test trial we read the residual stream of the last layer at
+the **answer position** (the prompt's last token, where the model's choice is read). Every prompt
+of this task has the same token length, so positions align across trials.
+
+**Design decisions.**
+
+* *Which stream is "the last layer".* The output of the last decoder block, *before* the final
+  norm. (Hugging Face's `hidden_states[-1]` already has the final norm applied, unlike the other
+  elements; `helpers.representations` documents and tests this.)
+* *UMAP is a picture, not a measurement.* Its layout depends on `n_neighbors`, on the seed and on
+  preprocessing, and it can invent or hide clusters. We therefore standardise every unit (a few
+  "massive" dimensions of the residual stream would otherwise dominate all distances), keep the
+  first 50 principal components, run a seeded UMAP on them, and report for the same points two
+  numbers that do not depend on the projection: the **silhouette** of the groups (context, choice,
+  and the signs of the relevant and irrelevant coherence) against its value under label shuffles,
+  and the cross-validated accuracy of a **linear probe** (the decoder of @sec-decoding).
+* All analysis randomness (UMAP, folds, shuffles) is seeded with `task_seed`.
+'''),
+("parameters", r'''
+profile = "quick"
+task_seed = 0
+n_samples = 4
+noise = 0.2
+pretrained_source = "smollm2-135m"
+scratch_source = "scratch:smollm2-135m"
+grid_lrs_finetune = [0.00003, 0.0001]
+grid_lrs_scratch = [0.0003, 0.001]
+grid_n_train = 128
+train_sizes = [32, 128, 512]
+seeds = [0]
+epochs = 2
+batch_size = 8
+n_val = 100
+n_test = 300
+bf16 = True
+n_analysis = 200
+analysis_bf16 = True
+umap_neighbors = 15
+cv_folds = 5
+n_shuffles = 5
+'''),
+("code", r'''
+#| echo: false
+from helpers.book import run_card
+run_card(profile=profile, pretrained_source=pretrained_source, scratch_source=scratch_source,
+         n_analysis=n_analysis, n_train=max(train_sizes), seed=seeds[0], analysis_bf16=analysis_bf16,
+         umap_neighbors=umap_neighbors, cv_folds=cv_folds, n_shuffles=n_shuffles)
+'''),
+("code", r'''
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from helpers import experiments, representations as rp
+from helpers.decoding import task_variables
+from helpers.hardware import default_device
+from helpers.sources import load_source
+from helpers.task import TaskConfig, make_splits
+
+task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
+runs = experiments.selected_runs(task, pretrained_source, scratch_source, grid_lrs_finetune,
+                                 grid_lrs_scratch, grid_n_train, train_sizes, seeds, epochs,
+                                 batch_size, n_val, n_test, bf16)
+trials = make_splits(task, 0, 0, max(n_test, n_analysis))["test"][:n_analysis]
+variables = task_variables(trials)
+
+
+def load(name):
+    """(model, tokenizer) of 'pretrained' (before fine-tuning), 'fine-tuned' or 'scratch'."""
+    model, tok = load_source(pretrained_source) if name == "pretrained" else runs[name].load_model()
+    return model.to(default_device()), tok
+
+
+Markdown(f"Analysed: **{len(trials)}** held-out test trials; fine-tuned run `{runs['fine-tuned'].config.key()}` "
+         f"(lr = {runs['fine-tuned'].config.lr:g}), scratch run `{runs['scratch'].config.key()}` "
+         f"(lr = {runs['scratch'].config.lr:g}), both at N = {max(train_sizes)}.")
+'''),
+("code", r'''
+states = {}
+for name in ("pretrained", "fine-tuned", "scratch"):
+    model, tok = load(name)
+    states[name] = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions="last",
+                                            bf16=analysis_bf16)[:, 0, 0]
+    labels = rp.token_labels(tok, trials[0].prompt)
+    del model
+Markdown(f"Answer position: token {len(labels) - 1} of {len(labels)} (`{labels[-1]!r}`); "
+         f"{states['fine-tuned'].shape[1]} units per state.")
+'''),
+("md", r'''
+## The UMAP picture
+
+Each point is one trial's last-layer state at the answer position. Rows colour the same points by
+context, by the correct choice, and by the signed coherence of the relevant and of the irrelevant
+stream. If the model has separated what matters for the answer, the choice rows should split and
+the irrelevant coherence row should not.
+'''),
+("code", r'''
+#| label: fig-umap
+#| fig-cap: "Seeded 2-D UMAP of the last layer's residual stream at the answer position (standardised units, first 50 principal components), one column per model, coloured by context, correct choice, and the signed coherence of the relevant and irrelevant stream."
+embeddings = {name: rp.embed_umap(X, n_neighbors=umap_neighbors, seed=task_seed) for name, X in states.items()}
+fig = rp.umap_figure(embeddings, variables)
+'''),
+("md", r'''
+## Numbers on the same points
+
+The silhouette (from -1 to 1; near 0 when the groups overlap) is computed on the 50 principal
+components UMAP sees; its chance level is its value after permuting the labels (`n_shuffles`
+times; we give the largest). The linear probe is an L2 logistic regression, standardised units,
+regularisation chosen by inner cross-validation on the training folds only, `cv_folds`-fold outer
+cross-validation; the interval is a 95% Wilson interval over the held-out predictions.
+'''),
+("code", r'''
+table = rp.structure_table(states, variables, cv_folds=cv_folds, n_shuffles=n_shuffles, seed=task_seed)
+table.round(3)
+'''),
+("md", r'''
+## Verdict
+'''),
+("code", r'''
+#| echo: false
+verdict, evidence = rp.representation_verdict(table)
+Markdown(f"**Claim (Lin 2024):** after fine-tuning, the last layer's hidden states at the answer "
+         f"position are organised by the task variables (context and choice).\n\n"
+         f"**Verdict: {verdict}.** {evidence}\n\n"
+         "Criterion: for the fine-tuned model, both context and choice have a silhouette above every "
+         "label shuffle and a linear probe whose 95% interval lies above 50%; *not replicated* when "
+         "neither is decodable; *inconclusive* otherwise.")
+'''),
+]

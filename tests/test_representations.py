@@ -1,0 +1,152 @@
+"""Hidden states: shapes, which stream is 'the last layer', positions, labels, UMAP companions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from helpers import representations as rp
+from helpers.arch import Arch
+from helpers.decoding import task_variables
+from helpers.sources import load_source
+from helpers.task import TaskConfig, make_splits
+
+
+@pytest.fixture(scope="module")
+def trials():
+    return make_splits(TaskConfig(n_samples=3), 0, 0, 12)["test"]
+
+
+@pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama"])
+def tiny(request, gpt2_tok):
+    model, tok = load_source(request.param, seed=0)
+    return model, tok
+
+
+def test_shapes_and_streams_match_a_manual_run_of_the_layers(tiny, trials):
+    model, tok = tiny
+    arch = Arch(model)
+    H = rp.collect_hidden_states(model, tok, trials, batch_size=5)
+    ids = rp.encode_equal_length(tok, [t.prompt for t in trials])
+    n, T = ids.shape
+    assert H.shape == (len(trials), arch.n_layers + 1, T, arch.d_model)
+    assert H.dtype == np.float32
+    manual = arch.residual_streams(ids)                 # embed, then each layer by hand
+    for l, s in enumerate(manual):
+        np.testing.assert_allclose(H[:, l], s.numpy(), atol=1e-5)
+    # Hugging Face: hidden_states[0..L-1] are raw; hidden_states[L] has the final norm applied
+    with torch.no_grad():
+        hf = model(input_ids=ids, output_hidden_states=True).hidden_states
+        normed = arch.final_norm()(manual[-1])
+    L = arch.n_layers
+    np.testing.assert_allclose(H[:, L - 1], hf[L - 1].numpy(), atol=1e-5)
+    np.testing.assert_allclose(hf[L].numpy(), normed.numpy(), atol=1e-5)
+    assert not np.allclose(H[:, L], hf[L].numpy(), atol=1e-3)     # ours is before the final norm
+    Hn = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions="last", final_norm=True)
+    np.testing.assert_allclose(Hn[:, 0, 0], hf[L][:, -1].numpy(), atol=1e-5)
+
+
+def test_layer_and_position_selection(tiny, trials):
+    model, tok = tiny
+    full = rp.collect_hidden_states(model, tok, trials)
+    sub = rp.collect_hidden_states(model, tok, trials, layers=[0, -1], positions=[2, -1])
+    np.testing.assert_allclose(sub[:, 0], full[:, 0][:, [2, -1]], atol=1e-6)
+    np.testing.assert_allclose(sub[:, 1], full[:, -1][:, [2, -1]], atol=1e-6)
+    last = rp.collect_hidden_states(model, tok, trials, layers=-1, positions="last")
+    assert last.shape == (len(trials), 1, 1, full.shape[-1])
+    with pytest.raises(ValueError, match="layer 9 is out of range"):
+        rp.collect_hidden_states(model, tok, trials, layers=[9])
+    with pytest.raises(ValueError, match="positions='first'"):
+        rp.collect_hidden_states(model, tok, trials, positions="first")
+
+
+def test_one_pass_collects_streams_and_heads(tiny, trials):
+    model, tok = tiny
+    arch = Arch(model)
+    out = rp.collect_activations(model, tok, trials, {"pos": ([-1], "all"), "lay": (None, "last")},
+                                 heads_position=-1, batch_size=4)
+    assert out["pos"].shape[:3] == (len(trials), 1, out["pos"].shape[2])
+    assert out["lay"].shape == (len(trials), arch.n_layers + 1, 1, arch.d_model)
+    assert out["z"].shape == (len(trials), arch.n_layers, arch.n_heads, arch.d_head)
+    np.testing.assert_allclose(out["pos"][:, 0, -1], out["lay"][:, -1, 0], atol=1e-6)
+
+
+def test_unequal_token_lengths_raise(gpt2_tok, trials):
+    model, tok = load_source("tiny-gpt2")
+    from dataclasses import replace
+    odd = replace(trials[0], prompt=trials[0].prompt + " Really?")
+    with pytest.raises(ValueError, match="different token lengths"):
+        rp.collect_hidden_states(model, tok, list(trials[:3]) + [odd])
+
+
+def test_token_labels(gpt2_tok, trials):
+    labels = rp.token_labels(gpt2_tok, trials[0].prompt)
+    assert labels[:3] == ["Context", ":", " " + trials[0].context]
+    assert labels[-2:] == [" Answer", ":"]
+    assert "".join(labels) == trials[0].prompt
+    many = rp.token_labels(gpt2_tok, [t.prompt for t in trials])
+    assert len(many) == len(labels)
+    assert many[2] in (" motion| color", " color| motion")
+    assert "#" in many and many[0] == "Context"
+
+
+def test_task_variables(trials):
+    v = task_variables(trials)
+    for t, (_, r) in zip(trials, v.iterrows()):
+        assert r.context == (t.context == "color")
+        assert r.choice == (t.choice > 0)
+        assert r.motion_sign == (t.motion_coh > 0) and r.color_sign == (t.color_coh > 0)
+        assert r.congruent == t.congruent
+        assert r.response_type == f"{t.context}-{'right' if t.choice > 0 else 'left'}"
+
+
+def test_preprocess_and_silhouette():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 40)
+    X = rng.normal(size=(80, 30))
+    X[:, :10] += 3 * labels[:, None]              # structure spread over units, as in a network
+    X[:, 12] *= 1000                              # a 'massive' unit does not swamp the distances
+    assert rp.preprocess(X, 10).shape == (80, 10)
+    assert rp.silhouette_by(X, labels, n_pca=10) > 0.2
+    sh = rp.shuffled_silhouettes(X, labels, 5, n_pca=10)
+    assert sh.shape == (5,) and np.all(np.abs(sh) < 0.1)
+    assert np.isnan(rp.silhouette_by(X, np.zeros(80)))
+    const = np.ones((10, 4))
+    assert np.all(rp.preprocess(const) == 0)
+
+
+def test_structure_table_and_verdict():
+    rng = np.random.default_rng(1)
+    n = 80
+    v = pd.DataFrame({c: rng.integers(0, 2, n) for c in ("context", "choice", "relevant_sign", "irrelevant_sign")})
+    X = rng.normal(size=(n, 20))
+    X[:, 0] += 4 * v["context"]
+    X[:, 1] += 4 * v["choice"]
+    noise = rng.normal(size=(n, 20))
+    t = rp.structure_table({"fine-tuned": X, "pretrained": noise}, v, cv_folds=3, n_shuffles=3, seed=0)
+    assert set(t.columns) >= {"model", "variable", "silhouette", "silhouette_shuffled_max", "probe_accuracy"}
+    assert len(t) == 8
+    verdict, evidence = rp.representation_verdict(t)
+    assert verdict == "replicated", evidence
+    assert "context" in evidence and "pretrained" in evidence
+    assert rp.representation_verdict(t, model="pretrained")[0] == "not replicated"
+
+
+def test_umap_figure_without_umap():
+    rng = np.random.default_rng(0)
+    v = pd.DataFrame({"context": rng.integers(0, 2, 30), "choice": rng.integers(0, 2, 30),
+                      "relevant_coh": rng.choice([-0.5, 0.05, 0.5], 30),
+                      "irrelevant_coh": rng.choice([-0.18, 0.06], 30)})
+    fig = rp.umap_figure({"a": rng.normal(size=(30, 2)), "b": rng.normal(size=(30, 2))}, v)
+    assert len(fig.axes) >= 8
+
+
+@pytest.mark.slow
+def test_embed_umap_is_seeded():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8))
+    a = rp.embed_umap(X, n_neighbors=5, seed=3)
+    b = rp.embed_umap(X, n_neighbors=5, seed=3)
+    assert a.shape == (40, 2)
+    np.testing.assert_allclose(a, b)
