@@ -93,28 +93,25 @@ def check_value(name: str, value: Any) -> None:
         "bool": lambda v: isinstance(v, bool),
         "str": lambda v: isinstance(v, str) and (not spec.choices or v in spec.choices),
     }
+    def check_source(v) -> None:
+        if not isinstance(v, str):
+            raise bad
+        try:
+            validate_source(v)
+        except ValueError as e:
+            raise ValueError(f"parameter {name}: {e}") from None
     if spec.kind in scalar:
         if not scalar[spec.kind](value):
             raise bad
     elif spec.kind == "source":
-        if not isinstance(value, str):
-            raise bad
-        try:
-            validate_source(value)
-        except ValueError as e:
-            raise ValueError(f"parameter {name}: {e}") from None
+        check_source(value)
     elif spec.kind.startswith("list["):
         inner = spec.kind[5:-1]
         if not isinstance(value, (list, tuple)) or not value:
             raise bad
         for v in value:
             if inner == "source":
-                if not isinstance(v, str):
-                    raise bad
-                try:
-                    validate_source(v)
-                except ValueError as e:
-                    raise ValueError(f"parameter {name}: {e}") from None
+                check_source(v)
             elif not scalar[inner](v):
                 raise bad
     else:  # pragma: no cover - a spec typo
