@@ -6,7 +6,8 @@ random weights, which is fine for timing) and the same prompts, in one process a
 * **naive**: one full forward per ablated head, with all-position, full-vocabulary logits, as a
   plain hook loop does (``helpers.ablation.sweep_heads_naive``);
 * **fast**: ``helpers.ablation.sweep_heads`` (clean stream reused up to the ablated layer, the heads
-  of a layer batched, only the answer logit difference computed).
+  of a layer batched, the last layer run at the answer position only, only the answer logit
+  difference computed).
 
 It checks that both give the same numbers (max abs diff <= 1e-4) and prints the speed ratio.
 

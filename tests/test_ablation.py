@@ -191,3 +191,16 @@ def test_depth_verdicts_follow_the_evidence():
     v = ablation.depth_verdicts(_profile(3), _profile(0), good, chance)
     assert v["scratch relies on first-layer heads"][0] == "inconclusive"
     assert "does not solve the task" in v["scratch relies on first-layer heads"][1]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_last_layer_at_the_last_positions_equals_the_full_model(source):
+    """With right padding and rows of different lengths (the shortcut must not see the pads)."""
+    from helpers.evaluation import pad_batch
+    model, tok, arch = _model(source)
+    ids, last = pad_batch([[5, 9, 200, 31, 7, 12], [44, 3, 9], [8, 8, 1000, 5]], pad_id=0)
+    with torch.no_grad():
+        full = model.base_model(input_ids=ids).last_hidden_state[torch.arange(3), last]
+        streams = arch.residual_streams(ids)
+        short = arch.final_norm()(arch.last_layer_at(streams[-2], last))
+    assert torch.allclose(full, short, atol=1e-5)

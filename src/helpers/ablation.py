@@ -11,7 +11,9 @@ ablated head (:func:`sweep_heads_naive`) but skips what the metric does not need
   of layer ``l`` only runs layers ``l..L-1``;
 * all heads of a layer are ablated in one batched pass (one copy of the prompts per head);
 * only the logit *difference* ``' right' - ' left'`` at the last position is computed (two rows of
-  the unembedding), never the full vocabulary at every position.
+  the unembedding), never the full vocabulary at every position;
+* the last layer runs at the last position only (its attention still reads every position),
+  since nothing else of it reaches the metric (:meth:`Arch.last_layer_at`).
 
 :func:`attribution_scores` is a first-pass *screen* (attribution patching): a linear estimate of
 every head's effect from one forward and one backward pass.  It is never the reported result.
@@ -103,6 +105,19 @@ def _replacement(kind: str, means, layer: int, T: int):
     return m[:T]
 
 
+def _final_at_last(arch: Arch, hidden: torch.Tensor, start: int, last: torch.Tensor,
+                   z_edit_last=None) -> torch.Tensor:
+    """Final residual stream at the `last` positions, running layers ``start..`` from `hidden`;
+    the last layer runs at the last positions only (:meth:`Arch.last_layer_at`)."""
+    if start < arch.n_layers - 1:
+        hidden = arch.run_layers(hidden, start, arch.n_layers - 1)
+    return arch.last_layer_at(hidden, last, z_edit_last)
+
+
+def _logit_diff_at(arch: Arch, final_last: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    return arch.final_norm()(final_last) @ direction
+
+
 @torch.no_grad()
 def sweep_heads(arch: Arch, p: Prompts, kind: str = "zero", means=None, layers: Sequence[int] | None = None,
                 progress: bool = True) -> np.ndarray:
@@ -112,18 +127,29 @@ def sweep_heads(arch: Arch, p: Prompts, kind: str = "zero", means=None, layers: 
     layers = list(range(arch.n_layers)) if layers is None else list(layers)
     streams = arch.residual_streams(p.ids)
     out = np.full((arch.n_layers, H, B), np.nan)
+    last = p.last.repeat(H)
     for layer in progress_bar(layers, show=progress, desc=f"{kind}-ablate heads", leave=False):
         rep = _replacement(kind, means, layer, T)
         hidden = streams[layer].repeat(H, 1, 1)                  # copy h ablates head h
 
         def ablate(z, rep=rep):
+            """z: (H*B, pos, H, d_head) at every position, or (H*B, 1, ...) at the last ones."""
             z = z.clone()
             for h in range(H):
-                z[h * B:(h + 1) * B, :, h] = 0 if rep is None else rep[:, h]
+                block = slice(h * B, (h + 1) * B)
+                if rep is None:
+                    z[block, :, h] = 0
+                elif z.shape[1] == T:
+                    z[block, :, h] = rep[:, h]
+                else:
+                    z[block, 0, h] = rep[last[block], h]
             return z
-        with arch.hooks({("z", layer): ablate}):
-            final = arch.run_layers(hidden, layer)
-        ld = _logit_diff(arch, final, p.last.repeat(H), p.direction)
+        if layer == arch.n_layers - 1:
+            final = _final_at_last(arch, hidden, layer, last, z_edit_last=ablate)
+        else:
+            with arch.hooks({("z", layer): ablate}):
+                final = _final_at_last(arch, hidden, layer, last)
+        ld = _logit_diff_at(arch, final, p.direction)
         out[layer] = ld.reshape(H, B).float().cpu().numpy()
     return out
 

@@ -108,6 +108,47 @@ class Arch:
         h = self.run_layers(hidden, start)
         return self.unembed(h[torch.arange(h.shape[0], device=h.device), last]).float()
 
+    def last_layer_at(self, hidden: torch.Tensor, last: torch.Tensor, z_edit: Callable | None = None) -> torch.Tensor:
+        """The residual stream after the last layer, computed at each row's position ``last``
+        only (its attention still reads every earlier position): ``(batch, d_model)``.
+
+        A metric read at the last position needs nothing else from the last layer, so this saves
+        that layer's work at every other position.  ``z_edit(z)`` may change the last layer's head
+        outputs ``z`` (shape ``(batch, 1, n_heads, d_head)``) before the output projection.
+        """
+        import torch.nn.functional as F
+        layer = self.layers()[-1]
+        attn = self.attention(self.n_layers - 1)
+        B, T, _ = hidden.shape
+        rows = torch.arange(B, device=hidden.device)
+        norm1 = layer.ln_1 if self.family == "gpt2" else layer.input_layernorm
+        x = norm1(hidden)
+        if self.family == "gpt2":
+            q, k, v = attn.c_attn(x).split(self.d_model, dim=2)
+            q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+            k = k.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+            v = v.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        else:
+            q = attn.q_proj(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+            k = attn.k_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
+            v = attn.v_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
+            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+            cos, sin = self._layer_kwargs(hidden)["position_embeddings"]
+            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            rep = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        q_last = q[rows, :, last].unsqueeze(2)                            # (B, H, 1, d_head)
+        visible = torch.arange(T, device=hidden.device)[None, :] <= last[:, None]
+        z = F.scaled_dot_product_attention(q_last, k, v, attn_mask=visible[:, None, None, :],
+                                           scale=attn.scaling)            # (B, H, 1, d_head)
+        z = z.transpose(1, 2)                                             # (B, 1, H, d_head)
+        if z_edit is not None:
+            z = z_edit(z)
+        out = self.out_proj(self.n_layers - 1)(z.reshape(B, 1, self.n_heads * self.d_head))[:, 0]
+        h = hidden[rows, last] + out
+        norm2 = layer.ln_2 if self.family == "gpt2" else layer.post_attention_layernorm
+        return h + layer.mlp(norm2(h))
+
     @torch.no_grad()
     def residual_streams(self, ids: torch.Tensor) -> list[torch.Tensor]:
         """The stream entering every layer, plus the final stream (n_layers + 1 tensors)."""
