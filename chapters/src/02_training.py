@@ -14,7 +14,9 @@ the logit difference `logit(' right') - logit(' left')` at that position.
 
 Each arm gets its own learning-rate grid search on the **validation** set at one $N$; the best
 setting is then used for the whole learning curve, scored on the **test** set (never seen by the
-grid). Each run is a cached artifact (`data/runs/<hash of its config>/`), so re-running this
+grid). Every run makes the same number of passes (`epochs`) over its training set, so a small
+$N$ also means few optimiser steps: with the grid's learning rate a run on 32 trials may simply not
+have moved yet. Read the smallest sizes with that in mind; a profile can give them more epochs. Each run is a cached artifact (`data/runs/<hash of its config>/`), so re-running this
 chapter trains only what is missing.
 '''),
 ("parameters", r'''
@@ -69,7 +71,7 @@ grids = {
 best = {arm: experiments.best_config(base[arm], g) for arm, g in grids.items()}
 cols = ["arm", "lr", "n_train", "val_accuracy", "val_acc_lo", "val_acc_hi", "val_logit_diff",
         "final_train_loss", "train_seconds"]
-pd.concat(grids.values())[cols].round(4)
+pd.concat(grids.values())[cols].round(4).assign(lr=lambda d: d["lr"].map("{:g}".format))
 '''),
 ("code", r'''
 #| echo: false

@@ -139,15 +139,24 @@ class Arch:
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         q_last = q[rows, :, last].unsqueeze(2)                            # (B, H, 1, d_head)
         visible = torch.arange(T, device=hidden.device)[None, :] <= last[:, None]
+        dropout = attn.attn_dropout.p if (self.family == "gpt2" and self.model.training) else 0.0
         z = F.scaled_dot_product_attention(q_last, k, v, attn_mask=visible[:, None, None, :],
-                                           scale=attn.scaling)            # (B, H, 1, d_head)
+                                           dropout_p=dropout, scale=attn.scaling)  # (B, H, 1, d_head)
         z = z.transpose(1, 2)                                             # (B, 1, H, d_head)
         if z_edit is not None:
             z = z_edit(z)
         out = self.out_proj(self.n_layers - 1)(z.reshape(B, 1, self.n_heads * self.d_head))[:, 0]
+        if self.family == "gpt2":
+            out = attn.resid_dropout(out)
         h = hidden[rows, last] + out
         norm2 = layer.ln_2 if self.family == "gpt2" else layer.post_attention_layernorm
         return h + layer.mlp(norm2(h))
+
+    def answer_states(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The final (normed) residual stream at each row's position `last`: what the unembedding
+        reads there, without computing the last layer at any other position."""
+        h = self.run_layers(self.embed(ids), 0, self.n_layers - 1)
+        return self.final_norm()(self.last_layer_at(h, last))
 
     @torch.no_grad()
     def residual_streams(self, ids: torch.Tensor) -> list[torch.Tensor]:
