@@ -204,3 +204,13 @@ def test_last_layer_at_the_last_positions_equals_the_full_model(source):
         streams = arch.residual_streams(ids)
         short = arch.final_norm()(arch.last_layer_at(streams[-2], last))
     assert torch.allclose(full, short, atol=1e-5)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_answer_states_equal_the_models_final_states_at_the_answer(source):
+    from helpers.evaluation import pad_batch
+    model, tok, arch = _model(source)
+    ids, last = pad_batch([[5, 9, 200, 31], [44, 3], [8, 8, 1000]], pad_id=0)
+    with torch.no_grad():
+        full = model.base_model(input_ids=ids).last_hidden_state[torch.arange(3), last]
+        assert torch.allclose(arch.answer_states(ids, last), full, atol=1e-5)
