@@ -266,3 +266,25 @@ def test_figures_draw():
     Z = rng.normal(size=(60, 2, 2, 3))
     res = {(m, "congruent"): dc.head_decoding(Z, v["choice"].to_numpy(), cv_folds=3) for m in ("a", "b")}
     assert dc.plot_head_heatmaps(res) is not None
+
+
+def _mixed_table(fraction_mixed, n=100):
+    """A mixed_selectivity-like table with `fraction_mixed` of units selective for 2 variables."""
+    k = int(round(fraction_mixed * n))
+    counts = np.array([2] * k + [0] * (n - k))
+    return pd.DataFrame({"n_variables": [0, 1, 2, 3, 4],
+                         "fraction": [np.mean(counts == i) for i in range(5)],
+                         "shuffled_fraction": [1.0, 0, 0, 0, 0]})
+
+
+def test_mixed_verdict_needs_more_mixing_than_before_fine_tuning_and_a_random_basis():
+    assert dc.mixed_summary(_mixed_table(0.5))["mixed"] == pytest.approx(0.5)
+    tables = {"fine-tuned": _mixed_table(0.6), "pretrained": _mixed_table(0.2)}
+    assert dc.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0])[0] == "replicated"
+    tables["pretrained"] = _mixed_table(0.58)
+    v, ev = dc.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0])
+    assert v == "inconclusive" and "before fine-tuning" in ev
+    tables["pretrained"] = _mixed_table(0.2)
+    v, ev = dc.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0], rotated=0.6)
+    assert v == "inconclusive" and "random rotation" in ev
+    assert dc.mixed_selectivity_verdict(tables, shuffled_mixed=[0.7])[0] == "not replicated"

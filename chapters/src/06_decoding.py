@@ -198,9 +198,9 @@ head_summary.round(3)
 ("code", r'''
 #| echo: false
 v1, e1 = dc.decoding_verdict(by_layer)
-v2, e2 = dc.mixed_selectivity_verdict(mixed, shuffled_mixed=shuffled_ft)
-v3, e3 = dc.head_verdict(heads)
 rot = dc.mixed_summary(rotated)["mixed"]
+v2, e2 = dc.mixed_selectivity_verdict(mixed, shuffled_mixed=shuffled_ft, rotated=rot)
+v3, e3 = dc.head_verdict(heads)
 Markdown(
     f"**Claim 1 (Lin 2024):** after fine-tuning, the last layer encodes context, motion sign, color "
     f"sign and choice.\n\n**Verdict: {v1}.** {e1} Criterion: every variable's 95% interval above 50% "
@@ -209,8 +209,9 @@ Markdown(
     f"selectivity).\n\n**Verdict: {v2}.** {e2} With randomly rotated units the fine-tuned model has "
     f"{rot:.1%} mixed units: the residual stream has no privileged basis, so this number, not zero, "
     f"is the reference for how much mixing a random basis produces. Criterion: the share of units "
-    f"selective for two or more variables exceeds every label shuffle and is at least "
-    f"{dc.MIN_MIXED_FRACTION:.0%}.\n\n"
+    f"selective for two or more variables exceeds every label shuffle, is at least "
+    f"{dc.MIN_MIXED_FRACTION:.0%}, and exceeds both the pretrained model's and the rotated units' by "
+    f"{dc.MIXED_MARGIN:.0%}.\n\n"
     f"**Claim 3:** single attention heads of the fine-tuned model carry the response type.\n\n"
     f"**Verdict: {v3}.** {e3}")
 '''),

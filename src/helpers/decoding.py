@@ -53,6 +53,7 @@ RESPONSE_TYPES = ("motion-left", "motion-right", "color-left", "color-right")
 HEAD_TARGETS = {"response_type": "response type (context x choice, 4 classes)",
                 "congruent": "congruent vs incongruent"}
 MODEL_COLORS = {"pretrained": "#7f7f7f", "fine-tuned": "#1f77b4", "scratch": "#d62728"}
+MIXED_MARGIN = 0.05   # how much more mixed than before fine-tuning / a random basis counts
 MIN_MIXED_FRACTION = 0.10
 
 
@@ -448,12 +449,18 @@ def mixed_summary(table: pd.DataFrame, min_variables: int = 2) -> dict:
 
 def mixed_selectivity_verdict(tables: dict[str, pd.DataFrame], model: str = "fine-tuned",
                               shuffled_mixed: Sequence[float] | None = None,
-                              min_fraction: float = MIN_MIXED_FRACTION) -> tuple[str, str]:
-    """Lin (2024): after fine-tuning, single units encode several task variables.  `tables` maps a
-    model name to its :func:`mixed_selectivity` table; `shuffled_mixed` are the mixed fractions of
-    the individual shuffles of `model` (default: the table's shuffled mean).  Replicated: the
-    fraction of units selective for >= 2 variables exceeds every shuffle and is at least
-    `min_fraction`; not replicated: it does not exceed the shuffles; inconclusive otherwise."""
+                              min_fraction: float = MIN_MIXED_FRACTION, before: str = "pretrained",
+                              rotated: float | None = None, margin: float = MIXED_MARGIN) -> tuple[str, str]:
+    """Lin (2024): *after fine-tuning*, single units encode several task variables.  `tables` maps
+    a model name to its :func:`mixed_selectivity` table; `shuffled_mixed` are the mixed fractions
+    of the individual shuffles of `model` (default: the table's shuffled mean); `rotated` is the
+    mixed fraction of `model` in a random rotation of its units.
+
+    Not replicated: the fraction of units selective for >= 2 variables does not exceed every
+    shuffle.  Replicated: it exceeds every shuffle, is at least `min_fraction`, and exceeds by
+    `margin` both the model before fine-tuning (`before`, when given) and the random-rotation
+    reference (when given) -- otherwise the mixing is not something fine-tuning produced, or not
+    something about single units, and the verdict is inconclusive."""
     if model not in tables:
         return "inconclusive", f"No selectivity results for the {model!r} model."
     s = mixed_summary(tables[model])
@@ -464,11 +471,17 @@ def mixed_selectivity_verdict(tables: dict[str, pd.DataFrame], model: str = "fin
         if m != model:
             parts.append(f"{m}: {mixed_summary(t)['mixed']:.1%}")
     evidence = "; ".join(parts) + "."
-    if s["mixed"] > null and s["mixed"] >= min_fraction:
-        return "replicated", evidence
     if s["mixed"] <= null:
         return "not replicated", evidence
-    return "inconclusive", evidence + f" (above the shuffles but below {min_fraction:.0%})"
+    if s["mixed"] < min_fraction:
+        return "inconclusive", evidence + f" (above the shuffles but below {min_fraction:.0%})"
+    if before in tables and s["mixed"] - mixed_summary(tables[before])["mixed"] < margin:
+        return "inconclusive", evidence + (f" Units were as mixed before fine-tuning ({before}, within "
+                                           f"{margin:.0%}): mixing is not something fine-tuning produced here.")
+    if rotated is not None and s["mixed"] - rotated < margin:
+        return "inconclusive", evidence + (f" A random rotation of the same units is as mixed ({rotated:.1%}, "
+                                           f"within {margin:.0%}): this is not a property of single units.")
+    return "replicated", evidence
 
 
 def shuffled_mixed_fractions(X: np.ndarray, variables: pd.DataFrame, columns=DECODED, alpha: float = 0.05,
