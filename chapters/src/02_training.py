@@ -51,12 +51,10 @@ from IPython.display import Markdown
 from helpers import experiments, figures
 from helpers.sources import source_info
 from helpers.task import TaskConfig, make_splits, baseline_predictions
-from helpers.training import RunConfig
 
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
-base = {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epochs,
-                       batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, seed=seeds[0])
-        for arm, src in (("fine-tuned", pretrained_source), ("scratch", scratch_source))}
+base = experiments.arm_bases(task, pretrained_source, scratch_source, grid_n_train, seeds, epochs,
+                             batch_size, n_val, n_test, bf16)
 info = source_info(pretrained_source)
 Markdown(f"Pretrained source: **{pretrained_source}** — {info.description}.")
 '''),

@@ -107,15 +107,23 @@ def sample_efficiency_verdict(curves: pd.DataFrame, threshold: float = 0.8) -> t
     return "inconclusive", evidence
 
 
+def arm_bases(task, pretrained_source: str, scratch_source: str, grid_n_train: int, seeds, epochs: int,
+              batch_size: int, n_val: int, n_test: int, bf16: bool) -> dict[str, RunConfig]:
+    """The grid-search config of each arm (before its learning rate is chosen): the one place
+    that defines how chapter 2 and the analysis chapters build the two arms."""
+    return {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epochs,
+                           batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, seed=seeds[0])
+            for arm, src in (("fine-tuned", pretrained_source), ("scratch", scratch_source))}
+
+
 def selected_runs(task, pretrained_source: str, scratch_source: str, grid_lrs_finetune, grid_lrs_scratch,
                   grid_n_train: int, train_sizes, seeds, epochs: int, batch_size: int, n_val: int,
                   n_test: int, bf16: bool, progress: bool = True) -> dict:
     """The runs that chapters 3-6 analyse: for each arm, the grid's best setting at the largest
     training-set size and the first seed, exactly as chapter 2 selects them (cached runs are only
     loaded; missing ones are trained)."""
-    bases = {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epochs,
-                            batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, seed=seeds[0])
-             for arm, src in (("fine-tuned", pretrained_source), ("scratch", scratch_source))}
+    bases = arm_bases(task, pretrained_source, scratch_source, grid_n_train, seeds, epochs,
+                      batch_size, n_val, n_test, bf16)
     lrs = {"fine-tuned": grid_lrs_finetune, "scratch": grid_lrs_scratch}
     out = {}
     for arm, base in bases.items():
