@@ -33,7 +33,7 @@ chapter: setup
 	$(PY) -m helpers run $(CH) --profile $(PROFILE)
 
 bench: setup
-	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_training.py --json benchmarks/results/training.json
 
 models: setup
 	$(PY) -m helpers models

@@ -1,13 +1,16 @@
-"""Training-engine benchmark on smollm2-135m (one process, same data, same optimiser).
+"""Training-engine benchmark on smollm2-135m (one process, same data, same batches).
 
-Compares, on the same N training trials:
+Trains two copies of the model on the same N training trials, one step of each in turn (so that
+the machine's drift in speed hits both alike):
 
 * the **reference**: a default Hugging Face fine-tuning loop (fp32, the language-modelling loss over
   the full vocabulary at every position of prompt + answer, padding masked);
-* the **engine** of this book (``helpers.training``): cross-entropy at the answer position only
-  (no logits elsewhere), bf16 autocast, fp32 master weights;
+* the **engine** of this book (``helpers.training.train_step``, the step that ``train_run`` takes):
+  cross-entropy at the answer position only (no logits elsewhere), bf16 autocast, fp32 master
+  weights, fused AdamW, eager attention;
 
-and reports training throughput (real tokens per second, padding excluded), the speed-up, the
+and reports training throughput (real tokens per second, padding excluded; the reference is also
+credited with the answer token it trains on), the speed-up, the
 held-out accuracy of both (same test trials, Wilson 95% CIs), and the fraction of this machine's
 bf16 matrix-multiply rate (measured in the same run) that the engine's step reaches.
 
@@ -39,40 +42,32 @@ def matmul_rate(dtype=torch.bfloat16, n: int = 1024, seconds: float = 3.0) -> fl
     return 2 * n**3 * reps / (time.perf_counter() - t0)
 
 
-def reference_train(model, tok, trials, epochs, batch_size, lr, seed):
-    """A plain Hugging Face fine-tuning loop: fp32, LM loss on every position."""
-    from helpers.training import _epoch_order
-    texts = [t.prompt + t.answer for t in trials]
-    seqs = [tok.encode(x) for x in texts]
-    pad = tok.pad_token_id
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    steps_per_epoch = math.ceil(len(seqs) / batch_size)
-    total = epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / max(1, int(0.1 * total)) if s < int(0.1 * total)
-        else max(0.0, (total - s) / max(1, total - int(0.1 * total))))
-    model.train()
-    n_tokens, t0 = 0, time.perf_counter()
-    for step in range(total):
-        epoch, b = divmod(step, steps_per_epoch)
-        idx = _epoch_order(seed, epoch, len(seqs))[b * batch_size:(b + 1) * batch_size]
-        batch = [seqs[i] for i in idx]
+class ReferenceLoop:
+    """A plain Hugging Face fine-tuning loop: fp32, default attention, LM loss on every position."""
+
+    def __init__(self, model, tok, trials, total_steps: int, lr: float):
+        self.model, self.pad = model, tok.pad_token_id
+        self.seqs = [tok.encode(t.prompt + t.answer) for t in trials]
+        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        warm = max(1, int(0.1 * total_steps))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+        model.train()
+
+    def step(self, idx) -> tuple[float, int]:
+        batch = [self.seqs[i] for i in idx]
         L = max(len(s) for s in batch)
-        ids = torch.full((len(batch), L), pad)
+        ids = torch.full((len(batch), L), self.pad)
         mask = torch.zeros((len(batch), L), dtype=torch.long)
         for i, s in enumerate(batch):
             ids[i, :len(s)] = torch.tensor(s)
             mask[i, :len(s)] = 1
         labels = ids.masked_fill(mask == 0, -100)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        n_tokens += sum(len(s) for s in batch)
-        print(f"\r  reference step {step + 1}/{total} loss {loss.item():.3f}", end="", file=sys.stderr)
-    print(file=sys.stderr)
-    model.eval()
-    return n_tokens / (time.perf_counter() - t0)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step(); self.sched.step(); self.opt.zero_grad(set_to_none=True)
+        return loss.item(), sum(len(s) for s in batch)
 
 
 def main(argv=None):
@@ -87,10 +82,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     os.environ.setdefault("BOOK_DATA_DIR", tempfile.mkdtemp(prefix="bench-data-"))
-    from helpers.evaluation import score_trials, summarize, wilson_ci
+    from helpers.arch import eager_attention
+    from helpers.evaluation import encode_prompts, pad_batch, score_trials, summarize
     from helpers.sources import load_source
-    from helpers.task import TaskConfig, make_splits
-    from helpers.training import RunConfig, train_run
+    from helpers.task import TaskConfig, check_answer_tokens, make_splits
+    from helpers.training import RunConfig, _epoch_order, make_optimizer, train_step
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
     peak = matmul_rate()
@@ -100,19 +96,47 @@ def main(argv=None):
     splits = make_splits(task, args.n_train, 10, args.n_test)
     test = splits["test"]
 
-    # engine: the real training code path, in a throwaway data folder
+    # Both loops train the same model on the same batches in the same order, one step of each in
+    # turn, so that a slow-down of the machine (it drifts by ~15% here) hits both alike.
     cfg = RunConfig(source=args.source, n_train=args.n_train, task=task, lr=args.lr, epochs=args.epochs,
                     batch_size=args.batch_size, n_val=10, n_test=args.n_test, bf16=True)
-    path = train_run(cfg, progress=True)
-    m = json.loads((path / "metrics.json").read_text())
-    engine_tps = m["train_tokens_per_second"]
-    engine_acc = m["test"]["accuracy"]
-
-    # reference
-    model, tok = load_source(args.source)
-    ref_tps = reference_train(model, tok, splits["train"], args.epochs, args.batch_size, args.lr, cfg.seed)
-    ref_scores = score_trials(model, tok, test, bf16=False)
+    device = torch.device("cpu")
+    engine, tok = load_source(args.source)
+    reference, _ = load_source(args.source)
+    train = splits["train"]
+    answer_ids = check_answer_tokens(tok)
+    seqs = encode_prompts(tok, [t.prompt for t in train])
+    targets = torch.tensor([answer_ids[t.choice] for t in train])
+    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    total = args.epochs * steps_per_epoch
+    opt, sched = make_optimizer(engine, cfg, total, device)
+    ref_loop = ReferenceLoop(reference, tok, train, total, args.lr)
+    engine.train()
+    t_engine = t_ref = 0.0
+    tok_engine = tok_ref = 0
+    with eager_attention(engine):
+        for step in range(total):
+            epoch, b = divmod(step, steps_per_epoch)
+            idx = _epoch_order(cfg.seed, epoch, len(train))[b * args.batch_size:(b + 1) * args.batch_size]
+            ids, last = pad_batch([seqs[i] for i in idx], tok.pad_token_id or 0)
+            t0 = time.perf_counter()
+            loss_e, _ = train_step(engine, opt, sched, ids, last, targets[idx], True, cfg.max_grad_norm)
+            t_engine += time.perf_counter() - t0
+            tok_engine += int((last + 1).sum())
+            t0 = time.perf_counter()
+            loss_r, n = ref_loop.step(idx)
+            t_ref += time.perf_counter() - t0
+            tok_ref += n
+            print(f"\r  step {step + 1}/{total}: engine loss {loss_e:.3f}, reference loss {loss_r:.3f}; "
+                  f"{tok_engine / t_engine:.0f} vs {tok_ref / t_ref:.0f} tokens/s", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    engine_tps, ref_tps = tok_engine / t_engine, tok_ref / t_ref
+    engine.eval(); reference.eval()
+    eng = summarize(test, score_trials(engine, tok, test, bf16=True)["logit_diff"])
+    ref_scores = score_trials(reference, tok, test, bf16=False)
     ref = summarize(test, ref_scores["logit_diff"])
+    engine_acc = eng["accuracy"]
+    model = reference
 
     n_body = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
     prompt_len = np.mean([len(tok.encode(t.prompt)) for t in splits["train"]])
@@ -126,13 +150,13 @@ def main(argv=None):
         "reference_tokens_per_s": ref_tps, "engine_tokens_per_s": engine_tps,
         "speedup": engine_tps / ref_tps,
         "reference_test_accuracy": ref["accuracy"], "reference_test_ci": ref["accuracy_ci"],
-        "engine_test_accuracy": engine_acc, "engine_test_ci": m["test"]["accuracy_ci"],
+        "engine_test_accuracy": engine_acc, "engine_test_ci": eng["accuracy_ci"],
         "bf16_matmul_gflops": peak / 1e9, "engine_gflops": engine_flops / 1e9,
         "engine_fraction_of_bf16_matmul": engine_flops / peak,
     }
     print(json.dumps(out, indent=1))
     print(f"\nengine {engine_tps:.0f} tok/s vs reference {ref_tps:.0f} tok/s: {out['speedup']:.2f}x; "
-          f"held-out accuracy engine {engine_acc:.3f} {tuple(round(x, 3) for x in m['test']['accuracy_ci'])}, "
+          f"held-out accuracy engine {engine_acc:.3f} {tuple(round(x, 3) for x in eng['accuracy_ci'])}, "
           f"reference {ref['accuracy']:.3f} {tuple(round(x, 3) for x in ref['accuracy_ci'])}; "
           f"engine reaches {out['engine_fraction_of_bf16_matmul']:.0%} of the bf16 matmul rate")
     if args.json:

@@ -216,3 +216,38 @@ class Arch:
                 return None
             return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
         return self.attention(layer).register_forward_hook(post)
+
+
+# ---- attention implementation -------------------------------------------------------------------
+
+def _attn_implementation(model) -> str | None:
+    return getattr(model.config, "_attn_implementation", None)
+
+
+def _set_attn_implementation(model, impl: str | None) -> None:
+    if impl is None:
+        return
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(impl)
+    else:  # older transformers: every submodule's config reads this attribute
+        for m in model.modules():
+            cfg = getattr(m, "config", None)
+            if cfg is not None and hasattr(cfg, "_attn_implementation"):
+                cfg._attn_implementation = impl
+
+
+@contextlib.contextmanager
+def eager_attention(model) -> Iterator[None]:
+    """Eager attention for the body; the model's original implementation (SDPA by default) is
+    restored afterwards, also when the body raises.
+
+    Eager attention can return its probabilities (chapter 4), and on the CPU its backward pass is
+    faster than SDPA's at this book's short prompts (training uses it; see helpers.training)."""
+    original = _attn_implementation(model)
+    try:
+        if original != "eager":
+            _set_attn_implementation(model, "eager")
+        yield
+    finally:
+        if original is not None and _attn_implementation(model) != original:
+            _set_attn_implementation(model, original)

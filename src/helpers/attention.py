@@ -25,16 +25,15 @@ keys: the mass that *uniform* attention would give it.
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .arch import Arch
+from .arch import Arch, eager_attention  # noqa: F401  (re-exported: chapters use it from here)
 from .evaluation import encode_prompts, pad_batch
 from .hardware import autocast, model_device
 from .progress import bar as progress_bar
@@ -135,36 +134,6 @@ def token_labels(tokenizer, prompt: str) -> list[str]:
 
 
 # ---- attention probabilities --------------------------------------------------------------------
-
-def _attn_implementation(model) -> str | None:
-    return getattr(model.config, "_attn_implementation", None)
-
-
-def _set_attn_implementation(model, impl: str | None) -> None:
-    if impl is None:
-        return
-    if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation(impl)
-    else:  # older transformers: every submodule's config reads this attribute
-        for m in model.modules():
-            cfg = getattr(m, "config", None)
-            if cfg is not None and hasattr(cfg, "_attn_implementation"):
-                cfg._attn_implementation = impl
-
-
-@contextlib.contextmanager
-def eager_attention(model) -> Iterator[None]:
-    """Eager attention (which can return its probabilities) for the body; the model's original
-    implementation (SDPA by default) is restored afterwards, also when the body raises."""
-    original = _attn_implementation(model)
-    try:
-        if original != "eager":
-            _set_attn_implementation(model, "eager")
-        yield
-    finally:
-        if original is not None and _attn_implementation(model) != original:
-            _set_attn_implementation(model, original)
-
 
 @torch.no_grad()
 def attention_patterns(model, ids, bf16: bool = False) -> torch.Tensor:

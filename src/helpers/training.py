@@ -15,7 +15,9 @@ An interrupted run resumes from there; the data order of each epoch is a pure fu
 
 The loss is cross-entropy over the full vocabulary **at the answer position only**; logits of the
 other positions are never computed.  bf16 autocast speeds up the CPU step about 1.5x; the master
-weights and the optimiser stay in fp32.
+weights and the optimiser stay in fp32.  Training runs with eager attention: on the CPU its backward
+pass is about 10-15% faster than SDPA's at these 52-token prompts (interleaved A/B in one process;
+the forward pass is equally fast either way), and it computes the same function.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ import numpy as np
 import torch
 
 from . import artifacts
+from .arch import eager_attention
 from .evaluation import encode_prompts, last_position_logits, pad_batch, predictions_frame, score_trials, summarize
 from .hardware import autocast, default_device
 from .paths import runs_dir
@@ -51,6 +54,7 @@ class RunConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     lr: float = 1e-4
     epochs: int = 2
+    min_steps: int = 0          # at least this many optimiser steps (whole epochs), see total_steps
     batch_size: int = 8
     weight_decay: float = 0.0
     warmup_frac: float = 0.1
@@ -64,6 +68,7 @@ class RunConfig:
         validate_source(self.source)
         checks = {
             "n_train": (self.n_train, 1, 10**7), "epochs": (self.epochs, 1, 1000),
+            "min_steps": (self.min_steps, 0, 10**7),
             "batch_size": (self.batch_size, 1, 4096), "seed": (self.seed, 0, 2**31 - 1),
             "n_val": (self.n_val, 1, 10**6), "n_test": (self.n_test, 1, 10**6),
         }
@@ -99,6 +104,20 @@ class RunConfig:
 
     def key(self) -> str:
         return artifacts.config_key(self.to_dict())
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.n_train / self.batch_size)
+
+    @property
+    def n_epochs(self) -> int:
+        """Passes actually made: `epochs`, or more whole epochs if that is needed to reach
+        `min_steps` optimiser steps (so that a small training set is not also a short run)."""
+        return max(self.epochs, math.ceil(self.min_steps / self.steps_per_epoch))
+
+    @property
+    def total_steps(self) -> int:
+        return self.n_epochs * self.steps_per_epoch
 
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
@@ -174,6 +193,37 @@ def answer_loss(model, ids: torch.Tensor, last: torch.Tensor, targets: torch.Ten
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
+def make_optimizer(model, cfg: RunConfig, total_steps: int, device: torch.device):
+    """AdamW (no weight decay on biases and norms) with linear warm-up and linear decay."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        (no_decay if p.ndim < 2 else decay).append(p)
+    # fused AdamW: one kernel over all parameters (about 3x faster optimiser step on CPU)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
+                            fused=device.type in ("cpu", "cuda"))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total_steps, int(cfg.warmup_frac * total_steps)))
+    return opt, sched
+
+
+def train_step(model, opt, sched, ids: torch.Tensor, last: torch.Tensor, targets: torch.Tensor,
+               bf16: bool, max_grad_norm: float) -> tuple[float, float]:
+    """One optimiser step on the answer-position loss; returns (loss, gradient norm).
+
+    The engine's whole step, shared by :func:`train_run` and ``benchmarks/bench_training.py``.
+    Call it inside :func:`helpers.arch.eager_attention` as :func:`train_run` does.
+    """
+    device = ids.device
+    with autocast(device, bf16):
+        loss = answer_loss(model, ids, last, targets)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return loss.item(), gnorm.item()
+
+
 def _save_checkpoint(folder: Path, model, opt, sched, step: int, log: list, cfg: RunConfig) -> None:
     """Atomic: build the new checkpoint beside the old one, then swap it in."""
     from safetensors.torch import save_model
@@ -227,16 +277,8 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     targets = torch.tensor([answer_ids[t.choice] for t in train])
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    decay, no_decay = [], []
-    for n_, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    # fused AdamW: one kernel over all parameters (about 3x faster optimiser step on CPU)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
-                            fused=device.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total, int(cfg.warmup_frac * total)))
+    steps_per_epoch, total = cfg.steps_per_epoch, cfg.total_steps
+    opt, sched = make_optimizer(model, cfg, total, device)
 
     start, log = 0, []
     if partial.exists():
@@ -248,30 +290,26 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     n_tokens, checkpoint_time = 0, 0.0
     bar = progress_bar(range(start, total), show=progress, desc=f"train {cfg.arm} N={cfg.n_train}",
                        initial=start, total=total)
-    for step in bar:
-        epoch, b = divmod(step, steps_per_epoch)
-        idx = _epoch_order(cfg.seed, epoch, len(train))[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-        ids, last = pad_batch([seqs[i] for i in idx], pad)
-        with autocast(device, cfg.bf16):
-            loss = answer_loss(model, ids.to(device), last.to(device), targets[idx].to(device))
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        n_tokens += int((last + 1).sum())      # real tokens, padding excluded
-        log.append({"step": step + 1, "epoch": epoch, "loss": loss.item(), "grad_norm": gnorm.item(),
-                    "lr": sched.get_last_lr()[0]})
-        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
-        done = step + 1
-        if stop_after_step is not None and done >= stop_after_step:
-            _save_checkpoint(partial, model, opt, sched, done, log, cfg)
-            raise _Interrupt(f"stopped after step {done}")
-        if done < total and time.time() - last_checkpoint >= checkpoint_seconds:
-            t_ck = time.time()
-            _save_checkpoint(partial, model, opt, sched, done, log, cfg)
-            checkpoint_time += time.time() - t_ck
-            last_checkpoint = time.time()
+    with eager_attention(model):
+        for step in bar:
+            epoch, b = divmod(step, steps_per_epoch)
+            idx = _epoch_order(cfg.seed, epoch, len(train))[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            ids, last = pad_batch([seqs[i] for i in idx], pad)
+            loss, gnorm = train_step(model, opt, sched, ids.to(device), last.to(device), targets[idx].to(device),
+                                     cfg.bf16, cfg.max_grad_norm)
+            n_tokens += int((last + 1).sum())      # real tokens, padding excluded
+            log.append({"step": step + 1, "epoch": epoch, "loss": loss, "grad_norm": gnorm,
+                        "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss:.3f}")
+            done = step + 1
+            if stop_after_step is not None and done >= stop_after_step:
+                _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+                raise _Interrupt(f"stopped after step {done}")
+            if done < total and time.time() - last_checkpoint >= checkpoint_seconds:
+                t_ck = time.time()
+                _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+                checkpoint_time += time.time() - t_ck
+                last_checkpoint = time.time()
     train_seconds = time.time() - t0
     model.eval()
 
