@@ -47,3 +47,17 @@ def test_inconclusive_when_better_but_neither_reaches_threshold():
 def test_needs_both_arms():
     c = _curves([("fine-tuned", 32, 0.9, 100, 0)])
     assert experiments.sample_efficiency_verdict(c)[0] == "inconclusive"
+
+
+def test_load_analysed_names_the_accepted_models():
+    import pytest
+    from helpers.experiments import load_analysed
+    with pytest.raises(ValueError) as e:
+        load_analysed("finetuned", {"fine-tuned": None, "scratch": None}, "tiny-gpt2")
+    assert "'finetuned'" in str(e.value) and "'pretrained', 'fine-tuned', 'scratch'" in str(e.value)
+
+
+def test_load_analysed_pretrained_is_the_source_in_eval_mode():
+    from helpers.experiments import load_analysed
+    model, tok = load_analysed("pretrained", {}, "tiny-gpt2")
+    assert not model.training and tok is not None

@@ -301,6 +301,7 @@ def test_partial_checkpoint_without_manifest_is_ignored(reference, data_dir_fact
     ("n_train", 2.5, "integers"),
     ("n_train", True, "integers"),
     ("epochs", 0, "1..1000"),
+    ("min_steps", -1, "0..10000000"),
     ("batch_size", 0, "1..4096"),
     ("seed", -1, "0..2147483647"),
     ("n_val", 0, "1..1000000"),
@@ -341,6 +342,7 @@ def test_run_config_round_trip_and_key():
     assert cfg.replace(n_train=101).key() != cfg.key()
     assert cfg.replace(task=TaskConfig(noise=0.3, seed=3)).key() != cfg.key()
     assert cfg.replace(bf16=False).key() != cfg.key()
+    assert cfg.replace(min_steps=64).key() != cfg.key()
     assert len({cfg.key(), cfg.replace(source="tiny-gpt2").key(), cfg.replace(lr=1e-4).key()}) == 3
 
 
@@ -357,3 +359,40 @@ def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
     assert np.array_equal(a, training._epoch_order(0, 1, 50))
     assert not np.array_equal(a, training._epoch_order(0, 2, 50))
     assert not np.array_equal(a, training._epoch_order(1, 1, 50))
+
+
+@pytest.mark.parametrize("n_train, batch_size, epochs, min_steps, n_epochs, total", [
+    (32, 8, 2, 0, 2, 8),        # no minimum: epochs x ceil(N / batch)
+    (32, 8, 2, 32, 8, 32),      # a small set gets whole extra epochs up to min_steps
+    (30, 8, 2, 32, 8, 32),      # ceil(30/8) = 4 steps per epoch
+    (30, 8, 2, 33, 9, 36),      # whole epochs: rounds up past min_steps
+    (128, 8, 2, 32, 2, 32),     # already enough steps: unchanged
+    (512, 8, 2, 32, 2, 128),
+])
+def test_min_steps_gives_small_sets_whole_extra_epochs(n_train, batch_size, epochs, min_steps, n_epochs, total):
+    cfg = RunConfig("tiny-gpt2", n_train=n_train, batch_size=batch_size, epochs=epochs, min_steps=min_steps)
+    assert (cfg.n_epochs, cfg.total_steps) == (n_epochs, total)
+
+
+def test_run_with_min_steps_takes_them(data_dir_factory):
+    data_dir_factory("min-steps")
+    run = get_run(small_config(min_steps=10), progress=False)    # 3 steps per epoch -> 4 epochs
+    log = run.log()
+    assert run.metrics["steps"] == 12 and log["step"].tolist() == list(range(1, 13))
+    assert log["epoch"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+
+
+def test_training_uses_eager_attention_and_restores_the_original(monkeypatch, data_dir_factory):
+    """train_run steps inside eager_attention; the saved model keeps the default implementation."""
+    data_dir_factory("eager")
+    seen = []
+    original_step = training.train_step
+
+    def spy(model, *a, **k):
+        seen.append(model.config._attn_implementation)
+        return original_step(model, *a, **k)
+    monkeypatch.setattr(training, "train_step", spy)
+    run = get_run(small_config(seed=5), progress=False)
+    assert seen and set(seen) == {"eager"}
+    model, _ = run.load_model()
+    assert model.config._attn_implementation != "eager"

@@ -14,9 +14,11 @@ the logit difference `logit(' right') - logit(' left')` at that position.
 
 Each arm gets its own learning-rate grid search on the **validation** set at one $N$; the best
 setting is then used for the whole learning curve, scored on the **test** set (never seen by the
-grid). Every run makes the same number of passes (`epochs`) over its training set, so a small
-$N$ also means few optimiser steps: with the grid's learning rate a run on 32 trials may simply not
-have moved yet. Read the smallest sizes with that in mind; a profile can give them more epochs. Each run is a cached artifact (`data/runs/<hash of its config>/`), so re-running this
+grid). Every run makes `epochs` passes over its training set **and at least `min_steps` optimiser
+steps** (a small training set gets more passes): sample efficiency is about how many distinct trials
+a model needs, and with a fixed number of passes a run on 32 trials would also be a run of only a
+few optimiser steps, which confounds the two (the quick profile sets `min_steps` to the number of
+steps of its grid-search runs). The table shows the passes and steps each run actually made. Each run is a cached artifact (`data/runs/<hash of its config>/`), so re-running this
 chapter trains only what is missing.
 '''),
 ("parameters", r'''
@@ -32,6 +34,7 @@ grid_n_train = 128
 train_sizes = [32, 128, 512]
 seeds = [0]
 epochs = 2
+min_steps = 32
 batch_size = 8
 n_val = 100
 n_test = 300
@@ -41,7 +44,7 @@ bf16 = True
 #| echo: false
 from helpers.book import run_card
 run_card(profile=profile, pretrained_source=pretrained_source, scratch_source=scratch_source,
-         train_sizes=train_sizes, seeds=seeds, grid_n_train=grid_n_train, epochs=epochs,
+         train_sizes=train_sizes, seeds=seeds, grid_n_train=grid_n_train, epochs=epochs, min_steps=min_steps,
          batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16)
 '''),
 ("code", r'''
@@ -54,7 +57,7 @@ from helpers.task import TaskConfig, make_splits, baseline_predictions
 
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
 base = experiments.arm_bases(task, pretrained_source, scratch_source, grid_n_train, seeds, epochs,
-                             batch_size, n_val, n_test, bf16)
+                             batch_size, n_val, n_test, bf16, min_steps=min_steps)
 info = source_info(pretrained_source)
 Markdown(f"Pretrained source: **{pretrained_source}** — {info.description}.")
 '''),
@@ -67,7 +70,7 @@ grids = {
     "scratch": experiments.grid_search(base["scratch"], grid_lrs_scratch),
 }
 best = {arm: experiments.best_config(base[arm], g) for arm, g in grids.items()}
-cols = ["arm", "lr", "n_train", "val_accuracy", "val_acc_lo", "val_acc_hi", "val_logit_diff",
+cols = ["arm", "lr", "n_train", "epochs", "steps", "val_accuracy", "val_acc_lo", "val_acc_hi", "val_logit_diff",
         "final_train_loss", "train_seconds"]
 pd.concat(grids.values())[cols].round(4).assign(lr=lambda d: d["lr"].map("{:g}".format))
 '''),
@@ -91,7 +94,7 @@ blind = {k: float((v == y).mean()) for k, v in baseline_predictions(test_trials)
 fig = figures.learning_curves(curves, {"ignores context (sum of both streams)": blind["ignore context: sum of both streams"]})
 '''),
 ("code", r'''
-table = curves.groupby(["arm", "n_train"]).agg(test_accuracy=("test_accuracy", "mean"),
+table = curves.groupby(["arm", "n_train"]).agg(steps=("steps", "first"), test_accuracy=("test_accuracy", "mean"),
                                                lo=("test_acc_lo", "min"), hi=("test_acc_hi", "max"),
                                                logit_diff=("test_logit_diff", "mean"),
                                                seeds=("seed", "count")).round(3)

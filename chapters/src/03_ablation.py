@@ -34,6 +34,7 @@ grid_n_train = 128
 train_sizes = [32, 128, 512]
 seeds = [0]
 epochs = 2
+min_steps = 32
 batch_size = 8
 n_val = 100
 n_test = 300
@@ -63,7 +64,7 @@ from helpers.task import TaskConfig, make_splits
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
 runs = experiments.selected_runs(task, pretrained_source, scratch_source, grid_lrs_finetune,
                                  grid_lrs_scratch, grid_n_train, train_sizes, seeds, epochs,
-                                 batch_size, n_val, n_test, bf16)
+                                 batch_size, n_val, n_test, bf16, min_steps=min_steps)
 splits = make_splits(task, 0, max(n_val, n_reference), max(n_test, n_ablation))
 trials, reference = splits["test"][:n_ablation], splits["val"][:n_reference]
 device = default_device()

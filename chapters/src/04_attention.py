@@ -67,6 +67,7 @@ grid_n_train = 128
 train_sizes = [32, 128, 512]
 seeds = [0]
 epochs = 2
+min_steps = 32
 batch_size = 8
 n_val = 100
 n_test = 300
@@ -78,7 +79,7 @@ analysis_bf16 = True
 #| echo: false
 from helpers.book import run_card
 run_card(profile=profile, pretrained_source=pretrained_source, scratch_source=scratch_source,
-         train_sizes=train_sizes, seeds=seeds, grid_n_train=grid_n_train, epochs=epochs,
+         train_sizes=train_sizes, seeds=seeds, grid_n_train=grid_n_train, epochs=epochs, min_steps=min_steps,
          batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, n_analysis=n_analysis,
          analysis_bf16=analysis_bf16)
 '''),
@@ -93,7 +94,7 @@ from helpers.task import TaskConfig, make_splits
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
 runs = experiments.selected_runs(task, pretrained_source, scratch_source, grid_lrs_finetune,
                                  grid_lrs_scratch, grid_n_train, train_sizes, seeds, epochs,
-                                 batch_size, n_val, n_test, bf16)
+                                 batch_size, n_val, n_test, bf16, min_steps=min_steps)
 models = {arm: run.load_model() for arm, run in runs.items()}
 models["pretrained"] = load_source(pretrained_source)
 trials = make_splits(task, 0, 0, max(n_test, n_analysis))["test"][:n_analysis]

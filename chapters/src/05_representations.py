@@ -43,6 +43,7 @@ grid_n_train = 128
 train_sizes = [32, 128, 512]
 seeds = [0]
 epochs = 2
+min_steps = 32
 batch_size = 8
 n_val = 100
 n_test = 300
@@ -66,22 +67,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 from helpers import experiments, representations as rp
 from helpers.decoding import task_variables
-from helpers.hardware import default_device
-from helpers.sources import load_source
 from helpers.task import TaskConfig, make_splits
 
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
 runs = experiments.selected_runs(task, pretrained_source, scratch_source, grid_lrs_finetune,
                                  grid_lrs_scratch, grid_n_train, train_sizes, seeds, epochs,
-                                 batch_size, n_val, n_test, bf16)
+                                 batch_size, n_val, n_test, bf16, min_steps=min_steps)
 trials = make_splits(task, 0, 0, max(n_test, n_analysis))["test"][:n_analysis]
 variables = task_variables(trials)
 
-
-def load(name):
-    """(model, tokenizer) of 'pretrained' (before fine-tuning), 'fine-tuned' or 'scratch'."""
-    model, tok = load_source(pretrained_source) if name == "pretrained" else runs[name].load_model()
-    return model.to(default_device()), tok
 
 
 Markdown(f"Analysed: **{len(trials)}** held-out test trials; fine-tuned run `{runs['fine-tuned'].config.key()}` "
@@ -90,8 +84,8 @@ Markdown(f"Analysed: **{len(trials)}** held-out test trials; fine-tuned run `{ru
 '''),
 ("code", r'''
 states = {}
-for name in ("pretrained", "fine-tuned", "scratch"):
-    model, tok = load(name)
+for name in experiments.ANALYSED_MODELS:
+    model, tok = experiments.load_analysed(name, runs, pretrained_source)
     states[name] = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions="last",
                                             bf16=analysis_bf16)[:, 0, 0]
     labels = rp.token_labels(tok, trials[0].prompt)

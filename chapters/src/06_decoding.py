@@ -63,6 +63,7 @@ grid_n_train = 128
 train_sizes = [32, 128, 512]
 seeds = [0]
 epochs = 2
+min_steps = 32
 batch_size = 8
 n_val = 100
 n_test = 300
@@ -84,23 +85,16 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from helpers import decoding as dc, experiments, representations as rp
-from helpers.hardware import default_device
-from helpers.sources import load_source
 from helpers.task import TaskConfig, make_splits
 
 task = TaskConfig(n_samples=n_samples, noise=noise, seed=task_seed)
 runs = experiments.selected_runs(task, pretrained_source, scratch_source, grid_lrs_finetune,
                                  grid_lrs_scratch, grid_n_train, train_sizes, seeds, epochs,
-                                 batch_size, n_val, n_test, bf16)
+                                 batch_size, n_val, n_test, bf16, min_steps=min_steps)
 trials = make_splits(task, 0, 0, max(n_test, n_analysis))["test"][:n_analysis]
 variables = dc.task_variables(trials)
-MODELS = ("pretrained", "fine-tuned", "scratch")
+MODELS = experiments.ANALYSED_MODELS
 
-
-def load(name):
-    """(model, tokenizer) of 'pretrained' (before fine-tuning), 'fine-tuned' or 'scratch'."""
-    model, tok = load_source(pretrained_source) if name == "pretrained" else runs[name].load_model()
-    return model.to(default_device()), tok
 
 
 Markdown(f"Analysed: **{len(trials)}** held-out test trials ({variables['response_type'].value_counts().to_dict()}); "
@@ -110,7 +104,7 @@ Markdown(f"Analysed: **{len(trials)}** held-out test trials ({variables['respons
 ("code", r'''
 acts = {}
 for name in MODELS:   # one forward pass per batch gives all three selections
-    model, tok = load(name)
+    model, tok = experiments.load_analysed(name, runs, pretrained_source)
     acts[name] = rp.collect_activations(model, tok, trials,
                                         {"by_position": ([-1], "all"), "by_layer": (None, "last")},
                                         heads_position=-1, bf16=analysis_bf16)

@@ -18,7 +18,7 @@ def run_row(run) -> dict:
     m = run.metrics
     c = run.config
     row = {"arm": c.arm, "source": c.source, "n_train": c.n_train, "n_test": c.n_test, "lr": c.lr, "seed": c.seed,
-           "epochs": c.epochs, "batch_size": c.batch_size, "key": c.key(),
+           "epochs": c.n_epochs, "steps": c.total_steps, "batch_size": c.batch_size, "key": c.key(),
            "train_seconds": m["train_seconds"], "final_train_loss": m["final_train_loss"]}
     for split in ("val", "test"):
         s = m[split]
@@ -108,25 +108,43 @@ def sample_efficiency_verdict(curves: pd.DataFrame, threshold: float = 0.8) -> t
 
 
 def arm_bases(task, pretrained_source: str, scratch_source: str, grid_n_train: int, seeds, epochs: int,
-              batch_size: int, n_val: int, n_test: int, bf16: bool) -> dict[str, RunConfig]:
+              batch_size: int, n_val: int, n_test: int, bf16: bool, *, min_steps: int) -> dict[str, RunConfig]:
     """The grid-search config of each arm (before its learning rate is chosen): the one place
     that defines how chapter 2 and the analysis chapters build the two arms."""
-    return {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epochs,
+    return {arm: RunConfig(source=src, n_train=grid_n_train, task=task, epochs=epochs, min_steps=min_steps,
                            batch_size=batch_size, n_val=n_val, n_test=n_test, bf16=bf16, seed=seeds[0])
             for arm, src in (("fine-tuned", pretrained_source), ("scratch", scratch_source))}
 
 
 def selected_runs(task, pretrained_source: str, scratch_source: str, grid_lrs_finetune, grid_lrs_scratch,
                   grid_n_train: int, train_sizes, seeds, epochs: int, batch_size: int, n_val: int,
-                  n_test: int, bf16: bool, progress: bool = True) -> dict:
+                  n_test: int, bf16: bool, *, min_steps: int, progress: bool = True) -> dict:
     """The runs that chapters 3-6 analyse: for each arm, the grid's best setting at the largest
     training-set size and the first seed, exactly as chapter 2 selects them (cached runs are only
     loaded; missing ones are trained)."""
     bases = arm_bases(task, pretrained_source, scratch_source, grid_n_train, seeds, epochs,
-                      batch_size, n_val, n_test, bf16)
+                      batch_size, n_val, n_test, bf16, min_steps=min_steps)
     lrs = {"fine-tuned": grid_lrs_finetune, "scratch": grid_lrs_scratch}
     out = {}
     for arm, base in bases.items():
         best = best_config(base, grid_search(base, lrs[arm], progress=progress))
         out[arm] = get_run(best.replace(n_train=max(train_sizes)), progress=progress)
     return out
+
+
+ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
+
+
+def load_analysed(name: str, runs: dict, pretrained_source: str):
+    """``(model, tokenizer)`` of an analysed model on the book's device, in eval mode:
+    ``'pretrained'`` (the source before fine-tuning) or an arm of `runs` (``'fine-tuned'``,
+    ``'scratch'``, as returned by :func:`selected_runs`)."""
+    from .hardware import default_device
+    from .sources import load_source
+    if name == "pretrained":
+        model, tok = load_source(pretrained_source)
+    elif name in runs:
+        model, tok = runs[name].load_model()
+    else:
+        raise ValueError(f"unknown model {name!r}: accepted values are {('pretrained',) + tuple(runs)}")
+    return model.to(default_device()).eval(), tok

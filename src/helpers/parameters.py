@@ -57,6 +57,7 @@ SPECS: dict[str, Spec] = {
     "train_sizes": Spec("list[int]", "training-set sizes of the learning curves", 1, 10**6),
     "seeds": Spec("list[int]", "training seeds per learning-curve point", 0, 2**31 - 1),
     "epochs": Spec("int", "passes over the training set", 1, 1000),
+    "min_steps": Spec("int", "at least this many optimiser steps per run (small sets get more epochs)", 0, 10**7),
     "batch_size": Spec("int", "trials per optimiser step", 1, 4096),
     "n_val": Spec("int", "validation trials (grid search)", 10, 10**6),
     "n_test": Spec("int", "held-out test trials (every reported number)", 10, 10**6),
