@@ -214,3 +214,15 @@ def test_answer_states_equal_the_models_final_states_at_the_answer(source):
     with torch.no_grad():
         full = model.base_model(input_ids=ids).last_hidden_state[torch.arange(3), last]
         assert torch.allclose(arch.answer_states(ids, last), full, atol=1e-5)
+
+
+def test_named_heads_table_ranks_the_named_heads_among_all():
+    import pandas as pd
+    rows = [{"layer": l, "head": h, "ld_drop": float(l * 10 + h), "ld_drop_lo": 0.0, "ld_drop_hi": 1.0,
+             "significant": l == 2} for l in range(3) for h in range(4)]
+    t = ablation.named_heads_table(pd.DataFrame(rows), heads=((2, 3), (0, 0)))
+    assert t[["layer", "head"]].values.tolist() == [[2, 3], [0, 0]]
+    assert t["rank"].tolist() == [1, 12] and t["of"].tolist() == [12, 12]
+    assert t["significant"].tolist() == [True, False]
+    with pytest.raises(ValueError, match=r"\(5, 7\).*layers 0..2"):
+        ablation.named_heads_table(pd.DataFrame(rows))

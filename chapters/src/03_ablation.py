@@ -55,7 +55,7 @@ run_card(profile=profile, pretrained_source=pretrained_source, scratch_source=sc
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from helpers import ablation, experiments, figures
 from helpers.arch import Arch
 from helpers.hardware import autocast, default_device
@@ -134,6 +134,22 @@ sig = pd.concat([t.assign(model=arm, ablation=kind) for (arm, kind), t in tables
 sig = sig[sig["significant"] & (sig["ld_drop"] > 0)].sort_values("ld_drop", ascending=False)
 cols = ["model", "ablation", "layer", "head", "ld_drop", "ld_drop_lo", "ld_drop_hi", "acc_drop", "acc_drop_lo", "acc_drop_hi"]
 sig[cols].groupby(["model", "ablation"]).head(8).round(3).reset_index(drop=True)
+'''),
+("md", r'''
+### The heads Lin (2024) names
+
+For fine-tuned GPT-2 the paper names L5H7, L8H3, L9H3 and L11H8. Where they stand in this sweep
+(rank 1 = the largest drop of all heads):
+'''),
+("code", r'''
+if is_gpt2:
+    named = pd.concat([ablation.named_heads_table(tables[("fine-tuned", kind)]).assign(ablation=kind)
+                       for kind in ablation_kinds], ignore_index=True)
+    display(named.round(3))
+else:
+    display(Markdown(f"Not applicable to this profile: the named heads are heads of GPT-2 (12 layers x 12 heads), "
+                     f"and the fine-tuned model here is {pretrained_source} "
+                     f"({L_H['fine-tuned'][0]} layers x {L_H['fine-tuned'][1]} heads). The `paper` profile runs GPT-2."))
 '''),
 ("md", r'''
 ## Attribution patching as a screen

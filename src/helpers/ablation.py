@@ -253,6 +253,19 @@ def effects_table(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray, n_
 PAPER_HEADS_GPT2 = ((5, 7), (8, 3), (9, 3), (11, 8))   # named by Lin (2024) for fine-tuned GPT-2
 
 
+def named_heads_table(effects: pd.DataFrame, heads=PAPER_HEADS_GPT2) -> pd.DataFrame:
+    """The rows of an :func:`effects_table` for the named `heads`, with the rank of each head's
+    drop of logit difference among all heads (1 = the largest drop) and the number of heads."""
+    missing = [(l, h) for l, h in heads if not ((effects["layer"] == l) & (effects["head"] == h)).any()]
+    if missing:
+        raise ValueError(f"heads {missing} are not in this model's table: it has layers "
+                         f"0..{effects['layer'].max()} and heads 0..{effects['head'].max()}")
+    ranked = effects.assign(rank=effects["ld_drop"].rank(ascending=False, method="min").astype(int),
+                            of=len(effects))
+    out = ranked.set_index(["layer", "head"]).loc[list(heads)].reset_index()
+    return out[["layer", "head", "ld_drop", "ld_drop_lo", "ld_drop_hi", "significant", "rank", "of"]]
+
+
 def per_prompt_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray) -> np.ndarray:
     """Drop of the logit difference toward the correct answer, per head and prompt: (L, H, B)."""
     return clean[None, None, :] * choice - ablated * choice[None, None, :]
