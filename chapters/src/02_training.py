@@ -72,7 +72,7 @@ grids = {
 best = {arm: experiments.best_config(base[arm], g) for arm, g in grids.items()}
 cols = ["arm", "lr", "n_train", "epochs", "steps", "val_accuracy", "val_acc_lo", "val_acc_hi", "val_logit_diff",
         "final_train_loss", "train_seconds"]
-pd.concat(grids.values())[cols].round(4).assign(lr=lambda d: d["lr"].map("{:g}".format))
+pd.concat(grids.values())[cols].assign(lr=lambda d: d["lr"].map("{:g}".format)).round(4)
 '''),
 ("code", r'''
 #| echo: false
