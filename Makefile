@@ -2,6 +2,7 @@
 # make book            execute every chapter with PROFILE (default quick) and render the site
 # make chapter CH=02   execute one chapter (PROFILE applies)
 # make bench           the training-engine benchmark (benchmarks/)
+# make paper-shape     the paper profile's code paths on a random GPT-2 (no hub needed)
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= quick
@@ -9,7 +10,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 MODEL   := data/models/smollm2-135m/model.safetensors
 
-.PHONY: setup test book chapter bench models clean
+.PHONY: setup test book chapter bench paper-shape models clean
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ chapter: setup
 
 bench: setup
 	$(PY) benchmarks/bench_training.py --json benchmarks/results/training.json
+
+paper-shape: setup
+	$(PY) tools/paper_shape.py
 
 models: setup
 	$(PY) -m helpers models
