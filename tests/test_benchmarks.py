@@ -1,0 +1,40 @@
+"""The benchmark scripts run end to end (on tiny random models, so their numbers mean nothing)
+and report what the README quotes from them."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_training_benchmark_interleaves_both_loops_and_reports(tmp_path, monkeypatch):
+    bench = load("bench_training")
+    monkeypatch.setattr(bench, "matmul_rate", lambda: 1e9)        # the real one measures for 3 s
+    out = tmp_path / "training.json"
+    bench.main(["--source", "tiny-gpt2", "--n-train", "16", "--epochs", "1", "--n-test", "12",
+                "--json", str(out)])
+    r = json.loads(out.read_text())
+    assert r["source"] == "tiny-gpt2" and r["n_train"] == 16
+    assert r["engine_tokens_per_s"] > 0 and r["reference_tokens_per_s"] > 0
+    assert r["speedup"] == pytest.approx(r["engine_tokens_per_s"] / r["reference_tokens_per_s"])
+    for arm in ("engine", "reference"):
+        lo, hi = r[f"{arm}_test_ci"]
+        assert 0 <= lo <= r[f"{arm}_test_accuracy"] <= hi <= 1
+
+
+def test_ablation_benchmark_checks_identical_numbers(tmp_path):
+    bench = load("bench_ablation")
+    out = tmp_path / "ablation.json"
+    assert bench.main(["--sources", "tiny-llama", "--n-prompts", "4", "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())
+    assert r["identical"] and r["max_abs_diff"] <= 1e-4
+    assert r["speedup"] == pytest.approx(r["naive_s"] / r["fast_s"])
