@@ -157,6 +157,19 @@ def test_attribution_is_exact_for_a_linear_change_and_ranks_heads(trials):
     assert 0 <= q["top_k_overlap"] <= 1
 
 
+@pytest.mark.parametrize("kind", ["zero", "mean"])
+def test_attribution_in_chunks_equals_one_batch(trials, kind):
+    model, tok, arch = _model("tiny-llama")
+    p = ablation.prepare(model, tok, trials["test"])
+    means = ablation.head_means(arch, ablation.prepare(model, tok, trials["val"])) if kind == "mean" else None
+    whole = ablation.attribution_scores(arch, p, kind, means, chunk=len(p.choice))
+    for chunk in (1, 3):
+        np.testing.assert_allclose(ablation.attribution_scores(arch, p, kind, means, chunk=chunk), whole,
+                                   rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk=0"):
+        ablation.attribution_scores(arch, p, kind, means, chunk=0)
+
+
 def test_effects_table_and_depth_profile_on_planted_drops():
     rng = np.random.default_rng(0)
     L, H, B = 4, 3, 200
