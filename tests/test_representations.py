@@ -150,3 +150,24 @@ def test_embed_umap_is_seeded():
     b = rp.embed_umap(X, n_neighbors=5, seed=3)
     assert a.shape == (40, 2)
     np.testing.assert_allclose(a, b)
+
+
+def test_landmark_positions_in_the_gpt2_tokenization(gpt2_tok, trials):
+    for t in trials[:5]:
+        ids = gpt2_tok.encode(t.prompt)
+        pos = rp.landmark_positions(gpt2_tok, t.prompt)
+        assert list(pos) == list(rp.LANDMARKS)
+        assert gpt2_tok.decode([ids[pos["context word"]]]) == f" {t.context}"
+        motion, color = t.prompt.split("Motion: ")[1].split(". Color: ")
+        color = color.split(". Answer:")[0]
+        # the tokens up to a stream's end spell the prompt up to its last number, and a '.' follows
+        for name, numbers in (("end of motion stream", motion), ("end of color stream", color)):
+            k = pos[name]
+            assert gpt2_tok.decode(ids[:k + 1]).endswith(numbers.split()[-1])
+            assert gpt2_tok.decode([ids[k + 1]]) == "."
+        assert pos["answer"] == len(ids) - 1
+
+
+def test_landmark_positions_reject_a_prompt_of_another_task(gpt2_tok):
+    with pytest.raises(ValueError, match="no 'context word'"):
+        rp.landmark_positions(gpt2_tok, "Hello world. Answer:")

@@ -13,8 +13,9 @@ three models and puts numbers next to it:
 * **scratch**: the same architecture trained from scratch with the same procedure.
 
 **What we measure.** For each held-out test trial we read the residual stream of the last layer at
-the **answer position** (the prompt's last token, where the model's choice is read). Every prompt
-of this task has the same token length, so positions align across trials.
+the **answer position** (the prompt's last token, where the model's choice is read), and at three
+earlier landmarks (the context word and the ends of the two streams of numbers). Every prompt of
+this task has the same token length, so positions align across trials.
 
 **Design decisions.**
 
@@ -83,11 +84,14 @@ Markdown(f"Analysed: **{len(trials)}** held-out test trials; fine-tuned run `{ru
          f"(lr = {runs['scratch'].config.lr:g}), both at N = {max(train_sizes)}.")
 '''),
 ("code", r'''
-states = {}
-for name in experiments.ANALYSED_MODELS:
+states, at_landmarks = {}, {}
+for name in experiments.ANALYSED_MODELS:   # one pass: the last layer at the four landmarks
     model, tok = experiments.load_analysed(name, runs, pretrained_source)
-    states[name] = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions="last",
-                                            bf16=analysis_bf16)[:, 0, 0]
+    landmarks = rp.landmark_positions(tok, trials[0].prompt)
+    H = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions=list(landmarks.values()),
+                                 bf16=analysis_bf16)[:, 0]
+    at_landmarks[name] = {lm: H[:, i] for i, lm in enumerate(landmarks)}
+    states[name] = at_landmarks[name]["answer"]
     labels = rp.token_labels(tok, trials[0].prompt)
     del model
 Markdown(f"Answer position: token {len(labels) - 1} of {len(labels)} (`{labels[-1]!r}`); "
@@ -119,6 +123,41 @@ cross-validation; the interval is a 95% Wilson interval over the held-out predic
 ("code", r'''
 table = rp.structure_table(states, variables, cv_folds=cv_folds, n_shuffles=n_shuffles, seed=task_seed)
 table.round(3)
+'''),
+("md", r'''
+## Along the prompt
+
+The model has to build these variables while it reads. The same picture and numbers at three
+earlier **landmarks** of the prompt (last layer): the context word, the last token of the motion
+numbers, and the last token of the color numbers; the answer position is repeated for reference.
+The context is written at the start, so it can be read out everywhere; the choice depends on the
+relevant stream, so before both streams have been read it can at best be guessed from the one
+already seen (about 75% when that stream is the relevant one half of the time).
+'''),
+("code", r'''
+#| label: fig-umap-landmarks
+#| fig-cap: "Seeded 2-D UMAP of the fine-tuned model's last layer at the four landmarks (columns), coloured by context, correct choice and the signed coherence of the relevant and irrelevant stream (rows)."
+landmark_embeddings = {lm: rp.embed_umap(X, n_neighbors=umap_neighbors, seed=task_seed)
+                       for lm, X in at_landmarks["fine-tuned"].items()}
+fig = rp.umap_figure(landmark_embeddings, variables)
+'''),
+("code", r'''
+along = pd.concat([rp.structure_table({m: at_landmarks[m][lm] for m in at_landmarks}, variables,
+                                      columns=("context", "choice"), cv_folds=cv_folds,
+                                      n_shuffles=n_shuffles, seed=task_seed).assign(position=lm)
+                   for lm in rp.LANDMARKS], ignore_index=True)
+probe_table = along.pivot_table(index="position", columns=["variable", "model"], values="probe_accuracy", sort=False)
+probe_table.reindex(columns=pd.MultiIndex.from_product([["context", "choice"], list(at_landmarks)])).round(3)
+'''),
+("code", r'''
+#| echo: false
+from_context = float(variables.groupby("context")["choice"].agg(lambda c: max(c.mean(), 1 - c.mean()))
+                     .mul(variables["context"].value_counts(normalize=True)).sum())
+Markdown(f"Linear-probe accuracy (cross-validated, as above) of context and choice at each landmark; "
+         f"the silhouettes and intervals are in `along`. Before any number has been read (the context "
+         f"word), a choice probe can only use the context: in these {len(variables)} trials the "
+         f"context alone predicts the choice {from_context:.1%} of the time (the sampled trials are "
+         f"not exactly balanced within each context), which is the level to read that row against.")
 '''),
 ("md", r'''
 ## Verdict

@@ -27,6 +27,7 @@ a few "massive" dimensions that would otherwise dominate every Euclidean distanc
 """
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -77,6 +78,34 @@ def token_labels(tokenizer, prompt) -> list[str]:
         else:
             out.append("#")
     return out
+
+
+LANDMARKS = ("context word", "end of motion stream", "end of color stream", "answer")
+
+
+def landmark_positions(tokenizer, prompt: str) -> dict[str, int]:
+    """Token positions of the task's landmarks in `prompt` (see :data:`LANDMARKS`): the context
+    word, the last token of the motion and of the color numbers, and the answer position (the
+    prompt's last token).  A position is the token that completes the landmark's last character."""
+    ids = encode_prompts(tokenizer, [prompt])[0]
+
+    def text(k: int) -> str:
+        return tokenizer.decode(ids[:k], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    if text(len(ids)) != prompt:
+        raise ValueError(f"this tokenizer does not decode its tokens back to the prompt ({prompt!r} -> "
+                         f"{text(len(ids))!r}), so landmark positions cannot be located")
+    patterns = {"context word": r"Context: (\w+)\.", "end of motion stream": r"Motion: (.*?)\. ",
+                "end of color stream": r"Color: (.*?)\. "}
+    ends = {}
+    for name, pattern in patterns.items():
+        m = re.search(pattern, prompt)
+        if m is None:
+            raise ValueError(f"prompt {prompt!r} has no {name!r} (pattern {pattern!r}): not a prompt of this task")
+        ends[name] = m.end(1)
+    lengths = [len(text(k + 1)) for k in range(len(ids))]
+    out = {name: next(k for k, n in enumerate(lengths) if n >= end) for name, end in ends.items()}
+    out["answer"] = len(ids) - 1
+    return {name: out[name] for name in LANDMARKS}
 
 
 def _positions(spec, T: int) -> list[int]:
