@@ -136,10 +136,13 @@ already seen (about 75% when that stream is the relevant one half of the time).
 '''),
 ("code", r'''
 #| label: fig-umap-landmarks
-#| fig-cap: "Seeded 2-D UMAP of the fine-tuned model's last layer at the four landmarks (columns), coloured by context, correct choice and the signed coherence of the relevant and irrelevant stream (rows)."
-landmark_embeddings = {lm: rp.embed_umap(X, n_neighbors=umap_neighbors, seed=task_seed)
-                       for lm, X in at_landmarks["fine-tuned"].items()}
-fig = rp.umap_figure(landmark_embeddings, variables)
+#| fig-cap: "Seeded 2-D UMAP of the last layer at the ends of the two streams and at the answer (columns), coloured by context and by the correct choice (rows), one panel per model. The context word is left out: up to it every prompt is one of two strings, so there are only two distinct states, and a UMAP of them would only spread out numerical noise."
+#| fig-subcap: ["pretrained", "fine-tuned", "scratch"]
+for m in at_landmarks:
+    landmark_embeddings = {lm: rp.embed_umap(X, n_neighbors=umap_neighbors, seed=task_seed)
+                           for lm, X in at_landmarks[m].items() if lm != "context word"}
+    fig = rp.umap_figure(landmark_embeddings, variables, rows=rp.UMAP_ROWS[:2], size=2.2)
+    fig.suptitle(m, fontsize=11, y=1.02)
 '''),
 ("code", r'''
 along = pd.concat([rp.structure_table({m: at_landmarks[m][lm] for m in at_landmarks}, variables,
