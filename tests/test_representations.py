@@ -169,5 +169,5 @@ def test_landmark_positions_in_the_gpt2_tokenization(gpt2_tok, trials):
 
 
 def test_landmark_positions_reject_a_prompt_of_another_task(gpt2_tok):
-    with pytest.raises(ValueError, match="no 'context word'"):
+    with pytest.raises(ValueError, match="not a task prompt: 'Hello world. Answer:'"):
         rp.landmark_positions(gpt2_tok, "Hello world. Answer:")

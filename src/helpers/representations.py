@@ -27,7 +27,6 @@ a few "massive" dimensions that would otherwise dominate every Euclidean distanc
 """
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 import torch
 
 from .arch import Arch
+from .attention import token_types
 from .evaluation import encode_prompts
 from .hardware import autocast, model_device
 from .task import Trial
@@ -86,26 +86,13 @@ LANDMARKS = ("context word", "end of motion stream", "end of color stream", "ans
 def landmark_positions(tokenizer, prompt: str) -> dict[str, int]:
     """Token positions of the task's landmarks in `prompt` (see :data:`LANDMARKS`): the context
     word, the last token of the motion and of the color numbers, and the answer position (the
-    prompt's last token).  A position is the token that completes the landmark's last character."""
-    ids = encode_prompts(tokenizer, [prompt])[0]
-
-    def text(k: int) -> str:
-        return tokenizer.decode(ids[:k], skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    if text(len(ids)) != prompt:
-        raise ValueError(f"this tokenizer does not decode its tokens back to the prompt ({prompt!r} -> "
-                         f"{text(len(ids))!r}), so landmark positions cannot be located")
-    patterns = {"context word": r"Context: (\w+)\.", "end of motion stream": r"Motion: (.*?)\. ",
-                "end of color stream": r"Color: (.*?)\. "}
-    ends = {}
-    for name, pattern in patterns.items():
-        m = re.search(pattern, prompt)
-        if m is None:
-            raise ValueError(f"prompt {prompt!r} has no {name!r} (pattern {pattern!r}): not a prompt of this task")
-        ends[name] = m.end(1)
-    lengths = [len(text(k + 1)) for k in range(len(ids))]
-    out = {name: next(k for k, n in enumerate(lengths) if n >= end) for name, end in ends.items()}
-    out["answer"] = len(ids) - 1
-    return {name: out[name] for name in LANDMARKS}
+    prompt's last token).  Tokens are typed by :func:`helpers.attention.token_types`, the same
+    character-span typing chapter 4 uses, so a prompt that is not of this task is an error there."""
+    types = token_types(tokenizer, prompt)
+    last_of = {kind: max(i for i, t in enumerate(types) if t == kind)
+               for kind in ("context word", "motion numbers", "color numbers")}
+    return {"context word": last_of["context word"], "end of motion stream": last_of["motion numbers"],
+            "end of color stream": last_of["color numbers"], "answer": len(types) - 1}
 
 
 def _positions(spec, T: int) -> list[int]:
