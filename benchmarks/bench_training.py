@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -86,7 +85,7 @@ def main(argv=None):
     from helpers.evaluation import encode_prompts, pad_batch, score_trials, summarize
     from helpers.sources import load_source
     from helpers.task import TaskConfig, check_answer_tokens, make_splits
-    from helpers.training import RunConfig, _epoch_order, make_optimizer, train_step
+    from helpers.training import RunConfig, batch_at, make_optimizer, train_step
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
     peak = matmul_rate()
@@ -107,17 +106,15 @@ def main(argv=None):
     answer_ids = check_answer_tokens(tok)
     seqs = encode_prompts(tok, [t.prompt for t in train])
     targets = torch.tensor([answer_ids[t.choice] for t in train])
-    steps_per_epoch = math.ceil(len(train) / args.batch_size)
-    total = args.epochs * steps_per_epoch
-    opt, sched = make_optimizer(engine, cfg, total, device)
+    total = cfg.total_steps
+    opt, sched = make_optimizer(engine, cfg, device)
     ref_loop = ReferenceLoop(reference, tok, train, total, args.lr)
     engine.train()
     t_engine = t_ref = 0.0
     tok_engine = tok_ref = 0
     with eager_attention(engine):
         for step in range(total):
-            epoch, b = divmod(step, steps_per_epoch)
-            idx = _epoch_order(cfg.seed, epoch, len(train))[b * args.batch_size:(b + 1) * args.batch_size]
+            _, idx = batch_at(cfg, step)
             ids, last = pad_batch([seqs[i] for i in idx], tok.pad_token_id or 0)
             t0 = time.perf_counter()
             loss_e, _ = train_step(engine, opt, sched, ids, last, targets[idx], True, cfg.max_grad_norm)
@@ -133,10 +130,9 @@ def main(argv=None):
     engine_tps, ref_tps = tok_engine / t_engine, tok_ref / t_ref
     engine.eval(); reference.eval()
     eng = summarize(test, score_trials(engine, tok, test, bf16=True)["logit_diff"])
-    ref_scores = score_trials(reference, tok, test, bf16=False)
-    ref = summarize(test, ref_scores["logit_diff"])
+    ref = summarize(test, score_trials(reference, tok, test, bf16=False)["logit_diff"])
     engine_acc = eng["accuracy"]
-    model = reference
+    model = reference          # for the parameter count below (same architecture)
 
     n_body = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n and "lm_head" not in n)
     prompt_len = np.mean([len(tok.encode(t.prompt)) for t in splits["train"]])

@@ -193,8 +193,17 @@ def answer_loss(model, ids: torch.Tensor, last: torch.Tensor, targets: torch.Ten
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
-def make_optimizer(model, cfg: RunConfig, total_steps: int, device: torch.device):
-    """AdamW (no weight decay on biases and norms) with linear warm-up and linear decay."""
+def batch_at(cfg: RunConfig, step: int) -> tuple[int, np.ndarray]:
+    """(epoch, indices into the training set) of optimiser step `step`: a pure function of the
+    config, so a resumed run (and the benchmark) takes exactly the same batches."""
+    epoch, b = divmod(step, cfg.steps_per_epoch)
+    return epoch, _epoch_order(cfg.seed, epoch, cfg.n_train)[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+
+
+def make_optimizer(model, cfg: RunConfig, device: torch.device):
+    """AdamW (no weight decay on biases and norms) with linear warm-up and linear decay over the
+    run's `cfg.total_steps`."""
+    total_steps = cfg.total_steps
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
@@ -277,8 +286,8 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     targets = torch.tensor([answer_ids[t.choice] for t in train])
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
 
-    steps_per_epoch, total = cfg.steps_per_epoch, cfg.total_steps
-    opt, sched = make_optimizer(model, cfg, total, device)
+    total = cfg.total_steps
+    opt, sched = make_optimizer(model, cfg, device)
 
     start, log = 0, []
     if partial.exists():
@@ -292,8 +301,7 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
                        initial=start, total=total)
     with eager_attention(model):
         for step in bar:
-            epoch, b = divmod(step, steps_per_epoch)
-            idx = _epoch_order(cfg.seed, epoch, len(train))[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            epoch, idx = batch_at(cfg, step)
             ids, last = pad_batch([seqs[i] for i in idx], pad)
             loss, gnorm = train_step(model, opt, sched, ids.to(device), last.to(device), targets[idx].to(device),
                                      cfg.bf16, cfg.max_grad_norm)
@@ -317,7 +325,7 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     metrics = {"config": cfg.to_dict(), "arm": cfg.arm, "train_seconds": train_seconds,
                "checkpoint_seconds": checkpoint_time, "resumed_from_step": start,
                "train_tokens_per_second": n_tokens / train_seconds if train_seconds > 0 else None,
-               "steps": total, "final_train_loss": float(np.mean([r["loss"] for r in log[-steps_per_epoch:]]))}
+               "steps": total, "final_train_loss": float(np.mean([r["loss"] for r in log[-cfg.steps_per_epoch:]]))}
     for split in ("val", "test"):
         trials = splits[split]
         scores = score_trials(model, tok, trials, bf16=cfg.bf16, progress=progress,
