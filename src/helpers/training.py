@@ -24,13 +24,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -42,7 +40,7 @@ from .hardware import autocast, default_device
 from .paths import runs_dir
 from .progress import bar as progress_bar, quiet_libraries
 from .sources import is_scratch, load_source, validate_source
-from .task import TaskConfig, Trial, check_answer_tokens, make_splits
+from .task import TaskConfig, check_answer_tokens, make_splits
 
 FORMAT_VERSION = 1
 
