@@ -171,3 +171,10 @@ def test_landmark_positions_in_the_gpt2_tokenization(gpt2_tok, trials):
 def test_landmark_positions_reject_a_prompt_of_another_task(gpt2_tok):
     with pytest.raises(ValueError, match="not a task prompt: 'Hello world. Answer:'"):
         rp.landmark_positions(gpt2_tok, "Hello world. Answer:")
+
+
+def test_choice_from_context_accuracy_is_the_majority_choice_within_each_context():
+    v = pd.DataFrame({"context": [0] * 4 + [1] * 6, "choice": [1, 1, 1, 0] + [0, 0, 0, 0, 1, 1]})
+    assert rp.choice_from_context_accuracy(v) == pytest.approx((3 + 4) / 10)
+    balanced = pd.DataFrame({"context": [0, 0, 1, 1], "choice": [0, 1, 0, 1]})
+    assert rp.choice_from_context_accuracy(balanced) == pytest.approx(0.5)

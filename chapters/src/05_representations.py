@@ -154,8 +154,7 @@ probe_table.reindex(columns=pd.MultiIndex.from_product([["context", "choice"], l
 '''),
 ("code", r'''
 #| echo: false
-from_context = float(variables.groupby("context")["choice"].agg(lambda c: max(c.mean(), 1 - c.mean()))
-                     .mul(variables["context"].value_counts(normalize=True)).sum())
+from_context = rp.choice_from_context_accuracy(variables)
 Markdown(f"Linear-probe accuracy (cross-validated, as above) of context and choice at each landmark; "
          f"the silhouettes and intervals are in `along`. Before any number has been read (the context "
          f"word), a choice probe can only use the context: in these {len(variables)} trials the "

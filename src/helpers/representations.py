@@ -95,6 +95,14 @@ def landmark_positions(tokenizer, prompt: str) -> dict[str, int]:
             "end of color stream": last_of["color numbers"], "answer": len(types) - 1}
 
 
+def choice_from_context_accuracy(variables: pd.DataFrame) -> float:
+    """Accuracy of the best guess of the choice from the context alone (the majority choice within
+    each context) on these trials: what a choice probe can reach before any number is read.  50%
+    when the trials are balanced within each context."""
+    majority = variables.groupby("context")["choice"].agg(lambda c: max(c.mean(), 1 - c.mean()))
+    return float(majority.mul(variables["context"].value_counts(normalize=True)).sum())
+
+
 def _positions(spec, T: int) -> list[int]:
     if isinstance(spec, str):
         if spec == "all":
