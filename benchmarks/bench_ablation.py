@@ -4,8 +4,8 @@ For each architecture (smollm2-135m with its pretrained weights; the GPT-2 archi
 random weights, which is fine for timing) and the same prompts, in one process and in fp32:
 
 * **naive**: one full forward per ablated head, with all-position, full-vocabulary logits, as a
-  plain hook loop does (``helpers.ablation.sweep_heads_naive``);
-* **fast**: ``helpers.ablation.sweep_heads`` (clean stream reused up to the ablated layer, the heads
+  plain hook loop does (``helpers.interventions.ablation.sweep_heads_naive``);
+* **fast**: ``helpers.interventions.ablation.sweep_heads`` (clean stream reused up to the ablated layer, the heads
   of a layer batched, the last layer run at the answer position only, only the answer logit
   difference computed).
 
@@ -27,10 +27,10 @@ TARGETS = {"smollm2-135m": 2.0, "scratch:gpt2": 2.5}
 
 
 def bench(source: str, n_prompts: int, kind: str) -> dict:
-    from helpers import ablation
-    from helpers.arch import Arch
-    from helpers.sources import load_source
-    from helpers.task import TaskConfig, make_splits
+    from helpers.interventions import ablation
+    from helpers.models.arch import Arch
+    from helpers.models.sources import load_source
+    from helpers.tasks.decision import TaskConfig, make_splits
     model, tok = load_source(source, seed=0)
     arch = Arch(model)
     splits = make_splits(TaskConfig(), 0, n_prompts, n_prompts)

@@ -5,7 +5,7 @@ the machine's drift in speed hits both alike):
 
 * the **reference**: a default Hugging Face fine-tuning loop (fp32, the language-modelling loss over
   the full vocabulary at every position of prompt + answer, padding masked);
-* the **engine** of this book (``helpers.training.train_step``, the step that ``train_run`` takes):
+* the **engine** of this book (``helpers.training.engine.train_step``, the step that ``train_run`` takes):
   cross-entropy at the answer position only (no logits elsewhere), bf16 autocast, fp32 master
   weights, fused AdamW, eager attention;
 
@@ -65,7 +65,9 @@ class ReferenceLoop:
         loss = self.model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step(); self.sched.step(); self.opt.zero_grad(set_to_none=True)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
         return loss.item(), sum(len(s) for s in batch)
 
 
@@ -81,11 +83,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     os.environ.setdefault("BOOK_DATA_DIR", tempfile.mkdtemp(prefix="bench-data-"))
-    from helpers.arch import eager_attention
-    from helpers.evaluation import encode_prompts, pad_batch, score_trials, summarize
-    from helpers.sources import load_source
-    from helpers.task import TaskConfig, check_answer_tokens, make_splits
-    from helpers.training import RunConfig, batch_at, make_optimizer, train_step
+    from helpers.models.arch import eager_attention
+    from helpers.models.scoring import encode_prompts, pad_batch, score_trials
+    from helpers.models.sources import load_source
+    from helpers.tasks.decision import TaskConfig, check_answer_tokens, make_splits
+    from helpers.training.engine import batch_at, make_optimizer, train_step
+    from helpers.training.evaluation import summarize
+    from helpers.training.runs import RunConfig
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
     peak = matmul_rate()
@@ -128,7 +132,8 @@ def main(argv=None):
                   f"{tok_engine / t_engine:.0f} vs {tok_ref / t_ref:.0f} tokens/s", end="", file=sys.stderr)
     print(file=sys.stderr)
     engine_tps, ref_tps = tok_engine / t_engine, tok_ref / t_ref
-    engine.eval(); reference.eval()
+    engine.eval()
+    reference.eval()
     eng = summarize(test, score_trials(engine, tok, test, bf16=True)["logit_diff"])
     ref = summarize(test, score_trials(reference, tok, test, bf16=False)["logit_diff"])
     engine_acc = eng["accuracy"]

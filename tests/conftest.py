@@ -33,7 +33,7 @@ TOKENIZER_SUBDIR = Path("models") / "gpt2-tokenizer"
 @pytest.fixture(scope="session", autouse=True)
 def session_data_dir(tmp_path_factory):
     """A session-wide BOOK_DATA_DIR (shared tokenizer cache) that is not the repo's data/."""
-    from helpers import paths
+    from helpers.core import paths
 
     d = tmp_path_factory.mktemp("book-data")
     with pytest.MonkeyPatch.context() as mp:
@@ -55,7 +55,7 @@ def _offline_and_session_dir(session_data_dir, monkeypatch):
 @pytest.fixture(scope="session")
 def gpt2_tok(session_data_dir):
     """The offline GPT-2 tokenizer (cached under the session data dir)."""
-    from helpers.sources import gpt2_tokenizer
+    from helpers.models.sources import gpt2_tokenizer
 
     return gpt2_tokenizer()
 
@@ -91,3 +91,21 @@ def data_dir_factory(tmp_path, monkeypatch, session_data_dir, gpt2_tok):
         return d
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory, session_data_dir, gpt2_tok):
+    """The whole book built once on the smoke profile, as `make book PROFILE=smoke` runs it, in
+    folders of its own: ``(data_dir, build_dir, completed_process)``.  Tests that need trained
+    smoke runs (the README's commands, the corrupt-artifact check) reuse its data folder."""
+    import subprocess
+    import sys
+    root = tmp_path_factory.mktemp("smoke-book")
+    data, build = root / "data", root / "build"
+    data.mkdir()
+    seed_tokenizer_cache(session_data_dir, data)
+    env = dict(os.environ, BOOK_DATA_DIR=str(data), BOOK_BUILD_DIR=str(build))
+    env.pop("BOOK_PROGRESS", None)
+    res = subprocess.run([sys.executable, "-m", "helpers", "book", "--profile", "smoke"],
+                         env=env, capture_output=True, text=True, timeout=900)
+    return data, build, res

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ablation
-from helpers.arch import Arch
-from helpers.sources import load_source
-from helpers.task import TaskConfig, make_splits
+from helpers.claims import ablation as ablation_claims
+from helpers.interventions import ablation, effects
+from helpers.models.arch import Arch
+from helpers.models.scoring import pad_batch
+from helpers.models.sources import load_source
+from helpers.tasks.decision import TaskConfig, make_splits
 
 SOURCES = ["tiny-gpt2", "tiny-llama"]
 
@@ -149,10 +151,10 @@ def test_attribution_is_exact_for_a_linear_change_and_ranks_heads(trials):
     model, tok, arch = _model("tiny-gpt2")
     p = ablation.prepare(model, tok, trials["test"])
     est = -ablation.attribution_scores(arch, p, "zero")
-    exact = ablation.effects_table(ablation.clean_logit_diff(arch, p),
+    exact = effects.effects_table(ablation.clean_logit_diff(arch, p),
                                    ablation.sweep_heads(arch, p, "zero", progress=False), p.choice)
     exact = exact["ld_drop"].to_numpy().reshape(arch.n_layers, arch.n_heads)
-    q = ablation.screen_quality(est, exact, k=3)
+    q = effects.screen_quality(est, exact, k=3)
     assert q["spearman"] > 0.5            # a linear estimate ranks heads of a tiny model well
     assert 0 <= q["top_k_overlap"] <= 1
 
@@ -177,11 +179,11 @@ def test_effects_table_and_depth_profile_on_planted_drops():
     clean = choice * 2.0
     ablated = np.repeat(clean[None, None], L, 0).repeat(H, 1).astype(float)
     ablated[3, 1] = choice * -1.0 + rng.normal(0, 0.1, B)      # removing L3H1 flips every answer
-    t = ablation.effects_table(clean, ablated, choice, n_boot=200)
+    t = effects.effects_table(clean, ablated, choice, n_boot=200)
     row = t[(t["layer"] == 3) & (t["head"] == 1)].iloc[0]
     assert row.acc_drop == 1.0 and row.significant and row.ld_drop == pytest.approx(3.0, abs=0.05)
     assert t.drop(row.name)["ld_drop"].abs().max() == 0
-    prof = ablation.depth_profile(ablation.per_prompt_drops(clean, ablated, choice), n_boot=100)
+    prof = effects.depth_profile(effects.per_prompt_drops(clean, ablated, choice), n_boot=100)
     assert prof["centre"] == pytest.approx(1.0) and prof["first_layer_share"] == 0
 
 
@@ -189,19 +191,19 @@ def _profile(layer, L=4, H=3, B=100, seed=0):
     rng = np.random.default_rng(seed)
     drops = np.abs(rng.normal(0, 0.01, (L, H, B)))
     drops[layer, 0] += 1.0
-    return ablation.depth_profile(drops, n_boot=200)
+    return effects.depth_profile(drops, n_boot=200)
 
 
 def test_depth_verdicts_follow_the_evidence():
     good = np.ones(100, bool)
-    v = ablation.depth_verdicts(_profile(3), _profile(0), good, good)
+    v = ablation_claims.depth_verdicts(_profile(3), _profile(0), good, good)
     assert v["fine-tuned relies on later-layer heads"][0] == "replicated"
     assert v["scratch relies on first-layer heads"][0] == "replicated"
-    v = ablation.depth_verdicts(_profile(0), _profile(3), good, good)
+    v = ablation_claims.depth_verdicts(_profile(0), _profile(3), good, good)
     assert v["fine-tuned relies on later-layer heads"][0] == "not replicated"
     assert v["scratch relies on first-layer heads"][0] == "not replicated"
     chance = np.arange(100) % 2 == 0
-    v = ablation.depth_verdicts(_profile(3), _profile(0), good, chance)
+    v = ablation_claims.depth_verdicts(_profile(3), _profile(0), good, chance)
     assert v["scratch relies on first-layer heads"][0] == "inconclusive"
     assert "does not solve the task" in v["scratch relies on first-layer heads"][1]
 
@@ -209,7 +211,6 @@ def test_depth_verdicts_follow_the_evidence():
 @pytest.mark.parametrize("source", SOURCES)
 def test_last_layer_at_the_last_positions_equals_the_full_model(source):
     """With right padding and rows of different lengths (the shortcut must not see the pads)."""
-    from helpers.evaluation import pad_batch
     model, tok, arch = _model(source)
     ids, last = pad_batch([[5, 9, 200, 31, 7, 12], [44, 3, 9], [8, 8, 1000, 5]], pad_id=0)
     with torch.no_grad():
@@ -221,7 +222,6 @@ def test_last_layer_at_the_last_positions_equals_the_full_model(source):
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_answer_states_equal_the_models_final_states_at_the_answer(source):
-    from helpers.evaluation import pad_batch
     model, tok, arch = _model(source)
     ids, last = pad_batch([[5, 9, 200, 31], [44, 3], [8, 8, 1000]], pad_id=0)
     with torch.no_grad():
@@ -233,9 +233,9 @@ def test_named_heads_table_ranks_the_named_heads_among_all():
     import pandas as pd
     rows = [{"layer": l, "head": h, "ld_drop": float(l * 10 + h), "ld_drop_lo": 0.0, "ld_drop_hi": 1.0,
              "significant": l == 2} for l in range(3) for h in range(4)]
-    t = ablation.named_heads_table(pd.DataFrame(rows), heads=((2, 3), (0, 0)))
+    t = effects.named_heads_table(pd.DataFrame(rows), heads=((2, 3), (0, 0)))
     assert t[["layer", "head"]].values.tolist() == [[2, 3], [0, 0]]
     assert t["rank"].tolist() == [1, 12] and t["of"].tolist() == [12, 12]
     assert t["significant"].tolist() == [True, False]
     with pytest.raises(ValueError, match=r"\(5, 7\).*layers 0..2"):
-        ablation.named_heads_table(pd.DataFrame(rows))
+        effects.named_heads_table(pd.DataFrame(rows))

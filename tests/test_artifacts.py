@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from helpers import artifacts
-from helpers.artifacts import MANIFEST, CorruptArtifact, commit_dir, config_key, verify_dir
+from helpers.core import artifacts
+from helpers.core.artifacts import MANIFEST, commit_dir, config_key, verify_dir
+from helpers.core.errors import CorruptArtifact
 
 
 # ---- keys -----------------------------------------------------------------------------------------

@@ -9,8 +9,14 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import attention as A  # noqa: E402
-from helpers.task import TaskConfig, make_prompt, make_splits  # noqa: E402
+from helpers.claims import attention as claims  # noqa: E402
+from helpers.figures import attention as figs  # noqa: E402
+from helpers.figures import explorer as ex  # noqa: E402
+from helpers.readouts import attention as A  # noqa: E402
+from helpers.stats.bootstrap import bootstrap_means  # noqa: E402
+from helpers.stats.multiplicity import holm  # noqa: E402
+from helpers.tasks import tokens  # noqa: E402
+from helpers.tasks.decision import TaskConfig, make_prompt, make_splits  # noqa: E402
 
 PROMPT = make_prompt("color", [0.17, 0.04, -0.22, 0.41], [0.13, -0.2, -0.31, -0.18])
 MOTION = ["+0.17", "+0.04", "-0.22", "+0.41"]
@@ -27,7 +33,7 @@ def _check_prompt_types(tok, types, tokens_per_number):
     ids = tok.encode(PROMPT)
     assert len(types) == len(ids)
     words = [tok.decode([i]).strip() for i in ids]
-    counts = {t: types.count(t) for t in A.TOKEN_TYPES}
+    counts = {t: types.count(t) for t in tokens.TOKEN_TYPES}
     assert counts == {"context word": 1, "motion numbers": 4 * tokens_per_number,
                       "color numbers": 4 * tokens_per_number, "punctuation": 7, "other": 4}
     # every number token (sign, digits, decimal point) is typed with its stream, in order
@@ -41,7 +47,7 @@ def _check_prompt_types(tok, types, tokens_per_number):
 
 
 def test_token_types_gpt2(gpt2_tok):
-    types = A.token_types(gpt2_tok, PROMPT)
+    types = tokens.token_types(gpt2_tok, PROMPT)
     # GPT-2 writes "+0.17" as " +", "0", ".", "17"
     _check_prompt_types(gpt2_tok, types, tokens_per_number=4)
     assert [gpt2_tok.decode([i]) for i in gpt2_tok.encode(PROMPT)][6:10] == [" +", "0", ".", "17"]
@@ -60,7 +66,7 @@ def test_token_types_digit_splitting_tokenizer(gpt2_tok):
     t.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(tokenizer_object=t)
     assert [tok.decode([i]) for i in tok.encode(PROMPT)][6:11] == [" +", "0", ".", "1", "7"]
-    _check_prompt_types(tok, A.token_types(tok, PROMPT), tokens_per_number=5)
+    _check_prompt_types(tok, tokens.token_types(tok, PROMPT), tokens_per_number=5)
 
 
 def test_token_types_without_offsets_falls_back_to_decoding(gpt2_tok):
@@ -75,17 +81,17 @@ def test_token_types_without_offsets_falls_back_to_decoding(gpt2_tok):
 
         def decode(self, ids):
             return gpt2_tok.decode(ids)
-    assert A.token_types(NoOffsets(), PROMPT) == A.token_types(gpt2_tok, PROMPT)
+    assert tokens.token_types(NoOffsets(), PROMPT) == tokens.token_types(gpt2_tok, PROMPT)
 
 
 def test_token_types_rejects_other_text(gpt2_tok):
     with pytest.raises(ValueError, match="not a task prompt"):
-        A.token_types(gpt2_tok, "Hello world")
+        tokens.token_types(gpt2_tok, "Hello world")
 
 
 @pytest.fixture(scope="module")
 def tiny_models(session_data_dir):
-    from helpers.sources import load_source
+    from helpers.models.sources import load_source
     return {n: load_source(n) for n in ("tiny-gpt2", "tiny-llama")}
 
 
@@ -118,7 +124,7 @@ def test_attention_patterns(tiny_models, gpt2_tok, trials, name):
 
 @pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-llama"])
 def test_attention_implementation_restored_after_an_error(tiny_models, gpt2_tok, name):
-    from helpers.arch import Arch
+    from helpers.models.arch import Arch
     model, _ = tiny_models[name]
     original = model.config._attn_implementation
     assert original != "eager"
@@ -143,25 +149,25 @@ def test_attention_implementation_restored_after_an_error(tiny_models, gpt2_tok,
 def test_attention_by_type_and_padded_batches(tiny_models, gpt2_tok, trials, name):
     model, _ = tiny_models[name]
     stats = A.attention_stats(model, gpt2_tok, trials, batch_size=4)      # padded batches
-    assert stats.answer.shape == (len(trials), 2, 4, len(A.TOKEN_TYPES))
+    assert stats.answer.shape == (len(trials), 2, 4, len(tokens.TOKEN_TYPES))
     np.testing.assert_allclose(stats.answer.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_allclose(stats.key_share.sum(-1), 1.0, atol=1e-6)
     assert len(stats.meta["tokens_per_prompt"]) == 2
     # one prompt at a time (no padding) gives the same masses
     for i in (0, 1):
         ids = torch.tensor([gpt2_tok.encode(trials[i].prompt)])
-        types = A.token_types(gpt2_tok, trials[i].prompt)
+        types = tokens.token_types(gpt2_tok, trials[i].prompt)
         df = A.attention_by_type(A.attention_patterns(model, ids), types)
         assert set(df.columns) == {"layer", "head", "type", "mass"}
         np.testing.assert_allclose(df.groupby(["layer", "head"])["mass"].sum(), 1.0, atol=1e-5)
-        mine = df.pivot_table(index=["layer", "head"], columns="type", values="mass")[list(A.TOKEN_TYPES)]
-        np.testing.assert_allclose(mine.to_numpy(), stats.answer[i].reshape(-1, len(A.TOKEN_TYPES)), atol=1e-5)
+        mine = df.pivot_table(index=["layer", "head"], columns="type", values="mass")[list(tokens.TOKEN_TYPES)]
+        np.testing.assert_allclose(mine.to_numpy(), stats.answer[i].reshape(-1, len(tokens.TOKEN_TYPES)), atol=1e-5)
     table = stats.table()
     np.testing.assert_allclose(table.groupby(["layer", "head"])["mass"].sum(), 1.0, atol=1e-5)
     q = stats.query_table()
     np.testing.assert_allclose(q.groupby(["layer", "head", "query_type"])["mass"].sum(), 1.0, atol=1e-5)
     # the context word's query cannot see any number (they come after it)
-    cw = q[(q["query_type"] == "context word") & q["type"].isin(A.NUMBER_TYPES)]
+    cw = q[(q["query_type"] == "context word") & q["type"].isin(tokens.NUMBER_TYPES)]
     assert np.all(cw["mass"] == 0)
 
 
@@ -169,9 +175,9 @@ def _planted(n=40, L=2, H=3, plant=(1, 2), strength=0.5, seed=0):
     """Synthetic patterns over real prompts: uniform attention everywhere, except that head `plant`
     moves `strength` of the answer position's mass from irrelevant to relevant numbers."""
     trial_list = make_splits(TaskConfig(n_samples=2), 0, 0, n)["test"]
-    from helpers.sources import tokenizer_for
+    from helpers.models.sources import tokenizer_for
     tok = tokenizer_for("gpt2")
-    types = [A.token_types(tok, t.prompt) for t in trial_list]
+    types = [tokens.token_types(tok, t.prompt) for t in trial_list]
     T = len(types[0])
     assert all(len(t) == T for t in types)
     rng = np.random.default_rng(seed)
@@ -200,12 +206,12 @@ def test_relevance_detects_planted_attention(session_data_dir):
     others = table[~((table["layer"] == 1) & (table["head"] == 2))]
     assert not others["significant"].any()
     np.testing.assert_allclose(others["relevance"], 0, atol=1e-6)
-    verdict, evidence = A.relevance_verdict(table, "planted")
+    verdict, evidence = claims.relevance_verdict(table, "planted")
     assert verdict == "replicated" and "L1H2" in evidence
     # nothing planted: no head is significant, and the verdict is not "replicated"
     null = A.relevance_table(A.stats_from_patterns(*_planted(strength=0.0)))
     assert not null["significant"].any()
-    assert A.relevance_verdict(null)[0] == "not replicated"
+    assert claims.relevance_verdict(null)[0] == "not replicated"
 
 
 def test_number_attention_claim_and_verdicts(session_data_dir):
@@ -213,7 +219,7 @@ def test_number_attention_claim_and_verdicts(session_data_dir):
     uniform = A.stats_from_patterns(pats, types, contexts)
     focus = pats.clone()
     for b, t in enumerate(types):           # layer 0: the answer attends to the numbers only
-        num = torch.tensor([k in A.NUMBER_TYPES for k in t], dtype=torch.float32)
+        num = torch.tensor([k in tokens.NUMBER_TYPES for k in t], dtype=torch.float32)
         focus[0, b, :, -1] = num / num.sum()
     focused = A.stats_from_patterns(focus, types, contexts)
     table = A.first_layer_number_attention({"scratch": focused, "fine-tuned": uniform})
@@ -222,19 +228,19 @@ def test_number_attention_claim_and_verdicts(session_data_dir):
     assert f["excess"] == pytest.approx(0.0, abs=1e-6)
     diff = A.paired_difference(focused, uniform)
     assert diff[1] > 0
-    assert A.number_attention_verdict(table, difference=diff)[0] == "replicated"
+    assert claims.number_attention_verdict(table, difference=diff)[0] == "replicated"
     swapped = A.first_layer_number_attention({"scratch": uniform, "fine-tuned": focused})
-    assert A.number_attention_verdict(swapped)[0] == "not replicated"
+    assert claims.number_attention_verdict(swapped)[0] == "not replicated"
     wide = table.copy()
     wide.loc[wide["model"] == "scratch", ["excess_lo", "excess_hi"]] = [-0.05, 0.05]
-    assert A.number_attention_verdict(wide)[0] == "inconclusive"
+    assert claims.number_attention_verdict(wide)[0] == "inconclusive"
     prof = A.number_profile(focused)
     assert prof.loc[0, "excess"] > 0.2 and prof.loc[1, "excess"] == pytest.approx(0, abs=1e-6)
     # the figures draw from these statistics
     import matplotlib.pyplot as plt
     stats = {"scratch": focused, "fine-tuned": uniform}
-    for fig in (A.number_heatmaps(stats), A.type_bars(stats), A.profile_figure({"scratch": prof}),
-                A.relevance_heatmaps({k: A.relevance_table(v, n_boot=200) for k, v in stats.items()})):
+    for fig in (figs.number_heatmaps(stats), figs.type_bars(stats), figs.profile_figure({"scratch": prof}),
+                figs.relevance_heatmaps({k: A.relevance_table(v, n_boot=200) for k, v in stats.items()})):
         assert fig.axes
         plt.close(fig)
 
@@ -242,16 +248,16 @@ def test_number_attention_claim_and_verdicts(session_data_dir):
 def test_bootstrap_and_holm():
     rng = np.random.default_rng(0)
     x = rng.normal(1.0, 1.0, size=(200, 3))
-    m, lo, hi = A.bootstrap_means(x)
+    m, lo, hi = bootstrap_means(x)
     assert np.all(lo < m) and np.all(m < hi) and np.all(lo > 0.7) and np.all(hi < 1.3)
-    np.testing.assert_allclose(A.holm(np.array([0.01, 0.04, 0.03])), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm(np.array([0.01, 0.04, 0.03])), [0.03, 0.06, 0.06])
 
 
 def test_explorer(tiny_models, gpt2_tok, trials):
     import matplotlib.pyplot as plt
-    w = A.explorer(tiny_models, trials[:3])
+    w = ex.explorer(A.PatternSource(tiny_models, trials[:3]))
     assert w.draws == 1
-    assert repr(w) == A.STATIC_NOTE
+    assert repr(w) == ex.STATIC_NOTE
     c = w.controls
     c["head"].value = 3
     assert w.draws == 2
@@ -262,6 +268,7 @@ def test_explorer(tiny_models, gpt2_tok, trials):
     fig = w.figure()
     assert "tiny-llama, layer 0, head 3; prompt 2" in fig.axes[0].get_title()
     plt.close(fig)
-    fig = A.example_pattern(*tiny_models["tiny-gpt2"], trials[0], layer=1, head=0)
+    pattern, labels, types = A.single_pattern(*tiny_models["tiny-gpt2"], trials[0], layer=1, head=0)
+    fig = figs.pattern_figure(pattern, labels, types, f"layer 1, head 0 ({trials[0].context} context)")
     assert len(fig.axes[0].get_xticklabels()) == len(gpt2_tok.encode(trials[0].prompt))
     plt.close(fig)

@@ -7,10 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import evaluation
-from helpers.evaluation import bootstrap_ci, last_position_logits, pad_batch, summarize, wilson_ci
-from helpers.sources import load_source
-from helpers.task import TaskConfig, make_splits
+from helpers.models import scoring
+from helpers.models.scoring import last_position_logits, pad_batch
+from helpers.models.sources import load_source
+from helpers.stats.bootstrap import bootstrap_ci
+from helpers.stats.intervals import wilson_ci
+from helpers.tasks.decision import TaskConfig, make_splits
+from helpers.training import evaluation
+from helpers.training.evaluation import summarize
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +100,7 @@ def test_last_position_logits_match_full_forward(name, gpt2_tok):
 
 def test_score_trials_matches_manual_logit_difference(tiny_gpt2, trials):
     model, tok = tiny_gpt2
-    scores = evaluation.score_trials(model, tok, trials, batch_size=7)
+    scores = scoring.score_trials(model, tok, trials, batch_size=7)
     assert scores["logit_diff"].shape == (len(trials),)
     assert scores["top1"].dtype == bool and scores["top1"].shape == (len(trials),)
     with torch.no_grad():
@@ -111,15 +115,15 @@ def test_score_trials_independent_of_batch_size_and_restores_mode(tiny_gpt2, tri
     model, tok = tiny_gpt2
     model.train()
     try:
-        a = evaluation.score_trials(model, tok, trials, batch_size=3)
+        a = scoring.score_trials(model, tok, trials, batch_size=3)
         assert model.training, "score_trials restores the training flag"
     finally:
         model.eval()
-    b = evaluation.score_trials(model, tok, trials, batch_size=64)
+    b = scoring.score_trials(model, tok, trials, batch_size=64)
     np.testing.assert_allclose(a["logit_diff"], b["logit_diff"], atol=1e-4)
     np.testing.assert_array_equal(a["top1"], b["top1"])
     # eval mode inside: dropout off, so repeated scoring is identical
-    c = evaluation.score_trials(model, tok, trials, batch_size=64)
+    c = scoring.score_trials(model, tok, trials, batch_size=64)
     np.testing.assert_array_equal(b["logit_diff"], c["logit_diff"])
 
 

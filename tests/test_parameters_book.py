@@ -1,111 +1,170 @@
 """The book runner's checks: unknown profile / chapter / parameter and out-of-range values stop
 before any compute, with messages that name the culprit and the accepted values."""
-import json
-
 import pytest
 
-from helpers import book
-from helpers.parameters import SPECS, check_value
+from helpers.book import chapters as book_chapters
+from helpers.book import runner
+from helpers.config import profiles
+from helpers.config.parameters import SPECS, STUDY_PARAMETERS, check_value
+from helpers.core.errors import ParameterError
+from helpers.core.paths import REPO
 
 
 def test_every_chapter_declares_only_known_parameters():
-    for ch in book.list_chapters():
-        declared = book.chapter_parameters(ch)
+    for ch in book_chapters.list_chapters():
+        declared = book_chapters.chapter_parameters(ch)
         assert "profile" in declared, ch
-        unknown = set(declared) - set(SPECS)
+        unknown = set(declared) - set(SPECS) - {"study_overrides"}
         assert not unknown, f"{ch} declares parameters without a spec: {unknown}"
+
+
+def test_no_chapter_repeats_the_study_parameters():
+    """A chapter's parameters cell holds `profile`, `study_overrides` and its own parameters only."""
+    for ch in book_chapters.list_chapters():
+        declared = book_chapters.chapter_parameters(ch)
+        assert not set(declared) & set(STUDY_PARAMETERS), ch
+        assert declared.get("study_overrides") == {}, ch
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "full", "paper"])
 def test_every_profile_resolves_for_every_chapter(profile):
-    for ch in book.list_chapters():
-        params = book.resolve_parameters(ch, profile)
+    for ch in book_chapters.list_chapters():
+        params = runner.resolve_parameters(ch, profile)
         assert params["profile"] == profile
+        assert params["study_overrides"] == {}
+
+
+def test_every_profile_sets_every_study_parameter():
+    for p in profiles.list_profiles():
+        assert set(STUDY_PARAMETERS) <= set(profiles.profile_values(p)), p
 
 
 def test_unknown_profile_names_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"unknown profile 'nope'.*quick"):
-        book.resolve_parameters("01_task", "nope")
+    with pytest.raises(ParameterError, match=r"unknown profile 'nope'.*quick"):
+        runner.resolve_parameters("01_task", "nope")
 
 
 def test_unknown_chapter_names_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"unknown chapter '99_x'.*01_task"):
-        book.chapter_path("99_x")
+    with pytest.raises(ParameterError, match=r"unknown chapter '99_x'.*01_task"):
+        book_chapters.chapter_path("99_x")
 
 
 def test_chapter_aliases():
-    assert book.chapter_path("2").stem == book.chapter_path("02_training").stem == "02_training"
-    assert book.chapter_path("training").stem == "02_training"
+    path = book_chapters.chapter_path
+    assert path("2").stem == path("02").stem == path("02_training").stem == "02_training"
+    assert path("training").stem == "02_training"
 
 
 def test_unknown_override_is_rejected():
-    with pytest.raises(ValueError, match=r"no parameter 'learning_rate'.*accepted parameters are"):
-        book.resolve_parameters("02_training", "smoke", {"learning_rate": 0.1})
+    with pytest.raises(ParameterError, match=r"no parameter 'learning_rate'.*accepted parameters are"):
+        runner.resolve_parameters("02_training", "smoke", {"learning_rate": 0.1})
+
+
+def test_study_overrides_are_routed_to_the_study_and_chapter_values_to_the_chapter():
+    p = runner.resolve_parameters("03_ablation", "smoke", {"seeds": [0, 1], "n_ablation": 8})
+    assert p["study_overrides"] == {"seeds": [0, 1]}
+    assert p["n_ablation"] == 8
+
+
+def test_a_chapter_parameter_of_another_chapter_is_rejected():
+    with pytest.raises(ParameterError, match=r"03_ablation has no parameter 'umap_neighbors'"):
+        runner.resolve_parameters("03_ablation", "smoke", {"umap_neighbors": 5})
 
 
 @pytest.mark.parametrize("name,value,pattern", [
-    ("epochs", 0, r"epochs=0.*\[1, 1000\]"),
+    ("epochs", 0, r"epochs=0.*an int in \[1, 1000\]"),
     ("n_samples", 99, r"n_samples=99.*\[1, 16\]"),
-    ("bf16", "yes", r"bf16='yes'.*bool"),
+    ("bf16", "yes", r"bf16='yes'.*a bool"),
     ("train_sizes", [], r"train_sizes=\[\].*non-empty list"),
     ("pretrained_source", "gpt5", r"unknown model source 'gpt5'.*smollm2-135m"),
-    ("noise", -0.1, r"noise=-0.1"),
+    ("noise", -0.1, r"noise=-0.1.*a float"),
 ])
 def test_out_of_range_values_name_the_accepted_values(name, value, pattern):
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ParameterError, match=pattern):
         check_value(name, value)
 
 
+def test_messages_use_the_right_article():
+    with pytest.raises(ParameterError) as e:
+        check_value("epochs", "x")
+    assert "an int" in str(e.value) and "a int" not in str(e.value)
+
+
+def test_a_list_parameter_accepts_a_single_value():
+    assert profiles.coerce("train_sizes", 64) == [64]
+    assert profiles.coerce("grid_lrs_finetune", "3e-4") == [3e-4]
+    p = runner.resolve_parameters("03_ablation", "smoke", {"train_sizes": 32, "ablation_kinds": "mean"})
+    assert p["study_overrides"] == {"train_sizes": [32]} and p["ablation_kinds"] == ["mean"]
+
+
 def test_grid_size_must_be_on_the_curve():
-    with pytest.raises(ValueError, match="grid_n_train"):
-        book.resolve_parameters("02_training", "smoke", {"grid_n_train": 7})
+    with pytest.raises(ParameterError, match="grid_n_train"):
+        runner.resolve_parameters("02_training", "smoke", {"grid_n_train": 7})
 
 
 def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text("parameters:\n  not_a_parameter: 3\n")
-    monkeypatch.setattr(book, "PROFILES_DIR", tmp_path)
-    with pytest.raises(ValueError, match=r"profile bad: unknown parameter 'not_a_parameter'"):
-        book.resolve_parameters("01_task", "bad")
+    monkeypatch.setattr(profiles, "PROFILES_DIR", tmp_path)
+    with pytest.raises(ParameterError, match=r"profile bad: unknown parameters \['not_a_parameter'\]"):
+        runner.resolve_parameters("01_task", "bad")
+
+
+def test_profile_without_a_study_parameter_is_rejected(tmp_path, monkeypatch):
+    values = profiles.profile_values("smoke")
+    del values["seeds"]
+    import yaml
+    (tmp_path / "partial.yaml").write_text(yaml.safe_dump({"parameters": values}))
+    monkeypatch.setattr(profiles, "PROFILES_DIR", tmp_path)
+    with pytest.raises(ParameterError, match=r"does not set the study parameters \['seeds'\]"):
+        runner.resolve_parameters("02_training", "partial")
 
 
 def test_yaml_exponent_strings_are_read_as_floats(tmp_path, monkeypatch):
-    (tmp_path / "exp.yaml").write_text("parameters:\n  grid_lrs_finetune: [3e-4]\n")
-    monkeypatch.setattr(book, "PROFILES_DIR", tmp_path)
-    assert book.resolve_parameters("02_training", "exp")["grid_lrs_finetune"] == [3e-4]
+    import yaml
+    values = profiles.profile_values("smoke")
+    text = yaml.safe_dump({"parameters": values}).replace("- 0.001\n", "- 3e-4\n", 1)
+    assert "3e-4" in text
+    (tmp_path / "exp.yaml").write_text(text)
+    monkeypatch.setattr(profiles, "PROFILES_DIR", tmp_path)
+    from helpers.study import Study
+    assert Study.from_profile("exp").grid_lrs_finetune[0] == 3e-4
 
 
 def test_cli_values_parse_as_json_else_string():
-    assert book.parse_cli_value("[1, 2]") == [1, 2]
-    assert book.parse_cli_value("3e-4") == 3e-4
-    assert book.parse_cli_value("true") is True
-    assert book.parse_cli_value("smollm2-135m") == "smollm2-135m"
+    assert runner.parse_cli_value("[1, 2]") == [1, 2]
+    assert runner.parse_cli_value("3e-4") == 3e-4
+    assert runner.parse_cli_value("true") is True
+    assert runner.parse_cli_value("smollm2-135m") == "smollm2-135m"
 
 
-def test_cli_bad_parameter_exits_2_before_compute(capsys):
-    from helpers.__main__ import main
-    assert main(["run", "02", "--profile", "smoke", "-p", "epochs", "-3"]) == 2
-    err = capsys.readouterr().err
-    assert "epochs=-3" in err and "[1, 1000]" in err
-
-
-def test_notebooks_are_clean_and_in_sync_with_their_cell_lists():
-    """Committed notebooks have no outputs and match chapters/src (regenerated by tools/nb.py)."""
-    import runpy
-
-    import nbformat
-    for ch in book.list_chapters():
-        nb = nbformat.read(book.chapter_path(ch), as_version=4)
-        assert all(not c.get("outputs") and not c.get("execution_count")
-                   for c in nb.cells if c.cell_type == "code"), ch
-        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), ch
-        cells = runpy.run_path(str(book.CHAPTERS_DIR / "src" / f"{ch}.py"))["CELLS"]
-        assert [c.source for c in nb.cells] == [src.strip("\n") for _, src in cells], \
-            f"{ch}.ipynb is out of sync with chapters/src/{ch}.py: run `python tools/nb.py`"
+def test_chapters_are_percent_scripts_with_one_parameters_cell_and_declared_needs():
+    """One source per chapter: a jupytext percent script, no committed notebook beside it."""
+    assert not list((REPO / "chapters").glob("*.ipynb"))
+    assert not (REPO / "chapters" / "src").exists()
+    for ch in book_chapters.list_chapters():
+        text = book_chapters.chapter_path(ch).read_text()
+        assert text.count('# %% tags=["parameters"]') == 1, ch
+        nb = book_chapters.read_chapter(ch)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), ch
+        assert book_chapters.chapter_needs(ch), ch
 
 
 def test_quarto_book_lists_exactly_the_chapters():
     import yaml
-    cfg = yaml.safe_load((book.REPO / "_quarto.yml").read_text())
+    cfg = yaml.safe_load((REPO / "_quarto.yml").read_text())
     listed = [c for c in cfg["book"]["chapters"] if c != "index.qmd"]
-    assert listed == [f"chapters/{c}.ipynb" for c in book.list_chapters()]
+    assert listed == [f"chapters/{c}.ipynb" for c in book_chapters.list_chapters()]
     assert cfg["execute"]["enabled"] is False     # executed by papermill, rendered as they are
+
+
+def test_override_builds_go_beside_the_profiles_build(monkeypatch, tmp_path):
+    monkeypatch.setenv("BOOK_BUILD_DIR", str(tmp_path))
+    plain = runner.build_dir("quick")
+    assert plain == tmp_path / "quick"
+    one = runner.build_dir("quick", {"n_ablation": 32})
+    assert one.parent == tmp_path and one != plain and one.name.startswith("quick+")
+    assert "n_ablation=32" in one.name
+    assert runner.build_dir("quick", {"n_ablation": 32}) == one                 # stable
+    assert runner.build_dir("quick", {"n_ablation": 16}) != one
+    long = runner.build_dir("quick", {"train_sizes": list(range(40))})
+    assert len(long.name) < 40 and long.name.startswith("quick+")

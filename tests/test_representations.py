@@ -6,11 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers import representations as rp
-from helpers.arch import Arch
-from helpers.decoding import task_variables
-from helpers.sources import load_source
-from helpers.task import TaskConfig, make_splits
+from helpers.claims import representations as claims
+from helpers.figures import representations as figs
+from helpers.models.arch import Arch
+from helpers.models.sources import load_source
+from helpers.readouts import activations as act
+from helpers.readouts import geometry
+from helpers.tasks import decision, tokens
+from helpers.tasks.decision import TaskConfig, make_splits, task_variables
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +30,8 @@ def tiny(request, gpt2_tok):
 def test_shapes_and_streams_match_a_manual_run_of_the_layers(tiny, trials):
     model, tok = tiny
     arch = Arch(model)
-    H = rp.collect_hidden_states(model, tok, trials, batch_size=5)
-    ids = rp.encode_equal_length(tok, [t.prompt for t in trials])
+    H = act.collect_hidden_states(model, tok, trials, batch_size=5)
+    ids = act.encode_equal_length(tok, [t.prompt for t in trials])
     n, T = ids.shape
     assert H.shape == (len(trials), arch.n_layers + 1, T, arch.d_model)
     assert H.dtype == np.float32
@@ -43,28 +46,28 @@ def test_shapes_and_streams_match_a_manual_run_of_the_layers(tiny, trials):
     np.testing.assert_allclose(H[:, L - 1], hf[L - 1].numpy(), atol=1e-5)
     np.testing.assert_allclose(hf[L].numpy(), normed.numpy(), atol=1e-5)
     assert not np.allclose(H[:, L], hf[L].numpy(), atol=1e-3)     # ours is before the final norm
-    Hn = rp.collect_hidden_states(model, tok, trials, layers=[-1], positions="last", final_norm=True)
+    Hn = act.collect_hidden_states(model, tok, trials, layers=[-1], positions="last", final_norm=True)
     np.testing.assert_allclose(Hn[:, 0, 0], hf[L][:, -1].numpy(), atol=1e-5)
 
 
 def test_layer_and_position_selection(tiny, trials):
     model, tok = tiny
-    full = rp.collect_hidden_states(model, tok, trials)
-    sub = rp.collect_hidden_states(model, tok, trials, layers=[0, -1], positions=[2, -1])
+    full = act.collect_hidden_states(model, tok, trials)
+    sub = act.collect_hidden_states(model, tok, trials, layers=[0, -1], positions=[2, -1])
     np.testing.assert_allclose(sub[:, 0], full[:, 0][:, [2, -1]], atol=1e-6)
     np.testing.assert_allclose(sub[:, 1], full[:, -1][:, [2, -1]], atol=1e-6)
-    last = rp.collect_hidden_states(model, tok, trials, layers=-1, positions="last")
+    last = act.collect_hidden_states(model, tok, trials, layers=-1, positions="last")
     assert last.shape == (len(trials), 1, 1, full.shape[-1])
     with pytest.raises(ValueError, match="layer 9 is out of range"):
-        rp.collect_hidden_states(model, tok, trials, layers=[9])
+        act.collect_hidden_states(model, tok, trials, layers=[9])
     with pytest.raises(ValueError, match="positions='first'"):
-        rp.collect_hidden_states(model, tok, trials, positions="first")
+        act.collect_hidden_states(model, tok, trials, positions="first")
 
 
 def test_one_pass_collects_streams_and_heads(tiny, trials):
     model, tok = tiny
     arch = Arch(model)
-    out = rp.collect_activations(model, tok, trials, {"pos": ([-1], "all"), "lay": (None, "last")},
+    out = act.collect_activations(model, tok, trials, {"pos": ([-1], "all"), "lay": (None, "last")},
                                  heads_position=-1, batch_size=4)
     assert out["pos"].shape[:3] == (len(trials), 1, out["pos"].shape[2])
     assert out["lay"].shape == (len(trials), arch.n_layers + 1, 1, arch.d_model)
@@ -77,15 +80,15 @@ def test_unequal_token_lengths_raise(gpt2_tok, trials):
     from dataclasses import replace
     odd = replace(trials[0], prompt=trials[0].prompt + " Really?")
     with pytest.raises(ValueError, match="different token lengths"):
-        rp.collect_hidden_states(model, tok, list(trials[:3]) + [odd])
+        act.collect_hidden_states(model, tok, list(trials[:3]) + [odd])
 
 
 def test_token_labels(gpt2_tok, trials):
-    labels = rp.token_labels(gpt2_tok, trials[0].prompt)
+    labels = act.token_labels(gpt2_tok, trials[0].prompt)
     assert labels[:3] == ["Context", ":", " " + trials[0].context]
     assert labels[-2:] == [" Answer", ":"]
     assert "".join(labels) == trials[0].prompt
-    many = rp.token_labels(gpt2_tok, [t.prompt for t in trials])
+    many = act.token_labels(gpt2_tok, [t.prompt for t in trials])
     assert len(many) == len(labels)
     assert many[2] in (" motion| color", " color| motion")
     assert "#" in many and many[0] == "Context"
@@ -107,13 +110,13 @@ def test_preprocess_and_silhouette():
     X = rng.normal(size=(80, 30))
     X[:, :10] += 3 * labels[:, None]              # structure spread over units, as in a network
     X[:, 12] *= 1000                              # a 'massive' unit does not swamp the distances
-    assert rp.preprocess(X, 10).shape == (80, 10)
-    assert rp.silhouette_by(X, labels, n_pca=10) > 0.2
-    sh = rp.shuffled_silhouettes(X, labels, 5, n_pca=10)
+    assert geometry.preprocess(X, 10).shape == (80, 10)
+    assert geometry.silhouette_by(X, labels, n_pca=10) > 0.2
+    sh = geometry.shuffled_silhouettes(X, labels, 5, n_pca=10)
     assert sh.shape == (5,) and np.all(np.abs(sh) < 0.1)
-    assert np.isnan(rp.silhouette_by(X, np.zeros(80)))
+    assert np.isnan(geometry.silhouette_by(X, np.zeros(80)))
     const = np.ones((10, 4))
-    assert np.all(rp.preprocess(const) == 0)
+    assert np.all(geometry.preprocess(const) == 0)
 
 
 def test_structure_table_and_verdict():
@@ -124,13 +127,13 @@ def test_structure_table_and_verdict():
     X[:, 0] += 4 * v["context"]
     X[:, 1] += 4 * v["choice"]
     noise = rng.normal(size=(n, 20))
-    t = rp.structure_table({"fine-tuned": X, "pretrained": noise}, v, cv_folds=3, n_shuffles=3, seed=0)
+    t = geometry.structure_table({"fine-tuned": X, "pretrained": noise}, v, cv_folds=3, n_shuffles=3, seed=0)
     assert set(t.columns) >= {"model", "variable", "silhouette", "silhouette_shuffled_max", "probe_accuracy"}
     assert len(t) == 8
-    verdict, evidence = rp.representation_verdict(t)
+    verdict, evidence = claims.representation_verdict(t)
     assert verdict == "replicated", evidence
     assert "context" in evidence and "pretrained" in evidence
-    assert rp.representation_verdict(t, model="pretrained")[0] == "not replicated"
+    assert claims.representation_verdict(t, model="pretrained")[0] == "not replicated"
 
 
 def test_umap_figure_without_umap():
@@ -138,7 +141,7 @@ def test_umap_figure_without_umap():
     v = pd.DataFrame({"context": rng.integers(0, 2, 30), "choice": rng.integers(0, 2, 30),
                       "relevant_coh": rng.choice([-0.5, 0.05, 0.5], 30),
                       "irrelevant_coh": rng.choice([-0.18, 0.06], 30)})
-    fig = rp.umap_figure({"a": rng.normal(size=(30, 2)), "b": rng.normal(size=(30, 2))}, v)
+    fig = figs.umap_figure({"a": rng.normal(size=(30, 2)), "b": rng.normal(size=(30, 2))}, v)
     assert len(fig.axes) >= 8
 
 
@@ -146,8 +149,8 @@ def test_umap_figure_without_umap():
 def test_embed_umap_is_seeded():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 8))
-    a = rp.embed_umap(X, n_neighbors=5, seed=3)
-    b = rp.embed_umap(X, n_neighbors=5, seed=3)
+    a = geometry.embed_umap(X, n_neighbors=5, seed=3)
+    b = geometry.embed_umap(X, n_neighbors=5, seed=3)
     assert a.shape == (40, 2)
     np.testing.assert_allclose(a, b)
 
@@ -155,8 +158,8 @@ def test_embed_umap_is_seeded():
 def test_landmark_positions_in_the_gpt2_tokenization(gpt2_tok, trials):
     for t in trials[:5]:
         ids = gpt2_tok.encode(t.prompt)
-        pos = rp.landmark_positions(gpt2_tok, t.prompt)
-        assert list(pos) == list(rp.LANDMARKS)
+        pos = tokens.landmark_positions(gpt2_tok, t.prompt)
+        assert list(pos) == list(tokens.LANDMARKS)
         assert gpt2_tok.decode([ids[pos["context word"]]]) == f" {t.context}"
         motion, color = t.prompt.split("Motion: ")[1].split(". Color: ")
         color = color.split(". Answer:")[0]
@@ -170,11 +173,11 @@ def test_landmark_positions_in_the_gpt2_tokenization(gpt2_tok, trials):
 
 def test_landmark_positions_reject_a_prompt_of_another_task(gpt2_tok):
     with pytest.raises(ValueError, match="not a task prompt: 'Hello world. Answer:'"):
-        rp.landmark_positions(gpt2_tok, "Hello world. Answer:")
+        tokens.landmark_positions(gpt2_tok, "Hello world. Answer:")
 
 
 def test_choice_from_context_accuracy_is_the_majority_choice_within_each_context():
     v = pd.DataFrame({"context": [0] * 4 + [1] * 6, "choice": [1, 1, 1, 0] + [0, 0, 0, 0, 1, 1]})
-    assert rp.choice_from_context_accuracy(v) == pytest.approx((3 + 4) / 10)
+    assert decision.choice_from_context_accuracy(v) == pytest.approx((3 + 4) / 10)
     balanced = pd.DataFrame({"context": [0, 0, 1, 1], "choice": [0, 1, 0, 1]})
-    assert rp.choice_from_context_accuracy(balanced) == pytest.approx(0.5)
+    assert decision.choice_from_context_accuracy(balanced) == pytest.approx(0.5)

@@ -6,8 +6,9 @@ import time
 import pytest
 import torch
 
-from helpers import sources
-from helpers.sources import SourceUnavailable, config_for, load_source
+from helpers.core.errors import SourceUnavailable
+from helpers.models import sources
+from helpers.models.sources import config_for, load_source
 
 
 # ---- the offline GPT-2 tokenizer ----------------------------------------------------------------

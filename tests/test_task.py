@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from helpers import task
-from helpers.task import ANSWERS, TaskConfig, Trial, make_prompt, make_splits
+from helpers.tasks import decision as task
+from helpers.tasks.decision import ANSWERS, TaskConfig, Trial, make_prompt, make_splits
 
 NUM_RE = re.compile(r"[+-]\d\.\d\d")
 
@@ -311,10 +311,13 @@ def test_make_splits_fails_instead_of_hanging_on_a_tiny_prompt_space():
     # possible prompts.  Run in a subprocess so that a hang cannot stall the test session.
     import subprocess
     import sys
-    code = ("from helpers.task import TaskConfig, make_splits\n"
+    code = ("from helpers.tasks.decision import TaskConfig, make_splits\n"
             "cfg = TaskConfig(n_samples=1, noise=0.0, motion_levels=(0.5,), color_levels=(0.5,))\n"
             "assert len(make_splits(cfg, 8, 0, 0)['train']) == 8\n"
-            "make_splits(cfg, 9, 0, 0)\n")
+            "try:\n"
+            "    make_splits(cfg, 9, 0, 0)\n"
+            "except ValueError as e:\n"          # ParameterError, a ValueError subclass
+            "    raise SystemExit(f'ValueError ({type(e).__name__}): {e}')\n")
     try:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     except subprocess.TimeoutExpired:

@@ -10,11 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import artifacts, training
-from helpers.artifacts import CorruptArtifact
-from helpers.evaluation import score_trials
-from helpers.task import TaskConfig, baseline_predictions, make_splits
-from helpers.training import RunConfig, get_run, run_path, train_run
+from helpers.core import artifacts
+from helpers.core.errors import CorruptArtifact
+from helpers.models.scoring import score_trials
+from helpers.tasks.decision import TaskConfig, baseline_predictions, make_splits
+from helpers.training import engine, runs
+from helpers.training.runs import RunConfig, get_run, run_path, train_run
 
 RUN_FILES = {"model/model.safetensors", "model/config.json", "metrics.json", "log.jsonl",
              "predictions_test.csv", "predictions_val.csv", "run_config.json", "manifest.json"}
@@ -149,7 +150,7 @@ def test_saved_model_reproduces_saved_predictions(small_run):
 
 
 def test_get_run_twice_uses_the_cache(small_run, monkeypatch):
-    monkeypatch.setattr(training, "train_run", no_training)
+    monkeypatch.setattr(runs, "train_run", no_training)
     again = get_run(small_run.config, progress=False)
     assert again.path == small_run.path
     assert again.metrics == small_run.metrics
@@ -159,14 +160,14 @@ def test_get_run_twice_uses_the_cache(small_run, monkeypatch):
 
 
 def test_get_run_train_false_on_missing_run(small_run, monkeypatch):
-    monkeypatch.setattr(training, "train_run", no_training)
+    monkeypatch.setattr(runs, "train_run", no_training)
     with pytest.raises(FileNotFoundError, match="not cached"):
         get_run(small_run.config.replace(seed=12345), train=False)
 
 
 @pytest.mark.parametrize("damage", ["flip weights byte", "delete metrics", "truncate log"])
 def test_corrupt_finished_run_raises(small_run, monkeypatch, damage):
-    monkeypatch.setattr(training, "train_run", no_training)    # never silently retrain
+    monkeypatch.setattr(runs, "train_run", no_training)    # never silently retrain
     folder = small_run.path
     target = {"flip weights byte": folder / "model" / "model.safetensors",
               "delete metrics": folder / "metrics.json",
@@ -216,7 +217,7 @@ def test_interrupted_run_resumes_to_the_same_weights(source, reference, data_dir
     cfg = small_config(source)
     final = run_path(cfg)
     partial = final.with_name(final.name + ".partial")
-    with pytest.raises(training._Interrupt):
+    with pytest.raises(runs._Interrupt):
         train_run(cfg, progress=False, stop_after_step=4)
     assert not final.exists(), "an interrupted run leaves no final folder"
     assert partial.is_dir()
@@ -242,15 +243,15 @@ def test_resume_continues_from_the_checkpoint(data_dir_factory, monkeypatch, cap
     # silently restarts from step 0 (the final weights would still match, hiding the bug).
     data_dir_factory("resume-steps")
     cfg = small_config("tiny-llama")
-    with pytest.raises(training._Interrupt):
+    with pytest.raises(runs._Interrupt):
         train_run(cfg, progress=False, stop_after_step=4)
     calls = []
-    real_loss = training.answer_loss
+    real_loss = engine.answer_loss
 
     def counting_loss(*args, **kwargs):
         calls.append(1)
         return real_loss(*args, **kwargs)
-    monkeypatch.setattr(training, "answer_loss", counting_loss)
+    monkeypatch.setattr(engine, "answer_loss", counting_loss)
     with notices(capsys) as said:
         run = get_run(cfg, progress=False)
     assert not any("ignoring damaged checkpoint" in x for x in said), said
@@ -265,7 +266,7 @@ def test_damaged_partial_checkpoint_is_ignored(reference, data_dir_factory, caps
     cfg = small_config("tiny-llama")
     final = run_path(cfg)
     partial = final.with_name(final.name + ".partial")
-    with pytest.raises(training._Interrupt):
+    with pytest.raises(runs._Interrupt):
         train_run(cfg, progress=False, stop_after_step=4)
     flip_byte(partial / "model.safetensors")
     with notices(capsys) as said:
@@ -283,7 +284,7 @@ def test_partial_checkpoint_without_manifest_is_ignored(reference, data_dir_fact
     cfg = small_config("tiny-llama")
     final = run_path(cfg)
     partial = final.with_name(final.name + ".partial")
-    with pytest.raises(training._Interrupt):
+    with pytest.raises(runs._Interrupt):
         train_run(cfg, progress=False, stop_after_step=2)
     (partial / "manifest.json").unlink()
     with notices(capsys) as said:
@@ -336,7 +337,7 @@ def test_run_config_round_trip_and_key():
     cfg = RunConfig("scratch:gpt2", n_train=100, task=TaskConfig(noise=0.3, seed=2), lr=3e-4)
     assert cfg.arm == "scratch" and RunConfig("gpt2", n_train=1).arm == "fine-tuned"
     d = json.loads(json.dumps(cfg.to_dict()))
-    assert d["format_version"] == training.FORMAT_VERSION
+    assert d["format_version"] == runs.FORMAT_VERSION
     back = RunConfig.from_dict(d)
     assert back == cfg and back.key() == cfg.key()
     assert cfg.replace(n_train=101).key() != cfg.key()
@@ -347,18 +348,18 @@ def test_run_config_round_trip_and_key():
 
 
 def test_lr_schedule_warmup_then_linear_decay():
-    f = training._lr_lambda(total=10, warmup=2)
+    f = engine._lr_lambda(total=10, warmup=2)
     assert [f(s) for s in range(10)] == pytest.approx([0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
-    g = training._lr_lambda(total=5, warmup=0)
+    g = engine._lr_lambda(total=5, warmup=0)
     assert g(0) == 1.0 and g(4) == pytest.approx(0.2)
 
 
 def test_epoch_order_is_a_pure_function_of_seed_and_epoch():
-    a = training._epoch_order(0, 1, 50)
+    a = engine._epoch_order(0, 1, 50)
     assert sorted(a.tolist()) == list(range(50))
-    assert np.array_equal(a, training._epoch_order(0, 1, 50))
-    assert not np.array_equal(a, training._epoch_order(0, 2, 50))
-    assert not np.array_equal(a, training._epoch_order(1, 1, 50))
+    assert np.array_equal(a, engine._epoch_order(0, 1, 50))
+    assert not np.array_equal(a, engine._epoch_order(0, 2, 50))
+    assert not np.array_equal(a, engine._epoch_order(1, 1, 50))
 
 
 @pytest.mark.parametrize("n_train, batch_size, epochs, min_steps, n_epochs, total", [
@@ -386,12 +387,12 @@ def test_training_uses_eager_attention_and_restores_the_original(monkeypatch, da
     """train_run steps inside eager_attention; the saved model keeps the default implementation."""
     data_dir_factory("eager")
     seen = []
-    original_step = training.train_step
+    original_step = runs.train_step
 
     def spy(model, *a, **k):
         seen.append(model.config._attn_implementation)
         return original_step(model, *a, **k)
-    monkeypatch.setattr(training, "train_step", spy)
+    monkeypatch.setattr(runs, "train_step", spy)
     run = get_run(small_config(seed=5), progress=False)
     assert seen and set(seen) == {"eager"}
     model, _ = run.load_model()

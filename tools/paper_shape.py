@@ -7,6 +7,7 @@ of chapter 3, attention over GPT-2's tokenization, the decoders on 768-wide stat
 say nothing about the science (the "pretrained" model is random); it checks the machinery.
 
     .venv/bin/python tools/paper_shape.py [--out DIR]      # about 4 minutes on 2 CPU cores
+    .venv/bin/python tools/paper_shape.py --dry-run        # parameters and pre-flight only
 """
 from __future__ import annotations
 
@@ -25,13 +26,17 @@ SMALL = dict(scratch_source="scratch:gpt2", grid_lrs_finetune=[1e-4], grid_lrs_s
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=None, help="folder for data and executed chapters (default: a temp folder)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="resolve and pre-flight every chapter and print the plan; execute nothing")
     args = ap.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="paper-shape-"))
     os.environ["BOOK_DATA_DIR"] = str(out / "data")
     os.environ["BOOK_BUILD_DIR"] = str(out / "build")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from helpers import book
-    from helpers.sources import load_source
+    from helpers.book import runner
+    from helpers.book.chapters import chapter_parameters
+    from helpers.config.parameters import STUDY_PARAMETERS
+    from helpers.models.sources import load_source
 
     folder = out / "gpt2-random"
     if not (folder / "config.json").exists():
@@ -40,9 +45,15 @@ def main(argv=None) -> int:
         tok.save_pretrained(str(folder))
     params = dict(SMALL, pretrained_source=str(folder))
     for chapter in ["02", "03", "04", "05", "06"]:
-        declared = book.chapter_parameters(chapter)
+        accepted = set(chapter_parameters(chapter)) | set(STUDY_PARAMETERS)
+        overrides = {k: v for k, v in params.items() if k in accepted}
+        if args.dry_run:
+            params_ = runner.resolve_parameters(chapter, "paper", overrides)
+            runner.preflight(chapter, params_, trained_earlier=True)
+            print(runner.dry_run(chapter, "paper", overrides), flush=True)
+            continue
         t0 = time.time()
-        path = book.run_chapter(chapter, "paper", {k: v for k, v in params.items() if k in declared})
+        path = runner.run_chapter(chapter, "paper", overrides)
         print(f"{chapter}: {time.time() - t0:.0f} s -> {path}", flush=True)
     return 0
 

@@ -1,0 +1,162 @@
+# ---
+# jupyter:
+#   book:
+#     needs:
+#     - models
+#     - runs
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Ablating every head {#sec-ablation}
+#
+# Lin (2024) ablated the attention heads of both models one at a time. The fine-tuned GPT-2's
+# accuracy dropped most when heads in *later* layers were removed (the paper names L5H7, L8H3,
+# L9H3 and L11H8); the model trained from scratch depended most on *first-layer* heads, which
+# attend to the numbers. Fine-tuning, in this reading, recruits heads that pretraining built.
+#
+# **What we measure.** For every head of both models (the runs that chapter 2 selected: each arm's
+# best learning rate at the largest N), we replace the head's output `z` (its contribution before the
+# output projection) by zero (*zero-ablation*) or by its mean over reference prompts, position by
+# position (*mean-ablation*, which keeps the typical output and removes only the information that
+# varies between prompts). We record the logit difference toward the correct answer on held-out
+# prompts, and report the drop in accuracy and in mean logit difference, with paired bootstrap 95%
+# intervals over prompts. We also ablate whole layers.
+#
+# **Design decisions.** The paper does not say which ablation it used; we report both. The sweep is
+# exact but cheap: the clean residual stream is reused up to the ablated layer, the heads of a layer
+# are ablated in one batched pass, and only the two answer logits at the last position are computed
+# (`benchmarks/bench_ablation.py` checks it against a naive loop). Attribution patching, a linear
+# estimate from one backward pass, is shown as a *screen* only: how well it would have ranked heads.
+
+# %% tags=["parameters"]
+profile = "quick"
+study_overrides = {}
+n_ablation = 16
+n_reference = 32
+ablation_kinds = ["zero", "mean"]
+analysis_bf16 = True
+
+# %%
+#| echo: false
+from helpers.book.card import run_card
+from helpers.study import ARMS, Study
+
+study = Study.from_profile(profile, **study_overrides)
+run_card(study, n_ablation=n_ablation, n_reference=n_reference, ablation_kinds=ablation_kinds,
+         analysis_bf16=analysis_bf16, train_sizes=study.train_sizes)
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from helpers.claims.ablation import depth_verdicts
+from helpers.figures import ablation as ablation_figures
+from helpers.interventions import ablation, effects
+
+runs = study.selected_runs()
+trials, reference = study.trials("test", n_ablation), study.trials("val", n_reference)
+results = {}
+for arm in ARMS:
+    model, tok = study.load(arm, runs)
+    results[arm] = ablation.ablation_results(model, tok, trials, reference, ablation_kinds, bf16=analysis_bf16)
+    del model
+choice = np.array([t.choice for t in trials])
+pd.DataFrame({arm: {"clean accuracy on these prompts": float(np.mean(np.sign(r["clean"]) == choice)),
+                    "mean logit diff toward correct": float(np.mean(r["clean"] * choice)),
+                    "layers x heads": f"{r['arch'][0]} x {r['arch'][1]}"} for arm, r in results.items()})
+
+# %% [markdown]
+# Ablation effects are only meaningful for a model that solves the task: read the scratch model's
+# maps with its clean accuracy above in mind.
+#
+# ## Head by head
+
+# %%
+#| label: fig-head-ablation
+#| fig-cap: "Drop of the mean logit difference toward the correct answer when one head is ablated (red: the head helps), per layer and head, both models on one colour scale. Outlined: the heads Lin (2024) names, when the model is GPT-2-sized."
+tables = {(arm, kind): effects.effects_table(r["clean"], r[kind], choice)
+          for arm, r in results.items() for kind in ablation_kinds}
+L_H = {arm: r["arch"] for arm, r in results.items()}
+is_gpt2 = all(r["family"] == "gpt2" and r["arch"] == (12, 12) for r in results.values())
+marks = effects.PAPER_HEADS_GPT2 if is_gpt2 else ()
+for kind in ablation_kinds:
+    maps = {f"{arm}, {kind}-ablation": tables[(arm, kind)]["ld_drop"].to_numpy().reshape(L_H[arm])
+            for arm in results}
+    fig = ablation_figures.head_heatmaps(maps, "drop of logit difference", marks)
+
+# %%
+#| label: fig-layer-profile
+#| fig-cap: "Per layer: the summed drop of its heads when each is ablated alone (solid), and the drop when the whole layer's attention is ablated at once (table below)."
+kind0 = ablation_kinds[-1]
+fig = ablation_figures.layer_profile({f"{arm} ({kind0})": tables[(arm, kind0)].groupby("layer")["ld_drop"].sum().to_numpy()
+                             for arm in results}, "summed drop of logit difference")
+
+# %%
+ablation.layer_ablation_table(results, choice, ablation_kinds).round(3).T
+
+# %% [markdown]
+# ## Heads whose ablation matters
+#
+# Heads whose drop of logit difference has a 95% bootstrap interval that excludes zero, largest
+# first (accuracy drops in the same rows).
+
+# %%
+sig = pd.concat([t.assign(model=arm, ablation=kind) for (arm, kind), t in tables.items()])
+sig = sig[sig["significant"] & (sig["ld_drop"] > 0)].sort_values("ld_drop", ascending=False)
+cols = ["model", "ablation", "layer", "head", "ld_drop", "ld_drop_lo", "ld_drop_hi", "acc_drop", "acc_drop_lo", "acc_drop_hi"]
+sig[cols].groupby(["model", "ablation"]).head(8).round(3).reset_index(drop=True)
+
+# %% [markdown]
+# ### The heads Lin (2024) names
+#
+# For fine-tuned GPT-2 the paper names L5H7, L8H3, L9H3 and L11H8. Where they stand in this sweep
+# (rank 1 = the largest drop of all heads):
+
+# %%
+if is_gpt2:
+    named = pd.concat([effects.named_heads_table(tables[("fine-tuned", kind)]).assign(ablation=kind)
+                       for kind in ablation_kinds], ignore_index=True)
+    display(named.round(3))
+else:
+    display(Markdown(f"Not applicable to this profile: the named heads are heads of GPT-2 (12 layers x 12 heads), "
+                     f"and the fine-tuned model here is {study.pretrained_source} "
+                     f"({L_H['fine-tuned'][0]} layers x {L_H['fine-tuned'][1]} heads). The `paper` profile runs GPT-2."))
+
+# %% [markdown]
+# ## Attribution patching as a screen
+#
+# Attribution patching estimates every head's effect from one forward and one backward pass (the
+# gradient of the metric times the change of the head's output). How well would it have ranked
+# the heads?
+
+# %%
+#| label: fig-screen
+#| fig-cap: "Attribution-patching estimate against the exact ablation effect, one point per head."
+screen = []
+for arm, r in results.items():
+    for kind in ablation_kinds:
+        exact = tables[(arm, kind)]["ld_drop"].to_numpy().reshape(L_H[arm])
+        q = effects.screen_quality(r["attribution"][kind], exact, k=10)
+        screen.append({"model": arm, "ablation": kind, **q})
+kind0 = ablation_kinds[0]
+fig = ablation_figures.screen_scatter(results["fine-tuned"]["attribution"][kind0],
+                             tables[("fine-tuned", kind0)]["ld_drop"].to_numpy().reshape(L_H["fine-tuned"]),
+                             f"fine-tuned, {kind0}-ablation")
+pd.DataFrame(screen).round(3)
+
+# %% [markdown]
+# ## Verdict
+
+# %%
+#| echo: false
+kind_v = "mean" if "mean" in ablation_kinds else ablation_kinds[0]
+prof = {arm: effects.depth_profile(effects.per_prompt_drops(r["clean"], r[kind_v], choice))
+        for arm, r in results.items()}
+correct = {arm: np.sign(r["clean"]) == choice for arm, r in results.items()}
+verdicts = depth_verdicts(prof["fine-tuned"], prof["scratch"], correct["fine-tuned"], correct["scratch"])
+Markdown("\n\n".join(f"**Claim (Lin 2024): {claim}.** Verdict: **{v}** ({kind_v}-ablation). {ev}"
+                     for claim, (v, ev) in verdicts.items()))

@@ -1,0 +1,67 @@
+"""The chapters: jupytext percent scripts ``chapters/NN_name.py`` (``# %%`` cells, ``# %% [markdown]``
+prose, Quarto ``#|`` options, one cell tagged ``parameters``), the single source of each chapter.
+
+They are read into notebooks in memory (:func:`read_chapter`) for papermill to execute; nothing is
+written back to ``chapters/``.  A chapter's notebook metadata says what it needs before it can
+run (``book: needs: [...]``): ``tokenizers`` (its ``tokenizer_sources``), ``models`` (the study's
+model sources), ``runs`` (the study's trained runs, which chapter 2 builds).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+from helpers.core.errors import ParameterError
+from helpers.core.paths import REPO
+
+CHAPTERS_DIR: Path = REPO / "chapters"
+NEEDS = ("tokenizers", "models", "runs")
+
+
+def list_chapters() -> list[str]:
+    return sorted(p.stem for p in CHAPTERS_DIR.glob("[0-9][0-9]_*.py"))
+
+
+def chapter_path(chapter: str) -> Path:
+    """Accepts '02_training', '02', '2' or 'training'."""
+    names = list_chapters()
+    for n in names:
+        num, _, title = n.partition("_")
+        if chapter in (n, num, title) or (chapter.isdigit() and int(chapter) == int(num)):
+            return CHAPTERS_DIR / f"{n}.py"
+    raise ParameterError(f"unknown chapter {chapter!r}: accepted chapters are {names} "
+                         "(or their numbers, e.g. 2 or 02)")
+
+
+def read_chapter(chapter: str):
+    """The chapter as an in-memory notebook (nbformat v4)."""
+    import jupytext
+    return jupytext.read(chapter_path(chapter), fmt="py:percent")
+
+
+def parameters_cell(nb):
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ParameterError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0]
+
+
+def chapter_parameters(chapter: str) -> dict[str, Any]:
+    """The names and default values assigned in the chapter's ``parameters`` cell (literals only)."""
+    src = parameters_cell(read_chapter(chapter)).source
+    out = {}
+    for node in ast.parse(src).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            raise ParameterError(f"chapter {chapter}: the parameters cell may only assign literals, "
+                                 f"found {ast.unparse(node)!r}")
+        out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def chapter_needs(chapter: str) -> tuple[str, ...]:
+    needs = tuple((read_chapter(chapter).metadata.get("book") or {}).get("needs", ()))
+    bad = set(needs) - set(NEEDS)
+    if bad:
+        raise ParameterError(f"chapter {chapter}: unknown needs {sorted(bad)}; accepted are {list(NEEDS)}")
+    return needs

@@ -1,0 +1,155 @@
+"""Command line: ``python -m helpers {models,task,run,book,fetch,profiles}``.
+
+The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
+missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
+also when a chapter's kernel raised them; anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from helpers.core.errors import BookError
+
+
+def _models(args) -> int:
+    from helpers.models.sources import list_sources
+    rows = list_sources()
+    w = max(len(r.name) for r in rows)
+    for r in rows:
+        status = "available" if r.available else f"NOT available: {r.why_not}"
+        print(f"{r.name:<{w}}  {r.description}\n{'':<{w}}  {status}")
+    print("\nAlso accepted: a path to a local Hugging Face checkpoint folder.")
+    return 0
+
+
+def _task(args) -> int:
+    from helpers.tasks.decision import TaskConfig, make_splits, write_jsonl
+    cfg = TaskConfig(n_samples=args.n_samples, noise=args.noise, seed=args.seed)
+    sizes = {"train": 0, "val": 0, "test": 0}
+    sizes[args.split] = args.n
+    trials = make_splits(cfg, sizes["train"], sizes["val"], sizes["test"])[args.split]
+    text = write_jsonl(trials, args.out)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        print(f"wrote {len(trials)} {args.split} trials to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _overrides(pairs) -> dict:
+    from helpers.book.runner import parse_cli_value
+    return {name: parse_cli_value(value) for name, value in (pairs or [])}
+
+
+def _chapter_failed(e) -> int:
+    """A chapter's kernel raised: the project's own errors become one message, others re-raise."""
+    from helpers.core import errors
+    if getattr(e, "ename", None) in {c.__name__ for c in _subclasses(errors.BookError)}:
+        print(f"error: {e.evalue}", file=sys.stderr)
+        return 2
+    raise e
+
+
+def _subclasses(cls):
+    out = {cls}
+    for c in cls.__subclasses__():
+        out |= _subclasses(c)
+    return out
+
+
+def _run(args) -> int:
+    from papermill.exceptions import PapermillExecutionError
+
+    from helpers.book.runner import dry_run, run_chapter
+    overrides = _overrides(args.p)
+    if args.dry_run:
+        print(dry_run(args.chapter, args.profile, overrides))
+        return 0
+    try:
+        out = run_chapter(args.chapter, args.profile, overrides)
+    except PapermillExecutionError as e:
+        return _chapter_failed(e)
+    print(f"executed chapter written to {out}")
+    return 0
+
+
+def _book(args) -> int:
+    from papermill.exceptions import PapermillExecutionError
+
+    from helpers.book.runner import build_book, dry_run
+    if args.dry_run:
+        print(dry_run(None, args.profile))
+        return 0
+    try:
+        build_book(args.profile, render=not args.no_render)
+    except PapermillExecutionError as e:
+        return _chapter_failed(e)
+    return 0
+
+
+def _fetch(args) -> int:
+    from helpers.models.sources import ensure_smollm2, gpt2_tokenizer
+    gpt2_tokenizer()
+    print("GPT-2 tokenizer ready (offline)")
+    print(f"smollm2-135m ready at {ensure_smollm2()}")
+    return 0
+
+
+def _profiles(args) -> int:
+    from helpers.config.profiles import list_profiles, load_profile
+    for p in list_profiles():
+        print(f"{p:<8} {(load_profile(p).get('description') or '').strip().splitlines()[0]}")
+    return 0
+
+
+def _non_negative(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is out of range: accepted values are integers >= 0")
+    return n
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("models", help="list model sources and whether each is available here").set_defaults(fn=_models)
+    t = sub.add_parser("task", help="write trials as JSON lines (prompt, answer, every latent variable)")
+    t.add_argument("--n", type=_non_negative, required=True, help="number of trials")
+    t.add_argument("--seed", type=_non_negative, default=0, help="task seed")
+    t.add_argument("--split", choices=["train", "val", "test"], default="train")
+    t.add_argument("--n-samples", type=int, default=4, help="samples per stream (1-16)")
+    t.add_argument("--noise", type=float, default=0.2, help="sample noise (sd, 0-1)")
+    t.add_argument("--out", default=None, help="output file (default: stdout)")
+    t.set_defaults(fn=_task)
+    r = sub.add_parser("run", help="execute one chapter with a profile (and overrides)")
+    r.add_argument("chapter", help="chapter name or number, e.g. 02_training or 2")
+    r.add_argument("--profile", default="quick")
+    r.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="override a parameter (VALUE is JSON, else a string; a list parameter also "
+                        "takes a single value); the chapter is written beside the profile's build")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
+    r.set_defaults(fn=_run)
+    b = sub.add_parser("book", help="execute every chapter and render the site")
+    b.add_argument("--profile", default="quick")
+    b.add_argument("--no-render", action="store_true", help="execute only")
+    b.add_argument("--dry-run", action="store_true",
+                   help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
+    b.set_defaults(fn=_book)
+    sub.add_parser("fetch", help="prepare the offline model and tokenizer").set_defaults(fn=_fetch)
+    sub.add_parser("profiles", help="list profiles").set_defaults(fn=_profiles)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except BookError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

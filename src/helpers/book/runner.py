@@ -1,0 +1,233 @@
+"""The book runner: profile and overrides -> checked parameters -> pre-flight -> executed chapters
+(papermill) -> site (:mod:`.site`).
+
+``make book PROFILE=quick`` calls :func:`build_book`: every chapter's parameters are resolved and
+checked first, then the pre-flight checks run (model sources available here, trained runs present
+for the analysis chapters), so that an unknown profile, chapter or parameter, a bad value, a model
+that cannot be loaded or a missing run stops **before any kernel starts**, with a message that
+names it.  Each chapter is executed by papermill from its in-memory notebook
+(:func:`helpers.book.chapters.read_chapter`) into ``_build/<profile>/chapters/``; a run with
+overrides goes to its own folder beside the profile's (:func:`build_dir`), never over it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from helpers.book.chapters import chapter_needs, chapter_parameters, chapter_path, list_chapters, read_chapter
+from helpers.config.parameters import STUDY_PARAMETERS, check_value
+from helpers.config.profiles import coerce, load_profile, profile_values
+from helpers.core.errors import MissingRun, ParameterError, SourceUnavailable
+from helpers.core.paths import REPO
+
+STUDY_KEY = "study_overrides"      # the parameter through which a chapter receives study overrides
+TRAINING_CHAPTER = "02_training"   # the chapter that trains the study's runs
+
+
+# ---- parameters -----------------------------------------------------------------------------------
+
+def parse_cli_value(text: str) -> Any:
+    """`-p name value` values: JSON first (numbers, lists, true/false), else a plain string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def resolve_parameters(chapter: str, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The papermill parameters of a chapter: ``profile``, the study's overrides (``study_overrides``)
+    for a chapter with a study, and the chapter's own parameters (its defaults <- the profile's
+    values <- the profile's per-chapter values <- `overrides`), every value checked."""
+    overrides = dict(overrides or {})
+    name = chapter_path(chapter).stem
+    declared = chapter_parameters(name)
+    data = load_profile(profile)
+    values = profile_values(profile)
+    params = {k: v for k, v in declared.items() if k not in ("profile", STUDY_KEY)}
+    params.update({k: v for k, v in values.items() if k in params})
+    for ch, chapter_values in (data.get("chapters") or {}).items():
+        if chapter_path(ch).stem != name:
+            continue
+        for key, v in (chapter_values or {}).items():
+            if key not in params:
+                raise ParameterError(f"profile {profile}, chapter {name}: unknown parameter {key!r}; "
+                                     f"accepted parameters are {sorted(params)}")
+            params[key] = coerce(key, v)
+    study_overrides = {}
+    accepted = sorted(params) + (list(STUDY_PARAMETERS) if STUDY_KEY in declared else [])
+    for key, v in overrides.items():
+        if key in params:
+            params[key] = coerce(key, v)
+        elif key in STUDY_PARAMETERS and STUDY_KEY in declared:
+            study_overrides[key] = coerce(key, v)
+        else:
+            raise ParameterError(f"chapter {name} has no parameter {key!r}: accepted parameters are {accepted}")
+    for key, v in params.items():
+        check_value(key, v)
+    out = {"profile": profile, **params}
+    if STUDY_KEY in declared:
+        from helpers.study import Study
+        Study.from_profile(profile, **study_overrides)          # checks the study's values and relations
+        out[STUDY_KEY] = study_overrides
+    return out
+
+
+# ---- where a build goes ------------------------------------------------------------------------------
+
+def build_dir(profile: str, overrides: dict[str, Any] | None = None) -> Path:
+    """``$BOOK_BUILD_DIR/<profile>`` (default ``_build/<profile>``); with overrides,
+    ``_build/<profile>+<name=value,...>`` (or a hash of them when that name would be long)."""
+    root = Path(os.environ.get("BOOK_BUILD_DIR", REPO / "_build"))
+    if not overrides:
+        return root / profile
+    text = ",".join(f"{k}={json.dumps(v, separators=(',', ''))}" for k, v in sorted(overrides.items()))
+    slug = re.sub(r"[^A-Za-z0-9_.=,+-]", "", text.replace(":", "-"))
+    if len(slug) > 60:
+        slug = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return root / f"{profile}+{slug}"
+
+
+# ---- pre-flight ----------------------------------------------------------------------------------------
+
+def _study(params: dict[str, Any]):
+    from helpers.study import Study
+    return Study.from_profile(params["profile"], **params.get(STUDY_KEY, {}))
+
+
+def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = False) -> None:
+    """Checks that need no kernel: every model source or tokenizer the chapter needs can be loaded
+    here, and the study's runs exist for a chapter that reads them (unless `trained_earlier`: the
+    training chapter runs before it in the same build).  Raises the project's own errors."""
+    from helpers.models.sources import source_info, tokenizer_available
+    needs = chapter_needs(chapter)
+    name = chapter_path(chapter).stem
+    if "tokenizers" in needs:
+        for src in params.get("tokenizer_sources", []):
+            ok, why = tokenizer_available(src)
+            if not ok:
+                raise SourceUnavailable(f"chapter {name} needs the tokenizer of {src!r}, which is not "
+                                        f"available here: {why}")
+    if "models" in needs or "runs" in needs:
+        study = _study(params)
+        for src in dict.fromkeys((study.pretrained_source, study.scratch_source)):
+            info = source_info(src)
+            if not info.available:
+                raise SourceUnavailable(f"chapter {name} needs the model source {src!r}, which is not "
+                                        f"available here: {info.why_not}")
+        if "runs" in needs and not trained_earlier:
+            missing = study.missing_runs()
+            if missing:
+                raise MissingRun(f"chapter {name} analyses runs that chapter 2 trains, and these are not "
+                                 f"trained yet: {'; '.join(missing)}. Train them first: {study.command('02')}")
+
+
+# ---- execution -----------------------------------------------------------------------------------------
+
+def _kernel_manager_class(log: Path):
+    """Jupyter's kernel manager on IPC transport (local sockets: no network port, and no 'running
+    over TCP without encryption' warning), with the kernel process's own log messages written to
+    `log` instead of the user's terminal (what the chapter prints and raises stays in the notebook)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class BookKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stderr"] = log.open("ab")
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        _launch_kernel = _async_launch_kernel     # AsyncKernelManager calls this name
+    return BookKernelManager
+
+
+def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path:
+    import papermill
+    src = chapter_path(chapter)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{src.stem}.ipynb"
+    t0 = time.time()
+    print(f"[book] executing {src.stem} with profile {params.get('profile')}", flush=True)
+    os.environ["BOOK_PROGRESS"] = "0"       # inherited by the kernel: no bars inside pages
+    papermill.execute_notebook(read_chapter(src.stem), str(out), parameters=params, kernel_name="python3",
+                               cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
+                               log_output=False, report_mode=False,
+                               kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log"))
+    _record_timing(out_dir.parent, src.stem, time.time() - t0)
+    print(f"[book] {src.stem} done in {time.time() - t0:.0f} s", flush=True)
+    return out
+
+
+def _record_timing(folder: Path, chapter: str, seconds: float) -> None:
+    path = folder / "timings.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[chapter] = round(seconds, 1)
+    path.write_text(json.dumps(data, indent=1))
+
+
+def run_chapter(chapter: str, profile: str, overrides: dict[str, Any] | None = None) -> Path:
+    """Execute one chapter (checks and pre-flight first) into :func:`build_dir`."""
+    params = resolve_parameters(chapter, profile, overrides)
+    preflight(chapter, params)
+    return execute_chapter(chapter, params, build_dir(profile, overrides) / "chapters")
+
+
+def build_book(profile: str, render: bool = True) -> Path:
+    """Execute every chapter with the profile, then render the site.  Returns the site folder."""
+    from helpers.book.site import render_site
+    chapters = list_chapters()
+    resolved = {c: resolve_parameters(c, profile) for c in chapters}   # all checks before compute
+    for i, c in enumerate(chapters):
+        preflight(c, resolved[c], trained_earlier=TRAINING_CHAPTER in chapters[:i])
+    out = build_dir(profile)
+    for c in chapters:
+        execute_chapter(c, resolved[c], out / "chapters")
+    return render_site(out) if render else out
+
+
+# ---- dry run -------------------------------------------------------------------------------------------
+
+def dry_run(chapter: str | None, profile: str, overrides: dict[str, Any] | None = None) -> str:
+    """What a run would do, computing nothing: the resolved parameters (checked, and the model sources
+    pre-flighted as a real run does), the study's runs (cached or to be trained) and a rough time
+    for the training from measured rates."""
+    from helpers.training.estimate import estimate_run_seconds, format_seconds
+    chapters = [chapter_path(chapter).stem] if chapter else list_chapters()
+    resolved = {c: resolve_parameters(c, profile, overrides if chapter else None) for c in chapters}
+    for c, params in resolved.items():          # model availability as a real run checks it
+        preflight(c, params, trained_earlier=True)
+    lines = [f"profile {profile}" + (f", overrides {overrides}" if overrides else "")
+             + f"; output folder {build_dir(profile, overrides if chapter else None)}"]
+    study_params = None
+    for c, params in resolved.items():
+        own = {k: v for k, v in params.items() if k not in ("profile", STUDY_KEY)}
+        lines.append(f"\n{c}: " + (", ".join(f"{k}={v!r}" for k, v in own.items()) or "no parameters of its own"))
+        if STUDY_KEY in params:
+            study_params = params
+    if study_params is not None:
+        study = _study(study_params)
+        lines.append("\nstudy: " + ", ".join(f"{k}={v!r}" for k, v in study.params.items()))
+        plan = study.plan()
+        todo = [r for r in plan if not r["cached"]]
+        total = 0.0
+        lines.append(f"\nruns of the study: {len(plan) - len(todo)} cached, {len(todo)} to train")
+        for r in plan:
+            cfg = r["config"]
+            if cfg is None:
+                desc = (f"  {r['arm']:<10} curve N={r['n_train']}: learning rate chosen by the grid, "
+                        "not trained yet")
+                secs = estimate_run_seconds(study.arm_base(r["arm"]).replace(n_train=r["n_train"]))
+            else:
+                desc = (f"  {r['arm']:<10} {r['stage']:<5} N={cfg.n_train} lr={cfg.lr:g} seed={cfg.seed} "
+                        f"({cfg.total_steps} steps) {'cached' if r['cached'] else 'to train'}")
+                secs = 0.0 if r["cached"] else estimate_run_seconds(cfg)
+            total += secs or 0.0
+            lines.append(desc + (f", about {format_seconds(secs)}" if secs else ""))
+        lines.append(f"training time, roughly: {format_seconds(total)}" if todo else "nothing to train")
+    return "\n".join(lines)

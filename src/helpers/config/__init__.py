@@ -1,0 +1,1 @@
+"""Typed parameters (:mod:`.parameters`) and profiles (:mod:`.profiles`)."""

@@ -1,0 +1,135 @@
+"""Chapter parameters: one typed spec per name, checked before any compute.
+
+Every chapter's ``parameters`` cell may declare only names listed in :data:`SPECS`, and a profile
+(``profiles/<name>.yaml``) may set only names that some chapter declares.  Values are checked
+against the spec (type and range) by :func:`check_value`, whose error names the parameter and
+the accepted values.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from helpers.core.errors import ParameterError
+from helpers.models.sources import validate_source
+
+
+@dataclass(frozen=True)
+class Spec:
+    kind: str                      # "int", "float", "bool", "str", "source", "list[int]", ...
+    doc: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple | None = None
+
+    def accepted(self) -> str:
+        if self.choices:
+            prefix = "a non-empty list of values from " if self.kind.startswith("list[") else "one of "
+            return f"{prefix}{list(self.choices)}"
+        rng = ""
+        if self.lo is not None or self.hi is not None:
+            rng = f" in [{self.lo if self.lo is not None else '-inf'}, {self.hi if self.hi is not None else 'inf'}]"
+        if self.kind == "source":
+            return "a model source name (see `python -m helpers models`)"
+        if self.kind == "list[source]":
+            return "a non-empty list of model source names (see `python -m helpers models`)"
+        if self.kind.startswith("list["):
+            return f"a non-empty list of {self.kind[5:-1]}s{rng}"
+        article = "an" if self.kind[0] in "aeiou" else "a"
+        return f"{article} {self.kind}{rng}"
+
+
+SPECS: dict[str, Spec] = {
+    "profile": Spec("str", "name of the profile that produced this chapter"),
+    # the task
+    "task_seed": Spec("int", "seed of the task generator (train/val/test trials)", 0, 2**31 - 1),
+    "n_samples": Spec("int", "noisy samples shown per evidence stream", 1, 16),
+    "noise": Spec("float", "standard deviation of each sample around the stream's mean", 0.0, 1.0),
+    # model sources
+    "pretrained_source": Spec("source", "the pretrained model that is fine-tuned"),
+    "scratch_source": Spec("source", "the same architecture trained from scratch (scratch:<source>)"),
+    "tokenizer_sources": Spec("list[source]", "sources whose tokenizers chapter 1 compares"),
+    # chapter 1
+    "n_examples": Spec("int", "example prompts shown", 1, 50),
+    "n_balance": Spec("int", "trials drawn to measure balance and baselines", 100, 1_000_000),
+    # chapter 2: training
+    "grid_lrs_finetune": Spec("list[float]", "learning rates searched for the fine-tuned arm", 1e-7, 1.0),
+    "grid_lrs_scratch": Spec("list[float]", "learning rates searched for the scratch arm", 1e-7, 1.0),
+    "grid_n_train": Spec("int", "training-set size of the grid search (one of train_sizes)", 1, 10**6),
+    "train_sizes": Spec("list[int]", "training-set sizes of the learning curves", 1, 10**6),
+    "seeds": Spec("list[int]", "training seeds per learning-curve point", 0, 2**31 - 1),
+    "epochs": Spec("int", "passes over the training set", 1, 1000),
+    "min_steps": Spec("int", "at least this many optimiser steps per run (small sets get more epochs)", 0, 10**7),
+    "batch_size": Spec("int", "trials per optimiser step", 1, 4096),
+    "n_val": Spec("int", "validation trials (grid search)", 10, 10**6),
+    "n_test": Spec("int", "held-out test trials (every reported number)", 10, 10**6),
+    "bf16": Spec("bool", "bf16 autocast for training and evaluation on CPU"),
+    # chapters 3-6: analyses of the selected runs
+    "n_analysis": Spec("int", "held-out test trials analysed (the first n of the test set)", 8, 100_000),
+    "n_ablation": Spec("int", "held-out test trials of the head-ablation sweeps (the costliest analysis)", 8, 100_000),
+    "n_reference": Spec("int", "reference trials for mean-ablation and baselines (validation set)", 8, 100_000),
+    "ablation_kinds": Spec("list[str]", "head ablations to run", choices=("zero", "mean")),
+    "analysis_bf16": Spec("bool", "bf16 autocast in the analyses (fp32 when false)"),
+    "umap_neighbors": Spec("int", "UMAP n_neighbors", 2, 200),
+    "cv_folds": Spec("int", "cross-validation folds of the decoders", 2, 20),
+    "n_shuffles": Spec("int", "label shuffles for the chance baselines", 1, 1000),
+}
+
+
+# the parameters of the Study (task, model sources, training): set by the profile, overridable per
+# run; every other parameter belongs to the chapter that declares it
+STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scratch_source",
+                    "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
+                    "epochs", "min_steps", "batch_size", "n_val", "n_test", "bf16")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _in_range(spec: Spec, v) -> bool:
+    return (spec.lo is None or v >= spec.lo) and (spec.hi is None or v <= spec.hi)
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise ValueError naming the parameter and its accepted values if `value` does not fit."""
+    if name not in SPECS:
+        raise ParameterError(f"unknown parameter {name!r}: accepted parameters are {sorted(SPECS)}")
+    spec = SPECS[name]
+    bad = ParameterError(f"parameter {name}={value!r} is not accepted: expected {spec.accepted()} ({spec.doc})")
+    scalar: dict[str, Callable[[Any], bool]] = {
+        "int": lambda v: _is_int(v) and _in_range(spec, v),
+        "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and _in_range(spec, v),
+        "bool": lambda v: isinstance(v, bool),
+        "str": lambda v: isinstance(v, str) and (not spec.choices or v in spec.choices),
+    }
+    def check_source(v) -> None:
+        if not isinstance(v, str):
+            raise bad
+        try:
+            validate_source(v)
+        except ValueError as e:
+            raise ParameterError(f"parameter {name}: {e}") from None
+    if spec.kind in scalar:
+        if not scalar[spec.kind](value):
+            raise bad
+    elif spec.kind == "source":
+        check_source(value)
+    elif spec.kind.startswith("list["):
+        inner = spec.kind[5:-1]
+        if not isinstance(value, (list, tuple)) or not value:
+            raise bad
+        for v in value:
+            if inner == "source":
+                check_source(v)
+            elif not scalar[inner](v):
+                raise bad
+    else:  # pragma: no cover - a spec typo
+        raise AssertionError(f"spec {name} has unknown kind {spec.kind}")
+
+
+def check_relations(params: dict[str, Any]) -> None:
+    """Constraints between parameters of one chapter."""
+    if "grid_n_train" in params and "train_sizes" in params and params["grid_n_train"] not in params["train_sizes"]:
+        raise ParameterError(f"parameter grid_n_train={params['grid_n_train']} must be one of "
+                         f"train_sizes={params['train_sizes']} (the grid's best run is reused by the curve)")

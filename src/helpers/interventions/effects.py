@@ -1,0 +1,93 @@
+"""Summaries of ablation sweeps: per-head effects with paired bootstrap intervals, where in depth a
+model relies on its heads, the heads Lin (2024) names, and how well a screen ranks heads."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers.stats.bootstrap import percentile_interval, resample_indices
+
+
+def effects_table(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray, n_boot: int = 1000,
+                  seed: int = 0) -> pd.DataFrame:
+    """Per head: drop in accuracy and in mean logit difference toward the correct answer, with
+    paired bootstrap 95% CIs over prompts.  `ablated` is (n_layers, n_heads, batch)."""
+    L, H, B = ablated.shape
+    boot = resample_indices(B, n_boot, seed)
+    clean_correct = (np.sign(clean) == choice).astype(float)
+    clean_signed = clean * choice
+    rows = []
+    for l in range(L):
+        for h in range(H):
+            a = ablated[l, h]
+            if np.isnan(a).any():
+                continue
+            d_acc = clean_correct - (np.sign(a) == choice)
+            d_ld = clean_signed - a * choice
+            acc_lo, acc_hi = percentile_interval(d_acc[boot].mean(1))
+            ld_lo, ld_hi = percentile_interval(d_ld[boot].mean(1))
+            rows.append({"layer": l, "head": h, "acc_drop": d_acc.mean(), "acc_drop_lo": acc_lo,
+                         "acc_drop_hi": acc_hi, "ld_drop": d_ld.mean(), "ld_drop_lo": ld_lo, "ld_drop_hi": ld_hi})
+    df = pd.DataFrame(rows)
+    df["significant"] = (df["ld_drop_lo"] > 0) | (df["ld_drop_hi"] < 0)
+    return df
+
+
+PAPER_HEADS_GPT2 = ((5, 7), (8, 3), (9, 3), (11, 8))   # named by Lin (2024) for fine-tuned GPT-2
+
+
+def named_heads_table(effects: pd.DataFrame, heads=PAPER_HEADS_GPT2) -> pd.DataFrame:
+    """The rows of an :func:`effects_table` for the named `heads`, with the rank of each head's
+    drop of logit difference among all heads (1 = the largest drop) and the number of heads."""
+    missing = [(l, h) for l, h in heads if not ((effects["layer"] == l) & (effects["head"] == h)).any()]
+    if missing:
+        raise ValueError(f"heads {missing} are not in this model's table: it has layers "
+                         f"0..{effects['layer'].max()} and heads 0..{effects['head'].max()}")
+    ranked = effects.assign(rank=effects["ld_drop"].rank(ascending=False, method="min").astype(int),
+                            of=len(effects))
+    out = ranked.set_index(["layer", "head"]).loc[list(heads)].reset_index()
+    return out[["layer", "head", "ld_drop", "ld_drop_lo", "ld_drop_hi", "significant", "rank", "of"]]
+
+
+def per_prompt_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """Drop of the logit difference toward the correct answer, per head and prompt: (L, H, B)."""
+    return clean[None, None, :] * choice - ablated * choice[None, None, :]
+
+
+def _layer_weights(drops_mean: np.ndarray) -> np.ndarray:
+    """Per layer: the summed positive drop of its heads (harmful-to-remove mass)."""
+    return np.clip(drops_mean, 0, None).sum(axis=1)
+
+
+def depth_profile(drops: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Where the model's reliance on heads sits in depth, with bootstrap CIs over prompts.
+
+    * ``centre``: the mean layer weighted by each layer's summed positive drop, scaled to [0, 1]
+      (0 = first layer, 1 = last layer);
+    * ``first_layer_share``: the share of that mass in layer 0 (uniform would be 1/n_layers).
+    """
+    L, H, B = drops.shape
+
+    def stats(idx):
+        w = _layer_weights(drops[:, :, idx].mean(axis=2))
+        total = w.sum()
+        if total <= 0:
+            return np.nan, np.nan
+        return float((w * np.arange(L)).sum() / total / max(L - 1, 1)), float(w[0] / total)
+    centre, first = stats(np.arange(B))
+    boots = np.array([stats(idx) for idx in resample_indices(B, n_boot, seed)])
+    lo, hi = percentile_interval(boots, 0.95, axis=0, ignore_nan=True)
+    return {"centre": centre, "centre_ci": (lo[0], hi[0]),
+            "first_layer_share": first, "first_ci": (lo[1], hi[1]),
+            "uniform_share": 1 / L, "boot": boots}
+
+
+def screen_quality(estimate: np.ndarray, exact: np.ndarray, k: int = 10) -> dict:
+    """How well attribution patching ranks heads against the exact sweep."""
+    from scipy.stats import spearmanr
+    e, x = estimate.ravel(), exact.ravel()
+    k = min(k, len(x))
+    top_est = set(np.argsort(-e)[:k].tolist())
+    top_exact = set(np.argsort(-x)[:k].tolist())
+    rho = spearmanr(e, x).statistic
+    return {"spearman": float(rho), "top_k_overlap": len(top_est & top_exact) / k, "k": k}

@@ -1,0 +1,40 @@
+"""Significance tests used by the book (vectorised over many heads or units at once)."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def t_greater(values: np.ndarray) -> np.ndarray:
+    """One-sided one-sample t-test p-values (mean > 0) for each column of `values` (n, m)."""
+    n = values.shape[0]
+    mean = values.mean(0)
+    sd = values.std(0, ddof=1) if n > 1 else np.zeros(values.shape[1])
+    p = np.where(mean > 0, 0.0, 1.0)            # zero variance: certain either way
+    ok = sd > 1e-12
+    if ok.any():
+        t = mean[ok] / (sd[ok] / np.sqrt(n))
+        p[ok] = stats.t.sf(t, df=n - 1)
+    return p
+
+
+def binomial_greater(k: int, n: int, p: float) -> float:
+    """One-sided exact binomial test p-value of `k` successes in `n` against rate `p`."""
+    return float(stats.binomtest(int(k), int(n), p, alternative="greater").pvalue)
+
+
+def regression_t(design: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ordinary least squares of every column of `Y` (n, m) on `design` (n, p, with an intercept
+    column first) and two-sided t-test p-values of the non-intercept coefficients.  Returns
+    ``(coef, pvalues, dof)`` with coef and pvalues of shape (m, p - 1)."""
+    n, p = design.shape
+    XtX_inv = np.linalg.inv(design.T @ design)
+    B = XtX_inv @ design.T @ Y                               # (p, m)
+    resid = Y - design @ B
+    dof = n - p
+    sigma2 = (resid ** 2).sum(0) / dof
+    se = np.sqrt(np.outer(np.diag(XtX_inv)[1:], sigma2))     # (p - 1, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se > 1e-12 * (1 + np.abs(Y).max(0)), B[1:] / se, 0.0)
+    pvals = (2 * stats.t.sf(np.abs(t), dof)).T
+    return B[1:].T, pvals, dof

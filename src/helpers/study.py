@@ -1,0 +1,193 @@
+"""The Study: one object, built from a profile plus overrides, that every chapter asks for what it
+analyses: the task, the two training arms, their grid searches and learning curves, the runs that
+the analysis chapters read, the trials, and the models loaded on the book's device.
+
+>>> study = Study.from_profile("smoke", train_sizes=[16, 32])     # doctest: +SKIP
+>>> runs = study.selected_runs()          # the runs chapter 2 selected; never trains
+>>> model, tok = study.load("fine-tuned")
+
+**Who trains.**  Chapter 2 (:meth:`Study.grid_searches` / :meth:`Study.learning_curves` with
+``train=True``) trains every run of the study, with progress bars.  The analysis chapters only
+*read* runs: when one is missing, :meth:`Study.selected_runs` raises
+:class:`~helpers.core.errors.MissingRun` with the command that builds it, and the book runner checks
+this before it starts a chapter's kernel.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from helpers.config.parameters import STUDY_PARAMETERS
+from helpers.config.profiles import study_parameters
+from helpers.core.device import default_device
+from helpers.core.errors import MissingRun, ParameterError
+from helpers.models.sources import load_source
+from helpers.tasks.decision import TaskConfig, Trial, make_splits
+from helpers.training import experiments
+from helpers.training.runs import Run, RunConfig, get_run, run_path
+
+ARMS = ("fine-tuned", "scratch")
+ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A profile's study parameters (see :data:`helpers.config.parameters.STUDY_PARAMETERS`), with
+    the overrides that changed them, and what follows from them."""
+    profile: str
+    params: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_profile(cls, profile: str = "quick", **overrides) -> "Study":
+        """The study of `profile` with `overrides` (any study parameter), checked before any compute."""
+        return cls(profile, study_parameters(profile, overrides), dict(overrides))
+
+    def __getattr__(self, name: str):
+        # study parameters read as attributes: study.train_sizes, study.pretrained_source, ...
+        if name in STUDY_PARAMETERS:
+            return self.params[name]
+        raise AttributeError(f"Study has no attribute {name!r}; its parameters are {list(STUDY_PARAMETERS)}")
+
+    # ---- the task and its trials --------------------------------------------------------------
+
+    @property
+    def task(self) -> TaskConfig:
+        return TaskConfig(n_samples=self.n_samples, noise=self.noise, seed=self.task_seed)
+
+    def trials(self, split: str, n: int) -> list[Trial]:
+        """The first `n` trials of a split.  Validation trials are always drawn beside at least the
+        study's whole test set (so they never share a prompt with it), test trials beside its
+        validation set; a test set of `n` is a prefix of any larger one."""
+        if split not in ("train", "val", "test"):
+            raise ParameterError(f"split={split!r} is not accepted: accepted values are 'train', 'val', 'test'")
+        sizes = {"train": 0, "val": self.n_val, "test": self.n_test}
+        sizes[split] = max(sizes[split], n)
+        return make_splits(self.task, sizes["train"], sizes["val"], sizes["test"])[split][:n]
+
+    # ---- the two arms and their runs ------------------------------------------------------------
+
+    @property
+    def sources(self) -> dict[str, str]:
+        return {"fine-tuned": self.pretrained_source, "scratch": self.scratch_source}
+
+    @property
+    def grid_lrs(self) -> dict[str, list[float]]:
+        return {"fine-tuned": list(self.grid_lrs_finetune), "scratch": list(self.grid_lrs_scratch)}
+
+    def arm_base(self, arm: str) -> RunConfig:
+        """The grid-search config of an arm, before its learning rate is chosen."""
+        if arm not in ARMS:
+            raise ParameterError(f"arm={arm!r} is not accepted: accepted values are {list(ARMS)}")
+        return RunConfig(source=self.sources[arm], n_train=self.grid_n_train, task=self.task,
+                         epochs=self.epochs, min_steps=self.min_steps, batch_size=self.batch_size,
+                         n_val=self.n_val, n_test=self.n_test, bf16=self.bf16, seed=self.seeds[0])
+
+    def grid_search(self, arm: str, train: bool = False) -> pd.DataFrame:
+        """The arm's learning-rate grid on the validation set, best first."""
+        return self._needs_runs(lambda: experiments.grid_search(self.arm_base(arm), self.grid_lrs[arm],
+                                                                train=train), train)
+
+    def best_config(self, arm: str, train: bool = False, grid: pd.DataFrame | None = None) -> RunConfig:
+        """The arm's grid-search winner (from `grid` when it was already looked up)."""
+        return experiments.best_config(self.arm_base(arm), self.grid_search(arm, train) if grid is None else grid)
+
+    def learning_curve(self, arm: str, train: bool = False, best: RunConfig | None = None) -> pd.DataFrame:
+        """The arm's test accuracy at every training-set size and seed, with its best learning rate
+        (`best`, when it was already looked up)."""
+        best = self.best_config(arm, train) if best is None else best
+        return self._needs_runs(lambda: experiments.learning_curve(best, self.train_sizes, self.seeds,
+                                                                   train=train), train)
+
+    def selected_config(self, arm: str, train: bool = False, best: RunConfig | None = None) -> RunConfig:
+        """The run the analyses read: the grid's best setting, largest N, first seed."""
+        best = self.best_config(arm, train) if best is None else best
+        return best.replace(n_train=max(self.train_sizes), seed=self.seeds[0])
+
+    def selected_run(self, arm: str, train: bool = False, best: RunConfig | None = None) -> Run:
+        cfg = self.selected_config(arm, train, best)
+        return self._needs_runs(lambda: get_run(cfg, train=train), train)
+
+    def selected_runs(self, train: bool = False) -> dict[str, Run]:
+        return {arm: self.selected_run(arm, train) for arm in ARMS}
+
+    def plan(self) -> list[dict]:
+        """Every run of the study (both grids, both learning curves) and whether it is cached; the
+        learning curve of an arm whose grid is incomplete is listed with its learning rate unknown
+        (``config`` None).  Loads nothing, trains nothing."""
+        rows = []
+        for arm in ARMS:
+            base = self.arm_base(arm)
+            grid = [base.replace(lr=float(lr)) for lr in self.grid_lrs[arm]]
+            rows += [{"arm": arm, "stage": "grid", "config": c, "cached": run_path(c).exists()} for c in grid]
+            grid_done = all(r["cached"] for r in rows if r["arm"] == arm and r["stage"] == "grid")
+            best = self.best_config(arm) if grid_done else None
+            seen = {r["config"].key() for r in rows if r["config"] is not None}
+            for n in self.train_sizes:
+                for seed in self.seeds:
+                    if n == self.grid_n_train and seed == self.seeds[0]:
+                        continue         # the grid's best run is reused by the curve
+                    c = None if best is None else best.replace(n_train=int(n), seed=int(seed))
+                    if c is not None and c.key() in seen:
+                        continue
+                    rows.append({"arm": arm, "stage": "curve", "config": c, "n_train": int(n), "seed": int(seed),
+                                 "cached": c is not None and run_path(c).exists()})
+        return rows
+
+    def missing_runs(self) -> list[str]:
+        """The runs the analysis chapters need that are not trained (each arm's grid, then its
+        selected run), described in words; empty when everything is there.  Trains nothing."""
+        out = []
+        for arm in ARMS:
+            grid = [self.arm_base(arm).replace(lr=float(lr)) for lr in self.grid_lrs[arm]]
+            missing = [c for c in grid if not run_path(c).exists()]
+            if not missing:
+                selected = self.selected_config(arm)
+                missing = [] if run_path(selected).exists() else [selected]
+            out += [f"{arm} N={c.n_train} lr={c.lr:g} seed={c.seed}" for c in missing]
+        return out
+
+    # ---- models --------------------------------------------------------------------------------
+
+    @property
+    def device(self):
+        return default_device()
+
+    def load(self, name: str, runs: dict[str, Run] | None = None):
+        """``(model, tokenizer)`` of an analysed model on the book's device, in eval mode:
+        ``'pretrained'`` (the source before fine-tuning), ``'fine-tuned'`` or ``'scratch'`` (the
+        selected runs; pass `runs` to reuse ones already looked up)."""
+        if name == "pretrained":
+            model, tok = load_source(self.pretrained_source)
+        elif name in ARMS:
+            run = (runs or {}).get(name) or self.selected_run(name)
+            model, tok = run.load_model()
+        else:
+            raise ParameterError(f"unknown model {name!r}: accepted values are {list(ANALYSED_MODELS)}")
+        return model.to(self.device).eval(), tok
+
+    # ---- how to build what is missing ----------------------------------------------------------
+
+    def command(self, chapter: str = "02") -> str:
+        """The command that runs `chapter` of this study (its profile and overrides)."""
+        parts = ["python", "-m", "helpers", "run", chapter, "--profile", self.profile]
+        for k, v in self.overrides.items():
+            parts += ["-p", k, _json(v)]
+        return " ".join(shlex.quote(p) for p in parts)
+
+    def _needs_runs(self, fn, train: bool):
+        try:
+            return fn()
+        except MissingRun as e:
+            if train:
+                raise
+            raise MissingRun(f"{e}. The analysis chapters only read trained runs; chapter 2 trains "
+                             f"them: {self.command('02')}") from None
+
+
+def _json(v) -> str:
+    import json
+    return json.dumps(v)

@@ -1,0 +1,52 @@
+"""Rough training times from measured rates, for ``--dry-run``.
+
+The rates are training tokens per second measured on this project's machine (2 CPU cores, no
+GPU; README, "Measured on this project's machine"): SmolLM2-135M with the book's engine in bf16
+about 290 tokens/s, in fp32 about 120 (the reference loop's 112 is the same order); GPT-2-124M has
+about as many parameters and is budgeted the same.  A run also scores its validation and test sets
+(a forward pass, about a third of a training step's cost per token).  On a GPU or another machine
+the estimate says so and gives the CPU figure: we have no measured rate there.
+"""
+from __future__ import annotations
+
+from helpers.models.sources import GPT2_SIZES, SMOLLM2, TINY, base_of
+from helpers.training.runs import RunConfig
+
+TOKENS_PER_PROMPT = 52            # the decision task's prompts with 4 samples per stream (SmolLM2)
+RATES = {                          # training tokens/s on 2 CPU cores: (bf16, fp32)
+    SMOLLM2: (290.0, 120.0),
+    "gpt2": (290.0, 120.0),
+}
+TINY_RATE = 50_000.0
+
+
+def _rate(cfg: RunConfig) -> float | None:
+    base = base_of(cfg.source)
+    if base in TINY:
+        return TINY_RATE
+    if base == SMOLLM2 or base == "gpt2":
+        return RATES[base][0 if cfg.bf16 else 1]
+    if base in GPT2_SIZES:         # larger GPT-2s: scale by parameter count (layers x width^2)
+        n_layer, _, width = GPT2_SIZES[base]
+        return RATES["gpt2"][0 if cfg.bf16 else 1] * (12 * 768 ** 2) / (n_layer * width ** 2)
+    return None
+
+
+def estimate_run_seconds(cfg: RunConfig) -> float | None:
+    """Seconds to train and score one run on 2 CPU cores, or None without a measured rate."""
+    rate = _rate(cfg)
+    if rate is None:
+        return None
+    tokens = cfg.total_steps * cfg.batch_size * TOKENS_PER_PROMPT * cfg.task.n_samples / 4
+    scored = (cfg.n_val + cfg.n_test) * TOKENS_PER_PROMPT * cfg.task.n_samples / 4
+    return (tokens + scored / 3) / rate
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None:
+        return "unknown (no measured rate for this source)"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -1,0 +1,47 @@
+"""Grid search and learning curves: many cached runs, summarised as tables.
+
+Both arms (fine-tuned pretrained model, same architecture from scratch) get their own grid over
+learning rate on the *validation* set at one training-set size; the best setting of each arm is
+then used for its learning curve, which is scored on the *test* set.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from helpers.training.runs import RunConfig, get_run
+
+
+def run_row(run) -> dict:
+    m = run.metrics
+    c = run.config
+    row = {"arm": c.arm, "source": c.source, "n_train": c.n_train, "n_test": c.n_test, "lr": c.lr, "seed": c.seed,
+           "epochs": c.n_epochs, "steps": c.total_steps, "batch_size": c.batch_size, "key": c.key(),
+           "train_seconds": m["train_seconds"], "final_train_loss": m["final_train_loss"]}
+    for split in ("val", "test"):
+        s = m[split]
+        row[f"{split}_accuracy"] = s["accuracy"]
+        row[f"{split}_acc_lo"], row[f"{split}_acc_hi"] = s["accuracy_ci"]
+        row[f"{split}_logit_diff"] = s["logit_diff"]
+    return row
+
+
+def grid_search(base: RunConfig, lrs: Sequence[float], progress: bool = True, train: bool = True) -> pd.DataFrame:
+    """One run per learning rate; ranked by validation accuracy, then validation logit diff.
+    Missing runs are trained, or raise :class:`~helpers.core.errors.MissingRun` with ``train=False``."""
+    rows = [run_row(get_run(base.replace(lr=float(lr)), progress=progress, train=train)) for lr in lrs]
+    df = pd.DataFrame(rows)
+    return df.sort_values(["val_accuracy", "val_logit_diff"], ascending=False).reset_index(drop=True)
+
+
+def best_config(base: RunConfig, grid: pd.DataFrame) -> RunConfig:
+    """The config of the grid's best row (ties: the higher validation logit difference)."""
+    return base.replace(lr=float(grid.iloc[0]["lr"]))
+
+
+def learning_curve(best: RunConfig, sizes: Sequence[int], seeds: Sequence[int],
+                   progress: bool = True, train: bool = True) -> pd.DataFrame:
+    rows = [run_row(get_run(best.replace(n_train=int(n), seed=int(s)), progress=progress, train=train))
+            for n in sizes for s in seeds]
+    return pd.DataFrame(rows)

@@ -1,0 +1,159 @@
+"""Every command shown in the README and the preface runs, so an example cannot rot.
+
+Commands are read from the README's ``bash`` blocks and the preface's inline code at test time, and
+each must be handled here (a new command without a rule fails the test):
+
+* ``python -m helpers`` commands run literally (``run`` and ``book`` with ``--dry-run`` added:
+  parameters, relations and model availability are checked exactly as a real run checks them),
+  and each ``run`` is then executed for real on the smoke profile with the same override names
+  (tiny values), beside the smoke book's build;
+* ``make`` targets: ``test`` is this run; ``book``'s recipe is checked to be the command that the
+  smoke-book test runs; ``bench`` and ``paper-shape`` run their scripts (on tiny settings);
+* ``conda env create -f environment.yml`` cannot run here (no conda): the file is checked to
+  install exactly ``requirements.txt`` and the project.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# tiny values for a real run on the smoke profile, by override name
+SMOKE_VALUES = {"train_sizes": [16, 32], "seeds": [0, 1], "n_ablation": 8, "grid_n_train": 16}
+
+
+def documented_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    cmds = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S):
+        for line in block.splitlines():
+            line = line.split("  #")[0].strip()
+            if line and not line.startswith("#"):
+                cmds.append(line)
+    preface = (REPO / "index.qmd").read_text()
+    cmds += re.findall(r"`((?:\.venv/bin/)?python -m helpers [^`]+)`", preface)
+    return cmds
+
+
+def helpers_args(cmd: str) -> list[str]:
+    words = shlex.split(cmd)
+    i = words.index("helpers")
+    assert words[i - 1] == "-m" and words[i - 2].endswith("python"), cmd
+    return words[i + 1:]
+
+
+def run_helpers(args, env=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})), timeout=timeout, cwd=REPO)
+
+
+def test_the_readme_and_preface_show_commands():
+    cmds = documented_commands()
+    assert "make book" in cmds and "make test" in cmds
+    assert any(c.startswith(".venv/bin/python -m helpers run") for c in cmds)
+
+
+@pytest.mark.parametrize("cmd", [c for c in documented_commands() if "-m helpers" in c])
+def test_helpers_command_runs_literally(cmd, tmp_path):
+    args = helpers_args(cmd)
+    if args[0] in ("run", "book") and "--dry-run" not in args:
+        args = args + ["--dry-run"]
+    env = {"BOOK_BUILD_DIR": str(tmp_path / "build")}
+    if args[0] != "fetch":          # fetch prepares the repository's data folder, as `make setup` does
+        env["BOOK_DATA_DIR"] = str(tmp_path / "data")
+    res = run_helpers(args, env=env)
+    assert res.returncode == 0, (cmd, res.stderr[-2000:])
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "build").exists()           # a dry run writes nothing
+
+
+def _smoke_version(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a == "--profile":
+            out += ["--profile", "smoke"]
+            i += 2
+            continue
+        if a == "-p":
+            name = args[i + 1]
+            value = SMOKE_VALUES.get(name)
+            out += ["-p", name, args[i + 2] if value is None else str(value).replace("'", '"')]
+            i += 3
+            continue
+        if a != "--dry-run":
+            out.append(a)
+        i += 1
+    if "--profile" not in out:
+        out += ["--profile", "smoke"]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", [c for c in documented_commands()
+                                 if "-m helpers" in c and helpers_args(c)[0] == "run" and "--dry-run" not in c])
+def test_run_command_executes_on_the_smoke_profile(cmd, smoke_book):
+    data, build, book_res = smoke_book
+    assert book_res.returncode == 0, book_res.stderr[-2000:]
+    args = _smoke_version(helpers_args(cmd))
+    if any(a == "-p" for a in args) and args[1] not in ("02", "2", "02_training"):
+        # an analysis chapter with study overrides needs chapter 2 with the same overrides first
+        study_over = [args[i:i + 3] for i in range(len(args)) if args[i] == "-p" and args[i + 1] in
+                      ("train_sizes", "seeds", "grid_n_train")]
+        if study_over:
+            first = run_helpers(["run", "02", "--profile", "smoke"] + sum(study_over, []),
+                                env={"BOOK_DATA_DIR": str(data), "BOOK_BUILD_DIR": str(build)})
+            assert first.returncode == 0, first.stderr[-2000:]
+    before = sorted((build / "smoke" / "chapters").iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in before}
+    res = run_helpers(args, env={"BOOK_DATA_DIR": str(data), "BOOK_BUILD_DIR": str(build)})
+    assert res.returncode == 0, (args, res.stderr[-3000:])
+    written = Path(res.stdout.strip().splitlines()[-1].split("written to ")[-1])
+    assert written.exists()
+    if any(a == "-p" for a in args):                  # overrides: beside the profile's build, never over it
+        assert written.parent.parent.name.startswith("smoke+")
+        assert {p: p.stat().st_mtime_ns for p in before} == stamps
+
+
+def test_make_targets_shown_are_covered():
+    makefile = (REPO / "Makefile").read_text()
+    shown = {c.split()[1] for c in documented_commands() if c.startswith("make ")}
+    assert shown <= {"book", "test", "bench", "paper-shape", "setup", "models"}, shown
+    # `make book` runs exactly what the smoke-book test runs (with PROFILE=smoke)
+    assert "\t$(PY) -m helpers book --profile $(PROFILE)\n" in makefile
+    assert "\t$(PY) -m pytest\n" in makefile
+    assert "\t$(PY) benchmarks/bench_training.py" in makefile          # tests/test_benchmarks.py
+    assert "\t$(PY) tools/paper_shape.py\n" in makefile
+
+
+def test_paper_shape_checks_every_chapter_of_the_paper_profile(tmp_path):
+    """`make paper-shape` runs tools/paper_shape.py; its --dry-run resolves and pre-flights every
+    chapter with the paper profile on a local random GPT-2 (the full run takes about 4 minutes)."""
+    res = subprocess.run([sys.executable, "tools/paper_shape.py", "--dry-run", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for ch in ("02_training", "03_ablation", "04_attention", "05_representations", "06_decoding"):
+        assert f"{ch}: " in res.stdout
+
+
+def test_conda_environment_installs_the_same_pins():
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert "-r requirements.txt" in pip and "-e ." in pip
+    assert any(c.startswith("conda env create -f environment.yml") for c in documented_commands())
+
+
+def test_every_documented_command_has_a_rule():
+    makefile = (REPO / "Makefile").read_text()
+    for cmd in documented_commands():
+        if cmd.startswith("make ") or "-m helpers" in cmd or cmd.startswith("conda env create"):
+            continue
+        if cmd == "pip install --no-deps -r requirements-nodeps.txt":
+            assert "--no-deps -r requirements-nodeps.txt" in makefile      # what `make setup` runs
+            continue
+        raise AssertionError(f"README/preface command without a test rule: {cmd!r}")

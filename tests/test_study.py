@@ -1,0 +1,81 @@
+"""The Study: one object built from a profile plus overrides, from which every chapter gets its
+task, arms, runs, trials and models; it never trains unless asked to."""
+import pytest
+
+from helpers.config.parameters import STUDY_PARAMETERS
+from helpers.core.errors import MissingRun, ParameterError
+from helpers.study import ARMS, Study
+from helpers.tasks.decision import make_splits
+
+
+def tiny(**overrides):
+    base = dict(train_sizes=[8], grid_n_train=8, grid_lrs_finetune=[1e-3], grid_lrs_scratch=[1e-3],
+                n_val=10, n_test=12, epochs=1, batch_size=4)
+    base.update(overrides)
+    return Study.from_profile("smoke", **base)
+
+
+def test_from_profile_reads_every_study_parameter_and_applies_overrides():
+    s = Study.from_profile("smoke", seeds=[3])
+    assert set(s.params) == set(STUDY_PARAMETERS)
+    assert s.seeds == [3] and s.overrides == {"seeds": [3]}
+    assert s.pretrained_source == "tiny-gpt2"
+    with pytest.raises(AttributeError, match="its parameters are"):
+        s.not_a_parameter
+
+
+def test_overrides_are_checked_before_any_compute():
+    with pytest.raises(ParameterError, match="grid_n_train"):
+        Study.from_profile("smoke", grid_n_train=7)
+    with pytest.raises(ParameterError, match="unknown study parameters"):
+        Study.from_profile("smoke", n_ablation=3)
+
+
+def test_trials_are_the_runs_splits_and_prefixes():
+    s = tiny()
+    test = s.trials("test", 12)
+    assert [t.prompt for t in test] == [t.prompt for t in make_splits(s.task, 0, s.n_val, s.n_test)["test"]]
+    assert [t.prompt for t in s.trials("test", 5)] == [t.prompt for t in test[:5]]
+    assert [t.prompt for t in s.trials("test", 20)][:12] == [t.prompt for t in test]
+    val = s.trials("val", 10)
+    assert not {t.prompt for t in val} & {t.prompt for t in s.trials("test", 12)}
+    with pytest.raises(ParameterError, match="split="):
+        s.trials("dev", 3)
+
+
+def test_arms_share_everything_but_the_source(fresh_data_dir):
+    s = tiny()
+    a, b = (s.arm_base(arm) for arm in ARMS)
+    assert a.source == "tiny-gpt2" and b.source == "scratch:tiny-gpt2"
+    assert a.replace(source=b.source) == b
+
+
+def test_analyses_never_train_and_say_which_command_does(fresh_data_dir):
+    s = tiny(seeds=[5])
+    assert len(s.missing_runs()) == 2                       # one grid run per arm
+    with pytest.raises(MissingRun, match=r"chapter 2 trains them: python -m helpers run 02 --profile smoke .*-p seeds '\[5\]'"):
+        s.selected_runs()
+    assert not list((fresh_data_dir / "runs").glob("*")) if (fresh_data_dir / "runs").exists() else True
+
+
+def test_plan_and_selected_runs_after_training(fresh_data_dir):
+    s = tiny(train_sizes=[8, 16])
+    plan = s.plan()
+    assert [r["stage"] for r in plan] == ["grid", "curve", "grid", "curve"]
+    assert all(not r["cached"] for r in plan) and plan[1]["config"] is None   # lr unknown before the grid
+    for arm in ARMS:
+        s.learning_curve(arm, train=True)
+    assert s.missing_runs() == []
+    runs = s.selected_runs()
+    assert {arm: r.config.n_train for arm, r in runs.items()} == {"fine-tuned": 16, "scratch": 16}
+    assert all(r["cached"] for r in s.plan())
+    model, tok = s.load("fine-tuned", runs)
+    assert not model.training and next(model.parameters()).device == s.device
+    with pytest.raises(ParameterError, match="accepted values are"):
+        s.load("base")
+
+
+def test_command_reproduces_profile_and_overrides():
+    s = Study.from_profile("quick", train_sizes=[64, 128], seeds=[0, 1])
+    assert s.command("02") == ("python -m helpers run 02 --profile quick -p train_sizes '[64, 128]' "
+                               "-p seeds '[0, 1]'")
