@@ -9,6 +9,8 @@ each must be handled here (a new command without a rule fails the test):
   (tiny values), beside the smoke book's build;
 * ``make`` targets: ``test`` is this run; ``book``'s recipe is checked to be the command that the
   smoke-book test runs; ``bench`` and ``paper-shape`` run their scripts (on tiny settings);
+* ``jupytext`` and ``papermill`` (running a chapter without the book's runner) run in a
+  temporary folder, papermill with the smoke profile and the smoke book's trained runs;
 * ``conda env create -f environment.yml`` cannot run here (no conda): the file is checked to
   install exactly ``requirements.txt`` and the project.
 """
@@ -148,10 +150,36 @@ def test_conda_environment_installs_the_same_pins():
     assert any(c.startswith("conda env create -f environment.yml") for c in documented_commands())
 
 
+@pytest.mark.slow
+def test_jupytext_and_papermill_commands_run(smoke_book, tmp_path):
+    data, _, book_res = smoke_book
+    assert book_res.returncode == 0, book_res.stderr[-2000:]
+    cmds = [c for c in documented_commands() if c.split()[0] in ("jupytext", "papermill")]
+    assert [c.split()[0] for c in cmds] == ["jupytext", "papermill"]
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, BOOK_DATA_DIR=str(data))
+    for cmd in cmds:
+        words = shlex.split(cmd)
+        words = [str(REPO / w) if w.startswith("chapters/") else w for w in words]
+        if words[0] == "papermill":
+            i = words.index("profile")
+            words[i + 1] = "smoke"
+        words[0] = str(bindir / words[0])
+        res = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, (cmd, res.stderr[-3000:])
+    import nbformat
+    out = nbformat.read(tmp_path / "03_out.ipynb", as_version=4)
+    text = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in out.cells
+                    if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Produced by profile `smoke`" in text and "n_ablation = `32`" in text and "Verdict: **" in text
+
+
 def test_every_documented_command_has_a_rule():
     makefile = (REPO / "Makefile").read_text()
     for cmd in documented_commands():
         if cmd.startswith("make ") or "-m helpers" in cmd or cmd.startswith("conda env create"):
+            continue
+        if cmd.split()[0] in ("jupytext", "papermill"):
             continue
         if cmd == "pip install --no-deps -r requirements-nodeps.txt":
             assert "--no-deps -r requirements-nodeps.txt" in makefile      # what `make setup` runs
