@@ -77,3 +77,11 @@ def test_every_subpackage_has_a_rule():
     layers = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     layers |= {p.stem for p in SRC.glob("*.py") if p.name != "__init__.py"}
     assert layers == set(ALLOWED)
+
+
+def test_the_figures_palette_names_the_tasks_token_types():
+    """figures/ may not import tasks/, so its palette repeats the type names: they must agree."""
+    from helpers.figures import style
+    from helpers.tasks import tokens
+    assert style.TOKEN_TYPES == tokens.TOKEN_TYPES
+    assert style.NUMBER_TYPES == tokens.NUMBER_TYPES

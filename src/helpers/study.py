@@ -6,7 +6,7 @@ the analysis chapters read, the trials, and the models loaded on the book's devi
 >>> runs = study.selected_runs()          # the runs chapter 2 selected; never trains
 >>> model, tok = study.load("fine-tuned")
 
-**Who trains.**  Chapter 2 (:meth:`Study.grid_searches` / :meth:`Study.learning_curves` with
+**Who trains.**  Chapter 2 (:meth:`Study.grid_search` and :meth:`Study.learning_curve` with
 ``train=True``) trains every run of the study, with progress bars.  The analysis chapters only
 *read* runs: when one is missing, :meth:`Study.selected_runs` raises
 :class:`~helpers.core.errors.MissingRun` with the command that builds it, and the book runner checks
@@ -59,9 +59,10 @@ class Study:
         return TaskConfig(n_samples=self.n_samples, noise=self.noise, seed=self.task_seed)
 
     def trials(self, split: str, n: int) -> list[Trial]:
-        """The first `n` trials of a split.  Validation trials are always drawn beside at least the
-        study's whole test set (so they never share a prompt with it), test trials beside its
-        validation set; a test set of `n` is a prefix of any larger one."""
+        """The first `n` trials of a split, drawn as the study's runs draw theirs: beside (and never
+        sharing a prompt with) at least the study's whole validation and test sets, so that
+        ``trials("train", N)`` is the training set of a run of size N and a test set of `n` is a
+        prefix of any larger one."""
         if split not in ("train", "val", "test"):
             raise ParameterError(f"split={split!r} is not accepted: accepted values are 'train', 'val', 'test'")
         sizes = {"train": 0, "val": self.n_val, "test": self.n_test}
