@@ -38,7 +38,7 @@ def random_variables(n, seed=0):
 def test_solver_matches_sklearn_logistic_regression(C):
     from sklearn.linear_model import LogisticRegression
     X, y = planted(n=60, d=90, strength=0.7)         # more units than trials, as in the book
-    Xs, _ = probes._standardize(X, X)
+    Xs, _ = probes.standardize(X, X)
     Ztr, Z = probes._row_space(Xs, Xs)
     W = probes.fit_logistic(Ztr, y[:, None], [C])
     ref = LogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(Xs, y)
@@ -47,7 +47,7 @@ def test_solver_matches_sklearn_logistic_regression(C):
 
 def test_batched_columns_are_independent_problems():
     X, y = planted(n=50, d=20)
-    Xs, _ = probes._standardize(X, X)
+    Xs, _ = probes.standardize(X, X)
     Z, _ = probes._row_space(Xs, Xs)
     y2 = 1 - y
     both = probes.fit_logistic(Z, np.column_stack([y, y2, y]), [0.1, 1.0, 1.0])
@@ -57,7 +57,7 @@ def test_batched_columns_are_independent_problems():
 
 def test_constant_features_and_one_class_folds_are_finite():
     X = np.ones((12, 5))
-    Z, _ = probes._row_space(*probes._standardize(X, X))
+    Z, _ = probes._row_space(*probes.standardize(X, X))
     assert Z.shape == (12, 0)                      # identical states: nothing but an intercept
     W = probes.fit_logistic(Z, np.ones((12, 1)), [1.0])
     assert np.all(np.isfinite(W))

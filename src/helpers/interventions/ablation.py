@@ -228,12 +228,7 @@ def attribution_scores(arch: Arch, p: Prompts, kind: str = "zero", means=None, c
     return out
 
 
-# ---- summaries ---------------------------------------------------------------------------------
-
-
 # ---- where in depth does a model rely on its heads? ---------------------------------------------
-
-
 
 
 def ablation_results(model, tokenizer, trials: Sequence[Trial], reference: Sequence[Trial],

@@ -1,4 +1,4 @@
-"""Scoring a model on trials: logit difference at the answer position, accuracy, and CIs.
+"""Scoring a model on trials: the logit difference at the answer position, batch by batch.
 
 A model's choice on a trial is the sign of the *logit difference* ``logit(' right') -
 logit(' left')`` at the last prompt position (a two-alternative forced choice, like the monkey's
@@ -64,8 +64,3 @@ def score_trials(model, tokenizer, trials: Sequence[Trial], batch_size: int = 32
         out_top1[b] = (logits.argmax(-1) == target).numpy()
     model.train(was_training)
     return {"logit_diff": out_diff, "top1": out_top1}
-
-
-# ---- uncertainty ----------------------------------------------------------------------------
-
-

@@ -174,11 +174,7 @@ def collect_hidden_states(model, tokenizer, trials: Sequence[Trial], layers=None
                                batch_size=batch_size, bf16=bf16, final_norm=final_norm)["h"]
 
 
-# ---- embedding and its quantitative companions --------------------------------------------------
-
-
 # ---- figure -------------------------------------------------------------------------------------
-
 
 
 def landmark_states(model, tokenizer, trials: Sequence[Trial], bf16: bool = False) -> dict[str, np.ndarray]:

@@ -37,9 +37,6 @@ from helpers.tasks.decision import Trial
 from helpers.tasks.tokens import NUMBER_TYPES, TOKEN_TYPES, token_labels, token_types
 
 
-# ---- token types ------------------------------------------------------------------------------
-
-
 # ---- attention probabilities --------------------------------------------------------------------
 
 @torch.no_grad()
@@ -301,9 +298,6 @@ def relevance_table(s: AttentionStats, n_boot: int = 2000, seed: int = 0, alpha:
                          "significant": (p_adj < alpha).ravel(), "n_prompts": len(r)})
 
 
-# ---- verdicts -----------------------------------------------------------------------------------
-
-
 # ---- figures ------------------------------------------------------------------------------------
 
 
@@ -345,11 +339,6 @@ class PatternSource:
                  f"({t.context} context, answer{t.answer!r})")
         return (self._cache[(name, i)][layer, head], token_labels(tok, t.prompt),
                 token_types(tok, t.prompt), title)
-
-
-
-
-
 
 
 def query_type_table(stats: Mapping[str, AttentionStats]) -> pd.DataFrame:

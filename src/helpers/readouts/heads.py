@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from helpers.readouts.probes import _standardize, outer_folds
+from helpers.readouts.probes import standardize, outer_folds
 from helpers.stats.intervals import wilson_ci
 from helpers.stats.multiplicity import benjamini_hochberg
 from helpers.stats.tests import binomial_greater
@@ -33,7 +33,7 @@ def head_decoding(Z: np.ndarray, y, cv_folds: int = 5, seed: int = 0, C: float =
     for tr, te in folds:
         for l in range(L):
             for h in range(H):
-                Xtr, Xte = _standardize(Z[tr, l, h], Z[te, l, h])
+                Xtr, Xte = standardize(Z[tr, l, h], Z[te, l, h])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     if len(np.unique(y[tr])) < 2:

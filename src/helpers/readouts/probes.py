@@ -41,12 +41,9 @@ CS = (0.001, 0.01, 0.1, 1.0, 10.0)
 INNER_FOLDS = 3
 
 
-# ---- variables ------------------------------------------------------------------------------------
-
-
 # ---- the solver ------------------------------------------------------------------------------------
 
-def _standardize(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def standardize(Xtr: np.ndarray, Xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale with the training rows only; constant units (up to rounding) are only centred."""
     mu = Xtr.mean(0)
     sd = Xtr.std(0)
@@ -152,7 +149,7 @@ def select_C(X: np.ndarray, Y: np.ndarray, Cs=CS, inner_folds: int = INNER_FOLDS
     acc = np.zeros((T, K))
     loss = np.zeros((T, K))
     for itr, iva in _inner_splits(len(X), inner_folds, seed):
-        Ztr, Zva = _row_space(*_standardize(X[itr], X[iva]))
+        Ztr, Zva = _row_space(*standardize(X[itr], X[iva]))
         W, outer = None, _outer(Ztr)
         for k in np.argsort(Cs):              # the regularisation path, warm-started
             W = fit_logistic(Ztr, Y[itr], Cs[k], W0=W, outer=outer)
@@ -180,7 +177,7 @@ def nested_cv(X: np.ndarray, Y: np.ndarray, folds, Cs=CS, inner_folds: int = INN
         C = np.zeros(T)
         C[own] = select_C(X[tr], Y[tr][:, own], Cs, inner_folds, seed)
         C = C[c_from]
-        Ztr, Zte = _row_space(*_standardize(X[tr], X[te]))
+        Ztr, Zte = _row_space(*standardize(X[tr], X[te]))
         pred[te] = _predict(Zte, fit_logistic(Ztr, Y[tr], C))
         chosen[k] = C
     return pred, chosen
@@ -234,7 +231,8 @@ def decode(X, y, cv_folds: int = 5, seed: int = 0, Cs=CS, inner_folds: int = INN
     return Decoded(acc, lo, hi, len(y), chosen[:, 0].tolist(), classes[pred[:, 0]], folds)
 
 
-def _shuffles(n: int, n_shuffles: int, seed: int) -> list[np.ndarray]:
+def label_shuffles(n: int, n_shuffles: int, seed: int) -> list[np.ndarray]:
+    """The permutations of the trials shared by every shuffled baseline of the decoders (seeded)."""
     rng = np.random.default_rng([seed, 9973])
     return [rng.permutation(n) for _ in range(n_shuffles)]
 
@@ -255,7 +253,7 @@ def decode_along(H: np.ndarray, variables: pd.DataFrame, axis_name: str, columns
     columns = list(columns)
     Y = variables[columns].to_numpy().astype(int)
     n = len(Y)
-    perms = _shuffles(n, n_shuffles, seed)
+    perms = label_shuffles(n, n_shuffles, seed)
     Yall = np.hstack([Y] + [Y[p] for p in perms])
     T = len(columns)
     folds = outer_folds(Y, cv_folds, seed)
@@ -295,12 +293,6 @@ def decode_by_layer(H: np.ndarray, variables: pd.DataFrame, **kwargs) -> pd.Data
     if H.ndim == 4:
         H = H[:, :, -1]
     return decode_along(H, variables, "layer", **kwargs)
-
-
-# ---- mixed selectivity --------------------------------------------------------------------------
-
-
-# ---- per-head SVM -------------------------------------------------------------------------------
 
 
 # ---- figures -------------------------------------------------------------------------------------

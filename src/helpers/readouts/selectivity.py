@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.readouts.probes import DECODED, _shuffles
+from helpers.readouts.probes import DECODED, label_shuffles
 from helpers.stats.multiplicity import benjamini_hochberg
 from helpers.stats.tests import regression_t
 
@@ -55,7 +55,7 @@ def mixed_selectivity(X: np.ndarray, variables: pd.DataFrame, columns=DECODED, a
     k = len(columns)
     real = unit_selectivity(X, variables, columns, alpha)["count"]
     sh = []
-    for perm in _shuffles(len(variables), n_shuffles, seed):
+    for perm in label_shuffles(len(variables), n_shuffles, seed):
         c = unit_selectivity(X, variables.iloc[perm].reset_index(drop=True), columns, alpha)["count"]
         sh.append(np.bincount(c, minlength=k + 1) / len(c))
     sh = np.array(sh) if sh else np.full((1, k + 1), np.nan)
@@ -76,7 +76,7 @@ def shuffled_mixed_fractions(X: np.ndarray, variables: pd.DataFrame, columns=DEC
     """The mixed fraction (>= `min_variables`) of each label shuffle (same permutations as
     :func:`mixed_selectivity`)."""
     out = []
-    for perm in _shuffles(len(variables), n_shuffles, seed):
+    for perm in label_shuffles(len(variables), n_shuffles, seed):
         c = unit_selectivity(X, variables.iloc[perm].reset_index(drop=True), columns, alpha)["count"]
         out.append(float(np.mean(c >= min_variables)))
     return out
