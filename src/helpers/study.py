@@ -14,6 +14,7 @@ this before it starts a chapter's kernel.
 """
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,7 +177,7 @@ class Study:
         """The command that runs `chapter` of this study (its profile and overrides)."""
         parts = ["python", "-m", "helpers", "run", chapter, "--profile", self.profile]
         for k, v in self.overrides.items():
-            parts += ["-p", k, _json(v)]
+            parts += ["-p", k, json.dumps(v)]
         return " ".join(shlex.quote(p) for p in parts)
 
     def _needs_runs(self, fn, train: bool):
@@ -187,8 +188,3 @@ class Study:
                 raise
             raise MissingRun(f"{e}. The analysis chapters only read trained runs; chapter 2 trains "
                              f"them: {self.command('02')}") from None
-
-
-def _json(v) -> str:
-    import json
-    return json.dumps(v)
