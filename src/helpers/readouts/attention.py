@@ -30,8 +30,8 @@ from helpers.core.device import autocast, model_device
 from helpers.core.progress import bar as progress_bar
 from helpers.models.arch import Arch, eager_attention
 from helpers.models.scoring import encode_prompts, pad_batch
-from helpers.stats.bootstrap import bootstrap_means
-from helpers.stats.multiplicity import holm
+from helpers.stats.bootstrap import bootstrap_mean_draws, bootstrap_means, normal_interval
+from helpers.stats.multiplicity import bonferroni_level, holm, holm_significant
 from helpers.stats.tests import t_greater
 from helpers.tasks.decision import Trial
 from helpers.tasks.tokens import NUMBER_TYPES, TOKEN_TYPES, token_labels, token_types
@@ -284,18 +284,26 @@ def number_profile(s: AttentionStats, n_boot: int = 1000, seed: int = 0) -> pd.D
 
 def relevance_table(s: AttentionStats, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """Claim (b), per head: mean over prompts of (mass on the relevant stream's numbers - mass on
-    the irrelevant stream's) at the answer position, a 95% percentile bootstrap interval, a
-    one-sided t-test p-value (mean > 0), its Holm-adjusted value over all heads of the model, and
-    ``significant`` = adjusted p < `alpha` (family-wise error rate `alpha` over the heads)."""
+    the irrelevant stream's) at the answer position, a 95% percentile bootstrap interval (lo, hi),
+    a one-sided t-test p-value (mean > 0), its Holm-adjusted value over all heads of the model, and
+    ``significant`` = Holm-adjusted p <= `alpha` (family-wise error rate `alpha` over the heads).
+
+    ``lo_sim``, ``hi_sim``: intervals simultaneous over all heads of the model at ``1 - alpha``
+    (each at the Bonferroni level ``1 - alpha / n_heads``), normal bootstrap intervals from the
+    same resamples (:func:`helpers.stats.bootstrap.normal_interval`: at that level a percentile
+    interval would need the 0.02% quantile of the resamples for 144 heads)."""
     r = s.relevance()                                                      # (n, L, H)
     m, lo, hi = bootstrap_means(r, n_boot, seed)
+    draws = bootstrap_mean_draws(r, n_boot, seed)                          # the same resamples
+    lo_sim, hi_sim = normal_interval(m, draws, bonferroni_level(1 - alpha, m.size))
     p = t_greater(r.reshape(len(r), -1)).reshape(m.shape)
     p_adj = holm(p)
     L, H = m.shape
     li, hi_ = np.meshgrid(np.arange(L), np.arange(H), indexing="ij")
     return pd.DataFrame({"layer": li.ravel(), "head": hi_.ravel(), "relevance": m.ravel(), "lo": lo.ravel(),
-                         "hi": hi.ravel(), "p": p.ravel(), "p_holm": p_adj.ravel(),
-                         "significant": (p_adj < alpha).ravel(), "n_prompts": len(r)})
+                         "hi": hi.ravel(), "lo_sim": lo_sim.ravel(), "hi_sim": hi_sim.ravel(), "p": p.ravel(),
+                         "p_holm": p_adj.ravel(), "significant": holm_significant(p, alpha).ravel(),
+                         "n_prompts": len(r)})
 
 
 # ---- figures ------------------------------------------------------------------------------------

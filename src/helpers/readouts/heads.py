@@ -8,7 +8,7 @@ import pandas as pd
 
 from helpers.readouts.probes import standardize, outer_folds
 from helpers.stats.intervals import wilson_ci
-from helpers.stats.multiplicity import benjamini_hochberg
+from helpers.stats.multiplicity import holm_significant
 from helpers.stats.tests import binomial_greater
 
 
@@ -19,10 +19,10 @@ def head_decoding(Z: np.ndarray, y, cv_folds: int = 5, seed: int = 0, C: float =
     position.  `Z` is (n_trials, n_layers, n_heads, d_head) (``collect_activations(...)['z']``).
 
     Rows: layer, head, accuracy (mean over outer stratified folds), lo, hi (95% Wilson on pooled
-    held-out predictions), chance (share of the most frequent class), p (one-sided binomial test
-    of the pooled held-out hits against chance) and significant (Benjamini-Hochberg over heads at
-    `alpha`).  Held-out predictions of different folds are not strictly independent, so p is a
-    screening number."""
+    held-out predictions: ``hits`` correct of ``n``), chance (share of the most frequent class), p
+    (one-sided binomial test of the pooled held-out hits against chance) and significant (Holm over
+    the heads at family-wise error rate `alpha`).  Held-out predictions of different folds are not
+    strictly independent, so p is a screening number."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
     Z = np.asarray(Z, dtype=np.float64)
@@ -50,9 +50,10 @@ def head_decoding(Z: np.ndarray, y, cv_folds: int = 5, seed: int = 0, C: float =
             acc = float(np.mean([hits[te].mean() for _, te in folds]))
             lo, hi = wilson_ci(int(hits.sum()), n)
             p = binomial_greater(int(hits.sum()), n, chance)
-            rows.append({"layer": l, "head": h, "accuracy": acc, "lo": lo, "hi": hi, "chance": chance, "p": p})
+            rows.append({"layer": l, "head": h, "accuracy": acc, "lo": lo, "hi": hi, "chance": chance, "p": p,
+                         "hits": int(hits.sum()), "n": n})
     df = pd.DataFrame(rows)
-    df["significant"] = benjamini_hochberg(df["p"].to_numpy(), alpha)
+    df["significant"] = holm_significant(df["p"].to_numpy(), alpha)
     return df
 
 
@@ -63,7 +64,7 @@ def head_table(df: pd.DataFrame) -> np.ndarray:
 
 def head_summary(results: dict[tuple[str, str], pd.DataFrame]) -> pd.DataFrame:
     """Per (model, target): chance, best head and its accuracy, share of heads significantly above
-    chance (BH), and the mean accuracy of the heads of the last layer."""
+    chance (Holm over heads), and the mean accuracy of the heads of the last layer."""
     rows = []
     for (model, target), df in results.items():
         best = df.loc[df["accuracy"].idxmax()]

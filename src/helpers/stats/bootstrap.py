@@ -1,17 +1,28 @@
-"""The percentile bootstrap over prompts (rows), one implementation for the whole book.
+"""The bootstrap over prompts (rows), and over seeds and prompts, one implementation for the book.
 
-Every bootstrap draws its resamples with :func:`resample_indices` (``n_boot`` rows of ``n``
-indices drawn with replacement from a seeded generator), so two statistics computed with the same
-seed over the same prompts use the same resamples: that is what makes a *paired* comparison
-paired.  :func:`bootstrap_means` computes the means of every column of a table for all resamples
-at once (through resample counts, so memory stays at ``n_boot x n``); :func:`bootstrap_ci` takes
-any statistic; :func:`percentile_interval` turns resampled statistics into an interval.
+Every bootstrap draws its resamples of prompts with :func:`resample_indices` (``n_boot`` rows of
+``n`` indices drawn with replacement from ``numpy.random.default_rng(seed)``), so two statistics
+computed with the same seed over the same prompts use the same resamples: that is what makes a
+*paired* comparison paired.
+
+* :func:`bootstrap_means`: the means of every column of a table for all resamples at once (through
+  resample counts, so memory stays at ``n_boot x n``) and their percentile intervals; used for
+  hundreds of heads at once;
+* :func:`bootstrap_mean_draws`: those resampled means themselves, for :func:`normal_interval`;
+* :func:`bootstrap_ci`: any statistic, BCa interval (``scipy.stats.bootstrap``; the same resamples);
+* :func:`two_way_bootstrap_means`, :func:`two_way_bootstrap_diff`: several seeds evaluated on the
+  same trials (a crossed design): seeds and trials are both resampled;
+* :func:`percentile_interval`, :func:`normal_interval`: resampled statistics -> an interval.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
+from scipy import stats as sps
+
+from helpers.stats.intervals import z_for
 
 
 def resample_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
@@ -35,15 +46,56 @@ def percentile_interval(boots: np.ndarray, level: float = 0.95, axis: int = 0,
     return q(boots, a, axis=axis), q(boots, 1 - a, axis=axis)
 
 
+def normal_interval(estimate, boots: np.ndarray, level: float = 0.95,
+                    axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``estimate +- z_for(level) * sd(boots)``: the normal bootstrap interval (the bootstrap's
+    standard error with a normal quantile).  For simultaneous intervals over many heads: at a
+    Bonferroni level such as 1 - 0.05 / 144 a percentile interval would need the 0.02% quantile of
+    the resamples, which a few thousand resamples cannot estimate, while their standard error is
+    estimated well."""
+    se = np.std(boots, axis=axis, ddof=1)
+    half = z_for(level) * se
+    return np.asarray(estimate) - half, np.asarray(estimate) + half
+
+
 def bootstrap_ci(values: np.ndarray, stat: Callable = np.mean, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of `stat` over the rows of `values`."""
+    """Bias-corrected and accelerated (BCa) bootstrap interval of ``stat(values)`` over the rows of
+    `values`: ``scipy.stats.bootstrap(method="BCa", n_resamples=n_boot)`` resampling row indices
+    with ``rng=numpy.random.default_rng(seed)``, so the resamples are those of
+    :func:`resample_indices` (paired with :func:`bootstrap_means` for the same seed).
+
+    Where BCa is undefined (fewer than 2 rows; degenerate data, e.g. a constant, whose jackknife
+    has no spread; a statistic that is nan on some resamples) the interval falls back to the
+    percentile interval of the same resamples (:func:`percentile_interval`).  ``(nan, nan)`` for no
+    rows."""
     values = np.asarray(values)
-    if len(values) == 0:
+    n = len(values)
+    if n == 0:
         return (float("nan"), float("nan"))
-    stats = np.array([stat(values[i]) for i in resample_indices(len(values), n_boot, seed)])
-    lo, hi = percentile_interval(stats, level)
-    return (float(lo), float(hi))
+    if n < 2:
+        boots = np.array([stat(values[i]) for i in resample_indices(n, n_boot, seed)])
+        lo, hi = percentile_interval(boots, level)
+        return (float(lo), float(hi))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)      # 0/0 in the degenerate cases handled below
+        res = sps.bootstrap((np.arange(n),), lambda i: stat(values[i]), n_resamples=n_boot,
+                            vectorized=False, confidence_level=level, method="BCa",
+                            rng=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        lo, hi = (float(v) for v in percentile_interval(np.asarray(res.bootstrap_distribution), level))
+    return (lo, hi)
+
+
+def bootstrap_mean_draws(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """The means over rows of every column for each resample of :func:`resample_indices`:
+    ``(n_boot, *values.shape[1:])``."""
+    values = np.asarray(values, dtype=float)
+    n = values.shape[0]
+    flat = values.reshape(n, -1)
+    return (resample_counts(n, n_boot, seed) @ flat / n).reshape((n_boot,) + values.shape[1:])
 
 
 def bootstrap_means(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
@@ -59,3 +111,62 @@ def bootstrap_means(values: np.ndarray, n_boot: int = 2000, seed: int = 0, level
     lo, hi = percentile_interval(boots, level)
     shape = values.shape[1:]
     return flat.mean(0).reshape(shape), lo.reshape(shape), hi.reshape(shape)
+
+
+# ---- several seeds on the same trials: the two-way bootstrap --------------------------------------
+
+def _seed_counts(n_seeds: int, n_boot: int, seed: int, stream: int) -> np.ndarray:
+    """``(n_boot, n_seeds)`` resample counts of the seeds (training runs), drawn from a generator
+    of their own (independent of the trials' :func:`resample_counts`)."""
+    idx = np.random.default_rng([seed, stream]).integers(0, n_seeds, size=(n_boot, n_seeds))
+    counts = np.zeros((n_boot, n_seeds))
+    np.add.at(counts, (np.arange(n_boot)[:, None], idx), 1.0)
+    return counts
+
+
+def _crossed(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"a crossed design needs a (n_seeds, n_trials) array with both at least 1, got shape {x.shape}")
+    return x
+
+
+def two_way_bootstrap_means(x: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                            level: float = 0.95) -> tuple[float, float, float]:
+    """Grand mean of a crossed design and its percentile bootstrap interval: ``(mean, lo, hi)``.
+
+    `x` is ``(n_seeds, n_trials)``: every seed (training run, the unit of replication) evaluated
+    on the same trials.  Each resample draws seeds with replacement and, independently, trials
+    with replacement (the trials of :func:`resample_indices` with `seed`), and takes the grand mean
+    of the resampled seeds x trials table; both sources of variation enter the interval.  With one
+    seed this is exactly the bootstrap over trials (:func:`bootstrap_means` of the row).  The
+    two-way ("pigeonhole") bootstrap counts the seed x trial interaction twice, so it is slightly
+    conservative (Owen 2007, Annals of Applied Statistics 1:246)."""
+    x = _crossed(x)
+    S, T = x.shape
+    cs = _seed_counts(S, n_boot, seed, 1)                     # (n_boot, S)
+    ct = resample_counts(T, n_boot, seed)                     # (n_boot, T)
+    boots = np.einsum("bt,bt->b", ct, cs @ x / S) / T
+    lo, hi = percentile_interval(boots, level)
+    return float(x.mean()), float(lo), float(hi)
+
+
+def two_way_bootstrap_diff(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int = 0,
+                           level: float = 0.95) -> tuple[float, float, float]:
+    """Difference of the grand means of two arms evaluated on the same trials, with a percentile
+    bootstrap interval: ``(mean(a) - mean(b), lo, hi)``.
+
+    `a` is ``(seeds_a, n_trials)`` and `b` is ``(seeds_b, n_trials)``, each arm with its own seeds.
+    Each resample draws the seeds of each arm with replacement, independently of each other, and
+    the trials with replacement once for both arms (the same trial indices: paired over trials).
+    With one seed per arm this is exactly the paired bootstrap over trials of ``a[0] - b[0]``."""
+    a, b = _crossed(a), _crossed(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"both arms must be evaluated on the same trials: got {a.shape[1]} and {b.shape[1]}")
+    (Sa, T), Sb = a.shape, b.shape[0]
+    ya = _seed_counts(Sa, n_boot, seed, 1) @ a / Sa           # (n_boot, T)
+    yb = _seed_counts(Sb, n_boot, seed, 2) @ b / Sb
+    ct = resample_counts(T, n_boot, seed)
+    boots = np.einsum("bt,bt->b", ct, ya - yb) / T
+    lo, hi = percentile_interval(boots, level)
+    return float(a.mean() - b.mean()), float(lo), float(hi)

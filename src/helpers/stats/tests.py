@@ -18,6 +18,20 @@ def t_greater(values: np.ndarray) -> np.ndarray:
     return p
 
 
+def t_two_sided(values: np.ndarray) -> np.ndarray:
+    """Two-sided one-sample t-test p-values (mean != 0) for each column of `values` (n, m); a
+    column with no spread gets 1 when its mean is 0 and 0 otherwise."""
+    n = values.shape[0]
+    mean = values.mean(0)
+    sd = values.std(0, ddof=1) if n > 1 else np.zeros(values.shape[1])
+    p = np.where(mean == 0, 1.0, 0.0)           # zero variance: certain either way
+    ok = sd > 1e-12
+    if ok.any():
+        t = mean[ok] / (sd[ok] / np.sqrt(n))
+        p[ok] = 2 * stats.t.sf(np.abs(t), df=n - 1)
+    return p
+
+
 def binomial_greater(k: int, n: int, p: float) -> float:
     """One-sided exact binomial test p-value of `k` successes in `n` against rate `p`."""
     return float(stats.binomtest(int(k), int(n), p, alternative="greater").pvalue)
