@@ -44,13 +44,13 @@ def matmul_rate(dtype=torch.bfloat16, n: int = 1024, seconds: float = 3.0) -> fl
 class ReferenceLoop:
     """A plain Hugging Face fine-tuning loop: fp32, default attention, LM loss on every position."""
 
-    def __init__(self, model, tok, trials, total_steps: int, lr: float):
+    def __init__(self, model, tok, trials, warmup_steps: int, lr: float):
+        from helpers.training.engine import _lr_lambda
         self.model, self.pad = model, tok.pad_token_id
         self.seqs = [tok.encode(t.prompt + t.answer) for t in trials]
         self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-        warm = max(1, int(0.1 * total_steps))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
+        # the engine's schedule (linear warm-up, then constant), so the two loops differ only in the step
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(warmup_steps))
         model.train()
 
     def step(self, idx) -> tuple[float, int]:
@@ -101,8 +101,11 @@ def main(argv=None):
 
     # Both loops train the same model on the same batches in the same order, one step of each in
     # turn, so that a slow-down of the machine (it drifts by ~15% here) hits both alike.
-    cfg = RunConfig(source=args.source, n_train=args.n_train, task=task, lr=args.lr, epochs=args.epochs,
-                    batch_size=args.batch_size, n_val=10, n_test=args.n_test, bf16=True)
+    # a fixed number of epochs (no early stopping: this measures the step, not the stopping rule)
+    total = args.epochs * -(-args.n_train // args.batch_size)
+    cfg = RunConfig(source=args.source, n_train=args.n_train, task=task, lr=args.lr, max_steps=total,
+                    eval_every=total, warmup_steps=max(1, total // 10), batch_size=args.batch_size, n_val=10,
+                    n_test=args.n_test, bf16=True)
     device = torch.device("cpu")
     engine, tok = load_source(args.source)
     reference, _ = load_source(args.source)
@@ -110,9 +113,8 @@ def main(argv=None):
     answer_ids = check_answer_tokens(tok)
     seqs = encode_prompts(tok, [t.prompt for t in train])
     targets = torch.tensor([answer_ids[t.choice] for t in train])
-    total = cfg.total_steps
     opt, sched = make_optimizer(engine, cfg, device)
-    ref_loop = ReferenceLoop(reference, tok, train, total, args.lr)
+    ref_loop = ReferenceLoop(reference, tok, train, cfg.warmup_steps, args.lr)
     engine.train()
     t_engine = t_ref = 0.0
     tok_engine = tok_ref = 0

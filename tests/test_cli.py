@@ -2,6 +2,7 @@
 a traceback (also when a chapter's kernel raised them), unexpected errors keep theirs, a dry run
 says what would happen and computes nothing, and runs with overrides go beside the profile's build."""
 import os
+import re
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def assert_one_message(res, *fragments):
 @pytest.mark.parametrize("args,fragments", [
     (["run", "02", "--profile", "nope"], ["unknown profile 'nope'", "quick"]),
     (["run", "99"], ["unknown chapter '99'", "01_task"]),
-    (["run", "02", "--profile", "smoke", "-p", "epochs", "-3"], ["epochs=-3", "an int in [1, 1000]"]),
+    (["run", "02", "--profile", "smoke", "-p", "max_steps", "-3"], ["max_steps=-3", "an int in [1, 10000000]"]),
     (["run", "02", "--profile", "smoke", "-p", "grid_n_train", "7"], ["grid_n_train=7", "train_sizes"]),
     (["run", "03", "--profile", "smoke", "-p", "umap_neighbors", "5"], ["no parameter 'umap_neighbors'"]),
     (["book", "--profile", "nope"], ["unknown profile 'nope'"]),
@@ -83,7 +84,7 @@ def test_dry_run_reports_parameters_runs_and_time_and_computes_nothing(tmp_path)
     assert "quick+seeds=0,1" in out                       # where the chapter would be written
     assert "seeds=[0, 1]" in out and "pretrained_source='smollm2-135m'" in out
     assert "0 cached" in out and "to train" in out
-    assert "training time, roughly:" in out and "min" in out
+    assert "training time, roughly:" in out and re.search(r"\d (min|h)\b", out)
     assert "learning rate chosen by the grid" in out       # the curve's lr is not known before the grid
     assert not (tmp_path / "build").exists()
     runs = tmp_path / "data" / "runs"
@@ -97,12 +98,16 @@ def test_dry_run_of_the_book_lists_every_chapter():
         assert f"\n{ch}: " in res.stdout
 
 
-def test_time_estimate_uses_the_measured_rate():
+def test_time_estimate_is_an_upper_bound_at_the_step_cap():
     from helpers.study import Study
-    from helpers.training.estimate import estimate_run_seconds
+    from helpers.training.estimate import UPPER_BOUND_NOTE, estimate_run_seconds
     study = Study.from_profile("quick")
     cfg = study.arm_base("fine-tuned").replace(n_train=512)
     s = estimate_run_seconds(cfg)
-    # 128 steps x 8 trials x 52 tokens at ~290 tokens/s is about 3.8 minutes, plus scoring
-    assert 180 < s < 400
+    # every step up to the cap, 8 trials x 52 tokens at ~290 tokens/s, plus the evaluations and scoring
+    steps_only = cfg.max_steps * cfg.batch_size * 52 / 290
+    assert steps_only < s < 1.5 * steps_only
+    assert estimate_run_seconds(cfg.replace(max_steps=2 * cfg.max_steps)) > 1.9 * s
+    assert estimate_run_seconds(cfg.replace(n_train=32)) == s          # the cap, not N, bounds a run
     assert estimate_run_seconds(cfg.replace(bf16=False)) > 2 * s
+    assert "upper bound" in UPPER_BOUND_NOTE and "step cap" in UPPER_BOUND_NOTE

@@ -1,4 +1,5 @@
 """The learning-curve verdict: computed from the numbers, with the CI logic it claims."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,13 +10,14 @@ from helpers.study import Study
 # every study parameter (helpers.config.parameters.STUDY_PARAMETERS), tiny models
 STUDY = dict(task_seed=0, n_samples=4, noise=0.2, pretrained_source="tiny-gpt2",
              scratch_source="scratch:tiny-gpt2", grid_lrs_finetune=[0.001], grid_lrs_scratch=[0.003],
-             grid_n_train=16, train_sizes=[16], seeds=[0], epochs=1, min_steps=0, batch_size=8,
+             grid_n_train=16, train_sizes=[16], seeds=[0], max_steps=4, eval_every=2, patience=2, batch_size=8,
              n_val=10, n_test=10, bf16=False)
 
 
-def _curves(rows):
-    return pd.DataFrame([{"arm": a, "n_train": n, "test_accuracy": acc, "n_test": n_test, "seed": s,
-                          "source": a} for a, n, acc, n_test, s in rows])
+def _long(rows):
+    """Per-trial correctness: (arm, n_train, k correct, n_test, seed); the first k trials are right."""
+    return pd.concat([pd.DataFrame({"arm": a, "n_train": n, "seed": s, "trial": np.arange(nt), "correct": np.arange(nt) < k})
+                      for a, n, k, nt, s in rows], ignore_index=True)
 
 
 def test_difference_interval_contains_the_difference_and_shrinks_with_n():
@@ -25,36 +27,40 @@ def test_difference_interval_contains_the_difference_and_shrinks_with_n():
     assert hi2 - lo2 < hi - lo
 
 
-def test_table_pools_seeds():
-    c = _curves([("fine-tuned", 32, 0.9, 100, 0), ("fine-tuned", 32, 0.8, 100, 1),
-                 ("scratch", 32, 0.5, 100, 0), ("scratch", 32, 0.6, 100, 1)])
-    t = efficiency.sample_efficiency_table(c)
+def test_table_averages_seeds_and_makes_intervals_simultaneous_over_sizes():
+    c = _long([("fine-tuned", 32, 90, 100, 0), ("fine-tuned", 32, 80, 100, 1),
+               ("scratch", 32, 50, 100, 0), ("scratch", 32, 60, 100, 1),
+               ("fine-tuned", 64, 90, 100, 0), ("scratch", 64, 50, 100, 0)])
+    t = efficiency.sample_efficiency_table(c, n_boot=500)
     assert t.iloc[0]["fine-tuned"] == pytest.approx(0.85) and t.iloc[0]["scratch"] == pytest.approx(0.55)
+    assert t.iloc[0]["seeds"] == 2 and t["level"].iloc[0] == pytest.approx(0.975)
 
 
 def test_replicated_when_fine_tuned_is_better_and_reaches_threshold_first():
-    c = _curves([("fine-tuned", 32, 0.85, 300, 0), ("scratch", 32, 0.5, 300, 0),
-                 ("fine-tuned", 512, 0.95, 300, 0), ("scratch", 512, 0.6, 300, 0)])
-    verdict, evidence = efficiency.sample_efficiency_verdict(c)
-    assert verdict == "replicated"
-    assert "N = 32" in evidence and "first reaches 80% at N = 32" in evidence
+    c = _long([("fine-tuned", 32, 255, 300, 0), ("scratch", 32, 150, 300, 0),
+               ("fine-tuned", 512, 285, 300, 0), ("scratch", 512, 180, 300, 0)])
+    v = efficiency.sample_efficiency_verdict(c, n_boot=500)
+    assert v.status == "replicated", v.evidence
+    assert "N = 32" in v.evidence and "at 80% (lower interval end) from N = 32" in v.evidence
 
 
-def test_not_replicated_when_never_significantly_better():
-    c = _curves([("fine-tuned", 32, 0.52, 100, 0), ("scratch", 32, 0.50, 100, 0),
-                 ("fine-tuned", 512, 0.55, 100, 0), ("scratch", 512, 0.56, 100, 0)])
-    assert efficiency.sample_efficiency_verdict(c)[0] == "not replicated"
+def test_not_replicated_only_when_the_interval_excludes_a_material_advantage():
+    small = _long([("fine-tuned", 32, 52, 100, 0), ("scratch", 32, 50, 100, 0),
+                   ("fine-tuned", 512, 55, 100, 0), ("scratch", 512, 56, 100, 0)])
+    assert efficiency.sample_efficiency_verdict(small, n_boot=500).status == "inconclusive"
+    large = _long([("fine-tuned", 32, 5100, 10000, 0), ("scratch", 32, 5000, 10000, 0),
+                   ("fine-tuned", 512, 5500, 10000, 0), ("scratch", 512, 5600, 10000, 0)])
+    assert efficiency.sample_efficiency_verdict(large, n_boot=500).status == "not replicated"
 
 
 def test_inconclusive_when_better_but_neither_reaches_threshold():
-    c = _curves([("fine-tuned", 32, 0.70, 1000, 0), ("scratch", 32, 0.50, 1000, 0)])
-    verdict, evidence = efficiency.sample_efficiency_verdict(c)
-    assert verdict == "inconclusive" and "never reaches 80%" in evidence
+    v = efficiency.sample_efficiency_verdict(_long([("fine-tuned", 32, 700, 1000, 0), ("scratch", 32, 500, 1000, 0)]),
+                                             n_boot=500)
+    assert v.status == "inconclusive" and "never confidently at 80%" in v.evidence
 
 
 def test_needs_both_arms():
-    c = _curves([("fine-tuned", 32, 0.9, 100, 0)])
-    assert efficiency.sample_efficiency_verdict(c)[0] == "inconclusive"
+    assert efficiency.sample_efficiency_verdict(_long([("fine-tuned", 32, 90, 100, 0)])).status == "inconclusive"
 
 
 def test_load_analysed_names_the_accepted_models():

@@ -10,7 +10,7 @@ from helpers.tasks.decision import make_splits
 
 def tiny(**overrides):
     base = dict(train_sizes=[8], grid_n_train=8, grid_lrs_finetune=[1e-3], grid_lrs_scratch=[1e-3],
-                n_val=10, n_test=12, epochs=1, batch_size=4)
+                n_val=10, n_test=12, max_steps=2, eval_every=2, batch_size=4)
     base.update(overrides)
     return Study.from_profile("smoke", **base)
 
@@ -64,7 +64,15 @@ def test_plan_and_selected_runs_after_training(fresh_data_dir):
     assert [r["stage"] for r in plan] == ["grid", "curve", "grid", "curve"]
     assert all(not r["cached"] for r in plan) and plan[1]["config"] is None   # lr unknown before the grid
     for arm in ARMS:
-        s.learning_curve(arm, train=True)
+        curve = s.learning_curve(arm, train=True)
+        # every run says how it trained: steps taken, best step, why it stopped, its training loss
+        assert {"steps", "best_step", "stop_reason", "converged", "final_train_loss"} <= set(curve.columns)
+        assert (curve["steps"] <= s.max_steps).all() and (curve["best_step"] <= curve["steps"]).all()
+        assert set(curve["stop_reason"]) <= {"step cap reached",
+                                             f"early stop: validation loss did not improve for {s.patience} evaluations"}
+        assert (curve["converged"] == (curve["stop_reason"] != "step cap reached")).all()
+        curve_runs = s.learning_curve_runs(arm)
+        assert sorted(r.config.key() for r in curve_runs) == sorted(curve["key"])
     assert s.missing_runs() == []
     runs = s.selected_runs()
     assert {arm: r.config.n_train for arm, r in runs.items()} == {"fine-tuned": 16, "scratch": 16}

@@ -71,7 +71,7 @@ def test_accuracy_by_table_counts_and_intervals():
 
 
 def test_bf16_agreement_rescores_in_fp32(session_data_dir):
-    cfg = RunConfig("tiny-gpt2", n_train=16, epochs=1, batch_size=8, lr=1e-3, bf16=True, n_val=8, n_test=12,
+    cfg = RunConfig("tiny-gpt2", n_train=16, max_steps=2, eval_every=2, batch_size=8, lr=1e-3, bf16=True, n_val=8, n_test=12,
                     task=decision.TaskConfig(n_samples=2))
     run = get_run(cfg, progress=False)
     test = decision.make_splits(cfg.task, 0, cfg.n_val, cfg.n_test)["test"]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 SMALL = dict(scratch_source="scratch:gpt2", grid_lrs_finetune=[1e-4], grid_lrs_scratch=[1e-3],
-             grid_n_train=16, train_sizes=[16], seeds=[0], epochs=1, min_steps=0, n_val=16, n_test=40,
+             grid_n_train=16, train_sizes=[16], seeds=[0], max_steps=2, eval_every=2, patience=1, n_val=16, n_test=40,
              n_analysis=40, n_ablation=8, n_reference=8, n_shuffles=2, cv_folds=3, umap_neighbors=5)
 
 

@@ -85,7 +85,8 @@ class Study:
         if arm not in ARMS:
             raise ParameterError(f"arm={arm!r} is not accepted: accepted values are {list(ARMS)}")
         return RunConfig(source=self.sources[arm], n_train=self.grid_n_train, task=self.task,
-                         epochs=self.epochs, min_steps=self.min_steps, batch_size=self.batch_size,
+                         max_steps=self.max_steps, eval_every=self.eval_every, patience=self.patience,
+                         batch_size=self.batch_size,
                          n_val=self.n_val, n_test=self.n_test, bf16=self.bf16, seed=self.seeds[0])
 
     def grid_search(self, arm: str, train: bool = False) -> pd.DataFrame:
@@ -103,6 +104,13 @@ class Study:
         best = self.best_config(arm, train) if best is None else best
         return self._needs_runs(lambda: experiments.learning_curve(best, self.train_sizes, self.seeds,
                                                                    train=train), train)
+
+    def learning_curve_runs(self, arm: str, train: bool = False, best: RunConfig | None = None) -> list[Run]:
+        """The finished runs of the arm's learning curve (every size and seed), for verdicts that
+        need their per-trial test predictions."""
+        best = self.best_config(arm, train) if best is None else best
+        cfgs = [best.replace(n_train=int(n), seed=int(s)) for n in self.train_sizes for s in self.seeds]
+        return self._needs_runs(lambda: [get_run(c, train=train) for c in cfgs], train)
 
     def selected_config(self, arm: str, train: bool = False, best: RunConfig | None = None) -> RunConfig:
         """The run the analyses read: the grid's best setting, largest N, first seed."""

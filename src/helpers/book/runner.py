@@ -7,7 +7,9 @@ for the analysis chapters), so that an unknown profile, chapter or parameter, a 
 that cannot be loaded or a missing run stops **before any kernel starts**, with a message that
 names it.  Each chapter is executed by papermill from its in-memory notebook
 (:func:`helpers.book.chapters.read_chapter`) into ``_build/<profile>/chapters/``; a run with
-overrides goes to its own folder beside the profile's (:func:`build_dir`), never over it.
+overrides goes to its own folder beside the profile's (:func:`build_dir`), never over it.  The
+chapters record their verdicts in the build's ``verdicts.json``; after them the runner writes the
+scorecard page (``scorecard.qmd``, :mod:`.scorecard`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.book.chapters import chapter_needs, chapter_parameters, chapter_path, list_chapters, read_chapter
+from helpers.book.scorecard import BUILD_ENV, write_scorecard_page
 from helpers.config.parameters import STUDY_PARAMETERS, check_value
 from helpers.config.profiles import coerce, load_profile, profile_values
 from helpers.core.errors import MissingRun, ParameterError, SourceUnavailable
@@ -155,10 +158,19 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
     t0 = time.time()
     print(f"[book] executing {src.stem} with profile {params.get('profile')}", flush=True)
     os.environ["BOOK_PROGRESS"] = "0"       # inherited by the kernel: no bars inside pages
-    papermill.execute_notebook(read_chapter(src.stem), str(out), parameters=params, kernel_name="python3",
-                               cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
-                               log_output=False, report_mode=False,
-                               kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log"))
+    # the kernel records the chapter's verdicts in this build's verdicts.json (scorecard.show_verdicts)
+    previous = os.environ.get(BUILD_ENV)
+    os.environ[BUILD_ENV] = str(out_dir.parent.resolve())
+    try:
+        papermill.execute_notebook(read_chapter(src.stem), str(out), parameters=params, kernel_name="python3",
+                                   cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
+                                   log_output=False, report_mode=False,
+                                   kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log"))
+    finally:
+        if previous is None:
+            os.environ.pop(BUILD_ENV, None)
+        else:
+            os.environ[BUILD_ENV] = previous
     _record_timing(out_dir.parent, src.stem, time.time() - t0)
     print(f"[book] {src.stem} done in {time.time() - t0:.0f} s", flush=True)
     return out
@@ -175,7 +187,9 @@ def run_chapter(chapter: str, profile: str, overrides: dict[str, Any] | None = N
     """Execute one chapter (checks and pre-flight first) into :func:`build_dir`."""
     params = resolve_parameters(chapter, profile, overrides)
     preflight(chapter, params)
-    return execute_chapter(chapter, params, build_dir(profile, overrides) / "chapters")
+    out = execute_chapter(chapter, params, build_dir(profile, overrides) / "chapters")
+    write_scorecard_page(out.parent.parent)
+    return out
 
 
 def build_book(profile: str, render: bool = True) -> Path:
@@ -188,6 +202,7 @@ def build_book(profile: str, render: bool = True) -> Path:
     out = build_dir(profile)
     for c in chapters:
         execute_chapter(c, resolved[c], out / "chapters")
+    write_scorecard_page(out)                # the scorecard page, from the verdicts just recorded
     return render_site(out) if render else out
 
 
@@ -197,7 +212,7 @@ def dry_run(chapter: str | None, profile: str, overrides: dict[str, Any] | None 
     """What a run would do, computing nothing: the resolved parameters (checked, and the model sources
     pre-flighted as a real run does), the study's runs (cached or to be trained) and a rough time
     for the training from measured rates."""
-    from helpers.training.estimate import estimate_run_seconds, format_seconds
+    from helpers.training.estimate import UPPER_BOUND_NOTE, estimate_run_seconds, format_seconds
     chapters = [chapter_path(chapter).stem] if chapter else list_chapters()
     resolved = {c: resolve_parameters(c, profile, overrides if chapter else None) for c in chapters}
     for c, params in resolved.items():          # model availability as a real run checks it
@@ -225,9 +240,10 @@ def dry_run(chapter: str | None, profile: str, overrides: dict[str, Any] | None 
                 secs = estimate_run_seconds(study.arm_base(r["arm"]).replace(n_train=r["n_train"]))
             else:
                 desc = (f"  {r['arm']:<10} {r['stage']:<5} N={cfg.n_train} lr={cfg.lr:g} seed={cfg.seed} "
-                        f"({cfg.total_steps} steps) {'cached' if r['cached'] else 'to train'}")
+                        f"(at most {cfg.max_steps} steps) {'cached' if r['cached'] else 'to train'}")
                 secs = 0.0 if r["cached"] else estimate_run_seconds(cfg)
             total += secs or 0.0
-            lines.append(desc + (f", about {format_seconds(secs)}" if secs else ""))
-        lines.append(f"training time, roughly: {format_seconds(total)}" if todo else "nothing to train")
+            lines.append(desc + (f", at most about {format_seconds(secs)}" if secs else ""))
+        lines.append(f"training time, roughly: at most {format_seconds(total)} ({UPPER_BOUND_NOTE})"
+                     if todo else "nothing to train")
     return "\n".join(lines)

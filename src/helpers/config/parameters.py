@@ -58,8 +58,11 @@ SPECS: dict[str, Spec] = {
     "grid_n_train": Spec("int", "training-set size of the grid search (one of train_sizes)", 1, 10**6),
     "train_sizes": Spec("list[int]", "training-set sizes of the learning curves", 1, 10**6),
     "seeds": Spec("list[int]", "training seeds per learning-curve point", 0, 2**31 - 1),
-    "epochs": Spec("int", "passes over the training set", 1, 1000),
-    "min_steps": Spec("int", "at least this many optimiser steps per run (small sets get more epochs)", 0, 10**7),
+    "max_steps": Spec("int", "step cap: a run whose validation loss still improves stops here", 1, 10**7),
+    "eval_every": Spec("int", "optimiser steps between evaluations of the validation loss (at most max_steps)",
+                       1, 10**6),
+    "patience": Spec("int", "a run stops after this many evaluations in a row without a lower validation loss",
+                     1, 10**4),
     "batch_size": Spec("int", "trials per optimiser step", 1, 4096),
     "n_val": Spec("int", "validation trials (grid search)", 10, 10**6),
     "n_test": Spec("int", "held-out test trials (every reported number)", 10, 10**6),
@@ -80,7 +83,7 @@ SPECS: dict[str, Spec] = {
 # run; every other parameter belongs to the chapter that declares it
 STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scratch_source",
                     "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
-                    "epochs", "min_steps", "batch_size", "n_val", "n_test", "bf16")
+                    "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16")
 
 
 def _is_int(v) -> bool:
@@ -130,6 +133,9 @@ def check_value(name: str, value: Any) -> None:
 
 def check_relations(params: dict[str, Any]) -> None:
     """Constraints between parameters of one chapter."""
+    if "eval_every" in params and "max_steps" in params and params["eval_every"] > params["max_steps"]:
+        raise ParameterError(f"parameter eval_every={params['eval_every']} must be at most "
+                             f"max_steps={params['max_steps']} (a run evaluates at least once before its cap)")
     if "grid_n_train" in params and "train_sizes" in params and params["grid_n_train"] not in params["train_sizes"]:
         raise ParameterError(f"parameter grid_n_train={params['grid_n_train']} must be one of "
                          f"train_sizes={params['train_sizes']} (the grid's best run is reused by the curve)")

@@ -85,13 +85,22 @@ def accuracy_by(table: pd.DataFrame):
     return fig
 
 
-def training_loss(logs: dict[str, pd.DataFrame]):
+def training_loss(logs: dict[str, pd.DataFrame], val_logs: dict[str, pd.DataFrame] | None = None):
+    """Training loss per step (rolling mean of 5) and, from `val_logs` (``Run.val_log()``), the
+    validation loss of every evaluation, with the best one ringed."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for name, log in logs.items():
         ax.plot(log["step"], log["loss"].rolling(5, min_periods=1).mean(), label=name,
                 color=model_color(name), alpha=0.9)
+    for name, val in (val_logs or {}).items():
+        if val is None or not len(val):
+            continue
+        ax.plot(val["step"], val["val_loss"], "o", ms=3, color=model_color(name), alpha=0.8,
+                label=f"{name}, validation")
+        best = val.loc[val["val_loss"].idxmin()]
+        ax.plot([best["step"]], [best["val_loss"]], "o", ms=9, mfc="none", color=model_color(name))
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("answer-token loss (rolling mean of 5)")
+    ax.set_ylabel("answer-token loss")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()

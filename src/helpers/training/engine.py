@@ -1,24 +1,29 @@
 """The training engine: one optimiser step (answer-position loss, bf16 autocast, fused AdamW,
-clipping), the schedule, the order of batches, all shared by :mod:`.runs` and the benchmark."""
+clipping), the schedule, the order of batches and the validation loss that early stopping watches,
+all shared by :mod:`.runs` and the benchmark."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
 
 from helpers.core.device import autocast
-from helpers.models.scoring import last_position_logits
+from helpers.models.scoring import last_position_logits, pad_batch
 
 if TYPE_CHECKING:
     from helpers.training.runs import RunConfig
 
 
-def _lr_lambda(total: int, warmup: int):
+def _lr_lambda(warmup: int):
+    """Linear warm-up over `warmup` steps, then constant.
+
+    Constant, not decaying: a run stops when its validation loss stops improving, and a schedule
+    that decays over the step cap would make where it stops depend on the cap."""
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        return max(0.0, (total - step) / max(1, total - warmup))
+        return 1.0
     return f
 
 
@@ -40,9 +45,8 @@ def batch_at(cfg: RunConfig, step: int) -> tuple[int, np.ndarray]:
 
 
 def make_optimizer(model, cfg: RunConfig, device: torch.device):
-    """AdamW (no weight decay on biases and norms) with linear warm-up and linear decay over the
-    run's `cfg.total_steps`."""
-    total_steps = cfg.total_steps
+    """AdamW (no weight decay on biases and norms) with linear warm-up over `cfg.warmup_steps`,
+    then a constant learning rate."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         (no_decay if p.ndim < 2 else decay).append(p)
@@ -50,7 +54,7 @@ def make_optimizer(model, cfg: RunConfig, device: torch.device):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
                             fused=device.type in ("cpu", "cuda"))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(total_steps, int(cfg.warmup_frac * total_steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.warmup_steps))
     return opt, sched
 
 
@@ -70,3 +74,41 @@ def train_step(model, opt, sched, ids: torch.Tensor, last: torch.Tensor, targets
     sched.step()
     opt.zero_grad(set_to_none=True)
     return loss.item(), gnorm.item()
+
+
+class ValidationSet:
+    """The validation trials, tokenised and padded once, in batches of similar length.
+
+    :meth:`evaluate` gives the loss the training step minimises (cross-entropy over the full
+    vocabulary at the answer position, mean over trials) and the accuracy of the choice (sign of
+    the ``' right' - ' left'`` logit difference); no gradients, bf16 autocast when asked, one
+    forward pass per batch, logits of the answer position only.
+    """
+
+    def __init__(self, seqs: Sequence[Sequence[int]], targets: torch.Tensor, choices: Sequence[int],
+                 answer_ids: dict[int, int], pad_id: int, device: torch.device, batch_size: int = 64):
+        order = np.argsort([len(s) for s in seqs], kind="stable")      # less padding
+        self.batches = []
+        for i in range(0, len(order), batch_size):
+            b = order[i:i + batch_size]
+            ids, last = pad_batch([seqs[j] for j in b], pad_id)
+            self.batches.append((ids.to(device), last.to(device), targets[b].to(device),
+                                 torch.tensor([choices[j] for j in b], device=device)))
+        self.n = len(seqs)
+        self.right, self.left = answer_ids[+1], answer_ids[-1]
+        self.device = device
+
+    @torch.no_grad()
+    def evaluate(self, model, bf16: bool) -> tuple[float, float]:
+        """(mean answer-position loss, accuracy) of `model` on the validation trials."""
+        was_training = model.training
+        model.eval()
+        total, correct = 0.0, 0
+        for ids, last, targets, choice in self.batches:
+            with autocast(self.device, bf16):
+                logits = last_position_logits(model, ids, last)
+            total += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+            diff = logits[:, self.right] - logits[:, self.left]
+            correct += int((torch.sign(diff) == choice).sum())
+        model.train(was_training)
+        return total / self.n, correct / self.n

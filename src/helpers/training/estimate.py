@@ -6,8 +6,14 @@ about 290 tokens/s, in fp32 about 120 (the reference loop's 112 is the same orde
 about as many parameters and is budgeted the same.  A run also scores its validation and test sets
 (a forward pass, about a third of a training step's cost per token).  On a GPU or another machine
 the estimate says so and gives the CPU figure: we have no measured rate there.
+
+A run trains until its validation loss stops improving, which is not known before it trains: the
+estimate is for a run that goes to its step cap (``max_steps``), an upper bound
+(:data:`UPPER_BOUND_NOTE`).
 """
 from __future__ import annotations
+
+import math
 
 from helpers.models.sources import GPT2_SIZES, SMOLLM2, TINY, base_of
 from helpers.training.runs import RunConfig
@@ -33,13 +39,23 @@ def _rate(cfg: RunConfig) -> float | None:
 
 
 def estimate_run_seconds(cfg: RunConfig) -> float | None:
-    """Seconds to train and score one run on 2 CPU cores, or None without a measured rate."""
+    """Seconds to train and score one run on 2 CPU cores **if it runs to its step cap**, or None
+    without a measured rate.  An upper bound: a run stops when its validation loss stops
+    improving, usually well before ``max_steps``, and how soon is not known before it trains.
+    Counts the training steps, the evaluations of the validation loss on the way (one every
+    ``eval_every`` steps) and the final scoring of the validation and test sets."""
     rate = _rate(cfg)
     if rate is None:
         return None
-    tokens = cfg.total_steps * cfg.batch_size * TOKENS_PER_PROMPT * cfg.task.n_samples / 4
-    scored = (cfg.n_val + cfg.n_test) * TOKENS_PER_PROMPT * cfg.task.n_samples / 4
+    per_prompt = TOKENS_PER_PROMPT * cfg.task.n_samples / 4
+    tokens = cfg.max_steps * cfg.batch_size * per_prompt
+    n_evals = math.ceil(cfg.max_steps / cfg.eval_every)
+    scored = (n_evals * cfg.n_val + cfg.n_val + cfg.n_test) * per_prompt
     return (tokens + scored / 3) / rate
+
+
+UPPER_BOUND_NOTE = ("an upper bound: every run trained to its step cap (max_steps); a run stops "
+                    "earlier when its validation loss stops improving")
 
 
 def format_seconds(s: float | None) -> str:

@@ -14,11 +14,18 @@ from helpers.training.runs import RunConfig, get_run
 
 
 def run_row(run) -> dict:
+    """One run as a table row: its config, how it trained (``steps`` taken, ``best_step`` whose
+    weights were kept, ``stop_reason``, ``converged``: stopped early rather than at the step cap,
+    ``epochs``: passes over the training set in ``steps``, ``final_train_loss`` at the best step)
+    and its validation and test scores."""
     m = run.metrics
     c = run.config
     row = {"arm": c.arm, "source": c.source, "n_train": c.n_train, "n_test": c.n_test, "lr": c.lr, "seed": c.seed,
-           "epochs": c.n_epochs, "steps": c.total_steps, "batch_size": c.batch_size, "key": c.key(),
-           "train_seconds": m["train_seconds"], "final_train_loss": m["final_train_loss"]}
+           "steps": m["steps"], "best_step": m["best_step"], "max_steps": c.max_steps,
+           "epochs": m["steps"] * c.batch_size / c.n_train, "stop_reason": m["stop_reason"],
+           "converged": m["converged"], "batch_size": c.batch_size, "key": c.key(),
+           "train_seconds": m["train_seconds"], "final_train_loss": m["final_train_loss"],
+           "best_val_loss": m["best_val_loss"]}
     for split in ("val", "test"):
         s = m[split]
         row[f"{split}_accuracy"] = s["accuracy"]

@@ -1,17 +1,35 @@
 """Training runs as cached artifacts.
 
 A :class:`RunConfig` says everything about a run (model source, task, data size, optimiser,
-seed, precision).  :func:`get_run` returns the finished run from ``data/runs/<hash>/`` if it is
-there and intact, and trains it otherwise.  A run folder holds the weights (safetensors), the
-tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and per-trial test and validation
-predictions; it is written atomically (see :mod:`helpers.artifacts`).
+stopping rule, seed, precision).  :func:`get_run` returns the finished run from
+``data/runs/<hash>/`` if it is there and intact, and trains it otherwise.  A run folder holds the
+weights (safetensors), the tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and
+per-trial test and validation predictions; it is written atomically (see :mod:`helpers.artifacts`).
+
+**When a run stops.**  Every run, of both arms and at every N, follows one rule: every
+``eval_every`` optimiser steps it computes its validation loss (the training loss, cross-entropy
+over the full vocabulary at the answer position, on the validation trials, without gradients); it
+stops when ``patience`` evaluations in a row have not lowered the best validation loss so far by
+more than ``min_delta``, or at ``max_steps`` (the cap) if that comes first.  The learning rate warms
+up linearly over ``warmup_steps`` and then stays constant (a schedule that decays over the cap would
+make the stopping point depend on the cap).  At the end the weights of the best evaluation (kept in
+memory) are restored, and they are what is scored on the validation and test sets and saved.
+``metrics.json`` says how many steps the run took, its best step, why it stopped (``stop_reason``,
+``converged``: stopped early rather than at the cap) and ``final_train_loss``: the mean training
+loss over the evaluation window that ends at the best step (the steps after the evaluation before
+it), i.e. the training loss of the weights that were kept.  The validation loss of every
+evaluation is in ``metrics.json`` (``val_loss_curve``) and in ``log.jsonl`` (rows with
+``val_loss``; :meth:`Run.val_log`).  The validation set thus both stops the run and, in the grid
+search, chooses the learning rate; every reported number is on the test set, which neither sees.
 
 Training is resumable: every ``checkpoint_seconds`` of training (default 120 s; a checkpoint of a
 135M-parameter model and its optimiser is about 1.6 GB and takes seconds to write, so it is not
-written every few steps) the state (weights, optimiser, schedule, RNG, log) is written atomically
-to ``data/runs/<hash>.partial/``.
+written every few steps) the state (weights, optimiser, schedule, RNG, log, and the early-stopping
+state: best validation loss, its step and weights, evaluations since it improved) is written
+atomically to ``data/runs/<hash>.partial/``.
 An interrupted run resumes from there; the data order of each epoch is a pure function of
-``(seed, epoch)``, so a resumed run takes the same steps as an uninterrupted one.
+``(seed, epoch)``, so a resumed run takes the same steps, and stops at the same step, as an
+uninterrupted one.
 
 The loss is cross-entropy over the full vocabulary **at the answer position only**; logits of the
 other positions are never computed.  bf16 autocast speeds up the CPU step about 1.5x; the master
@@ -36,7 +54,7 @@ import torch
 from helpers.core import artifacts
 from helpers.models.arch import eager_attention
 from helpers.models.scoring import encode_prompts, pad_batch, score_trials
-from helpers.training.engine import batch_at, make_optimizer, train_step
+from helpers.training.engine import ValidationSet, batch_at, make_optimizer, train_step
 from helpers.training.evaluation import predictions_frame, summarize
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun
@@ -45,7 +63,9 @@ from helpers.core.progress import bar as progress_bar, quiet_libraries
 from helpers.models.sources import is_scratch, load_source, validate_source
 from helpers.tasks.decision import TaskConfig, check_answer_tokens, make_splits
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2          # 2: early stopping (max_steps, eval_every, patience) replaced epochs
+EARLY_STOP = "early stop: validation loss did not improve for {patience} evaluations"
+STEP_CAP = "step cap reached"
 
 
 @dataclass(frozen=True)
@@ -54,11 +74,13 @@ class RunConfig:
     n_train: int
     task: TaskConfig = field(default_factory=TaskConfig)
     lr: float = 1e-4
-    epochs: int = 2
-    min_steps: int = 0          # at least this many optimiser steps (whole epochs), see total_steps
+    max_steps: int = 1000       # the cap: a run stops here if its validation loss still improves
+    eval_every: int = 16        # optimiser steps between two evaluations of the validation loss
+    patience: int = 4           # stop after this many evaluations in a row without improvement
+    min_delta: float = 0.0      # an improvement lowers the best validation loss by more than this
+    warmup_steps: int = 10      # linear warm-up, then a constant learning rate
     batch_size: int = 8
     weight_decay: float = 0.0
-    warmup_frac: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 0
     bf16: bool = True
@@ -68,20 +90,24 @@ class RunConfig:
     def __post_init__(self):
         validate_source(self.source)
         checks = {
-            "n_train": (self.n_train, 1, 10**7), "epochs": (self.epochs, 1, 1000),
-            "min_steps": (self.min_steps, 0, 10**7),
+            "n_train": (self.n_train, 1, 10**7), "max_steps": (self.max_steps, 1, 10**7),
+            "eval_every": (self.eval_every, 1, 10**6), "patience": (self.patience, 1, 10**4),
+            "warmup_steps": (self.warmup_steps, 0, 10**6),
             "batch_size": (self.batch_size, 1, 4096), "seed": (self.seed, 0, 2**31 - 1),
             "n_val": (self.n_val, 1, 10**6), "n_test": (self.n_test, 1, 10**6),
         }
         for name, (v, lo, hi) in checks.items():
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ValueError(f"{name}={v!r} is out of range: accepted values are integers {lo}..{hi}")
+        if self.eval_every > self.max_steps:
+            raise ValueError(f"eval_every={self.eval_every} is out of range: accepted values are integers "
+                             f"1..max_steps={self.max_steps} (at least one evaluation before the cap)")
         if not isinstance(self.task, TaskConfig):
             raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig")
         if not isinstance(self.bf16, bool):
             raise ValueError(f"bf16={self.bf16!r} is not accepted: expected True or False")
         floats = {"lr": (self.lr, "0 < lr <= 1", lambda v: 0 < v <= 1),
-                  "warmup_frac": (self.warmup_frac, "0 <= warmup_frac < 1", lambda v: 0 <= v < 1),
+                  "min_delta": (self.min_delta, "min_delta >= 0", lambda v: v >= 0),
                   "weight_decay": (self.weight_decay, "weight_decay >= 0", lambda v: v >= 0),
                   "max_grad_norm": (self.max_grad_norm, "max_grad_norm > 0", lambda v: v > 0)}
         for name, (v, accepted, ok) in floats.items():
@@ -110,16 +136,6 @@ class RunConfig:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.n_train / self.batch_size)
 
-    @property
-    def n_epochs(self) -> int:
-        """Passes actually made: `epochs`, or more whole epochs if that is needed to reach
-        `min_steps` optimiser steps (so that a small training set is not also a short run)."""
-        return max(self.epochs, math.ceil(self.min_steps / self.steps_per_epoch))
-
-    @property
-    def total_steps(self) -> int:
-        return self.n_epochs * self.steps_per_epoch
-
     def replace(self, **changes) -> "RunConfig":
         return dataclasses.replace(self, **changes)
 
@@ -135,8 +151,17 @@ class Run:
         return json.loads((self.path / "metrics.json").read_text())
 
     def log(self):
+        """One row per optimiser step: step, epoch, loss, grad_norm, lr."""
+        return self._log_rows(lambda r: "loss" in r)
+
+    def val_log(self):
+        """One row per evaluation of the validation loss: step, val_loss, val_accuracy."""
+        return self._log_rows(lambda r: "val_loss" in r)
+
+    def _log_rows(self, keep):
         import pandas as pd
-        return pd.read_json(self.path / "log.jsonl", lines=True)
+        rows = [json.loads(line) for line in (self.path / "log.jsonl").read_text().splitlines() if line]
+        return pd.DataFrame([r for r in rows if keep(r)])
 
     def predictions(self, split: str = "test"):
         import pandas as pd
@@ -179,21 +204,51 @@ def get_run(cfg: RunConfig, progress: bool = True, train: bool = True) -> Run:
 # ---- the loop -------------------------------------------------------------------------------
 
 
-def _save_checkpoint(folder: Path, model, opt, sched, step: int, log: list, cfg: RunConfig) -> None:
-    """Atomic: build the new checkpoint beside the old one, then swap it in."""
-    from safetensors.torch import save_model
+@dataclass
+class _Stopping:
+    """The early-stopping state: the best validation loss so far, its step and weights (a copy
+    kept in memory), and how many evaluations in a row have not improved on it."""
+    best_loss: float = math.inf
+    best_step: int = 0
+    best_weights: dict | None = None
+    since_best: int = 0
+
+    def update(self, model, step: int, val_loss: float, cfg: RunConfig) -> bool:
+        """Record an evaluation; True when the run should stop (patience exhausted)."""
+        improved = (self.best_weights is None or val_loss < self.best_loss - cfg.min_delta
+                    or (not math.isfinite(self.best_loss) and math.isfinite(val_loss)))
+        if improved:
+            self.best_loss, self.best_step, self.since_best = val_loss, step, 0
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.since_best += 1
+        return self.since_best >= cfg.patience
+
+
+def _save_checkpoint(folder: Path, model, opt, sched, step: int, log: list, cfg: RunConfig,
+                     stopping: _Stopping) -> None:
+    """Atomic: build the new checkpoint beside the old one, then swap it in.  The best weights
+    are written only when they are not the current ones."""
+    from safetensors.torch import save_file, save_model
     staging = artifacts.new_staging_dir(folder)
     save_model(model, str(staging / "model.safetensors"))
+    best_is_current = stopping.best_step == step
+    if stopping.best_weights is not None and not best_is_current:
+        save_file({k: v.contiguous() for k, v in stopping.best_weights.items()}, str(staging / "best.safetensors"))
     torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step,
-                "torch_rng": torch.get_rng_state()}, staging / "state.pt")
+                "torch_rng": torch.get_rng_state(),
+                "stopping": {"best_loss": stopping.best_loss, "best_step": stopping.best_step,
+                             "since_best": stopping.since_best, "has_best": stopping.best_weights is not None,
+                             "best_is_current": best_is_current}}, staging / "state.pt")
     (staging / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (staging / "run_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     artifacts.commit_dir(staging, folder)
 
 
 def _load_checkpoint(folder: Path, model, opt, sched, cfg: RunConfig):
-    """(step, log) from a verified checkpoint of the same config, or None to start afresh."""
-    from safetensors.torch import load_model
+    """(step, log, early-stopping state) from a verified checkpoint of the same config, or None
+    to start afresh."""
+    from safetensors.torch import load_file, load_model
     try:
         artifacts.verify_dir(folder)
         if json.loads((folder / "run_config.json").read_text()) != json.loads(json.dumps(cfg.to_dict())):
@@ -202,13 +257,20 @@ def _load_checkpoint(folder: Path, model, opt, sched, cfg: RunConfig):
         warnings.warn(f"ignoring damaged checkpoint {folder}: {e}; restarting this run from step 0")
         shutil.rmtree(folder, ignore_errors=True)
         return None
-    load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
+    device = str(next(model.parameters()).device)
+    load_model(model, str(folder / "model.safetensors"), device=device)
     state = torch.load(folder / "state.pt", weights_only=False)
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
     log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines() if line]
-    return state["step"], log
+    st = state["stopping"]
+    stopping = _Stopping(best_loss=st["best_loss"], best_step=st["best_step"], since_best=st["since_best"])
+    if st["best_is_current"]:
+        stopping.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    elif st["has_best"]:
+        stopping.best_weights = load_file(str(folder / "best.safetensors"), device=device)
+    return state["step"], log, stopping
 
 
 class _Interrupt(Exception):
@@ -217,7 +279,9 @@ class _Interrupt(Exception):
 
 def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float = 120.0,
               stop_after_step: int | None = None) -> Path:
-    """Train `cfg` and write its artifact.  `stop_after_step` simulates an interruption (tests)."""
+    """Train `cfg` until its validation loss stops improving (or to its step cap), restore the
+    best evaluation's weights, and write the artifact.  `stop_after_step` simulates an
+    interruption (tests)."""
     final = run_path(cfg)
     quiet_libraries()
     partial = final.with_name(final.name + ".partial")
@@ -231,47 +295,73 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     seqs = encode_prompts(tok, [t.prompt for t in train])
     targets = torch.tensor([answer_ids[t.choice] for t in train])
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    val = splits["val"]
+    validation = ValidationSet(encode_prompts(tok, [t.prompt for t in val]),
+                               torch.tensor([answer_ids[t.choice] for t in val]), [t.choice for t in val],
+                               answer_ids, pad, device)
 
-    total = cfg.total_steps
     opt, sched = make_optimizer(model, cfg, device)
-
-    start, log = 0, []
+    start, log, stopping = 0, [], _Stopping()
     if partial.exists():
         got = _load_checkpoint(partial, model, opt, sched, cfg)
         if got is not None:
-            start, log = got
+            start, log, stopping = got
     model.train()
     t0 = last_checkpoint = time.time()
-    n_tokens, checkpoint_time = 0, 0.0
-    bar = progress_bar(range(start, total), show=progress, desc=f"train {cfg.arm} N={cfg.n_train}",
-                       initial=start, total=total)
+    n_tokens, checkpoint_time, eval_time = 0, 0.0, 0.0
+    stop_reason, done = None, start
+    bar = progress_bar(range(start, cfg.max_steps), show=progress, desc=f"train {cfg.arm} N={cfg.n_train}",
+                       initial=start, total=cfg.max_steps)
     with eager_attention(model):
         for step in bar:
             epoch, idx = batch_at(cfg, step)
             ids, last = pad_batch([seqs[i] for i in idx], pad)
+            lr = sched.get_last_lr()[0]            # the learning rate of this step
             loss, gnorm = train_step(model, opt, sched, ids.to(device), last.to(device), targets[idx].to(device),
                                      cfg.bf16, cfg.max_grad_norm)
             n_tokens += int((last + 1).sum())      # real tokens, padding excluded
             log.append({"step": step + 1, "epoch": epoch, "loss": loss, "grad_norm": gnorm,
-                        "lr": sched.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss:.3f}")
+                        "lr": lr})
             done = step + 1
+            if done % cfg.eval_every == 0 or done == cfg.max_steps:
+                t_ev = time.time()
+                val_loss, val_acc = validation.evaluate(model, cfg.bf16)
+                eval_time += time.time() - t_ev
+                log.append({"step": done, "val_loss": val_loss, "val_accuracy": val_acc})
+                bar.set_postfix(loss=f"{loss:.3f}", val_loss=f"{val_loss:.3f}", best=stopping.best_step)
+                if stopping.update(model, done, val_loss, cfg):
+                    stop_reason = EARLY_STOP.format(patience=cfg.patience)
+                    break
             if stop_after_step is not None and done >= stop_after_step:
-                _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+                _save_checkpoint(partial, model, opt, sched, done, log, cfg, stopping)
                 raise _Interrupt(f"stopped after step {done}")
-            if done < total and time.time() - last_checkpoint >= checkpoint_seconds:
+            if done < cfg.max_steps and time.time() - last_checkpoint >= checkpoint_seconds:
                 t_ck = time.time()
-                _save_checkpoint(partial, model, opt, sched, done, log, cfg)
+                _save_checkpoint(partial, model, opt, sched, done, log, cfg, stopping)
                 checkpoint_time += time.time() - t_ck
                 last_checkpoint = time.time()
+    bar.close()
     train_seconds = time.time() - t0
+    stop_reason = stop_reason or STEP_CAP
+    model.load_state_dict(stopping.best_weights)
+    stopping.best_weights = None
     model.eval()
 
+    steps = [r for r in log if "loss" in r]
+    evals = [r for r in log if "val_loss" in r]
+    window = [r["loss"] for r in steps if stopping.best_step - cfg.eval_every < r["step"] <= stopping.best_step]
+    step_seconds = train_seconds - eval_time - checkpoint_time
     staging = artifacts.new_staging_dir(final)
     metrics = {"config": cfg.to_dict(), "arm": cfg.arm, "train_seconds": train_seconds,
-               "checkpoint_seconds": checkpoint_time, "resumed_from_step": start,
-               "train_tokens_per_second": n_tokens / train_seconds if train_seconds > 0 else None,
-               "steps": total, "final_train_loss": float(np.mean([r["loss"] for r in log[-cfg.steps_per_epoch:]]))}
+               "eval_seconds": eval_time, "checkpoint_seconds": checkpoint_time, "resumed_from_step": start,
+               "train_tokens_per_second": n_tokens / step_seconds if n_tokens and step_seconds > 0 else None,
+               "steps": done, "max_steps": cfg.max_steps, "best_step": stopping.best_step,
+               "best_val_loss": stopping.best_loss, "stop_reason": stop_reason,
+               "converged": stop_reason != STEP_CAP,
+               "final_train_loss": float(np.mean(window)),
+               "last_train_loss": float(np.mean([r["loss"] for r in steps[-cfg.eval_every:]])),
+               "val_loss_curve": [{"step": r["step"], "val_loss": r["val_loss"], "val_accuracy": r["val_accuracy"]}
+                                  for r in evals]}
     for split in ("val", "test"):
         trials = splits[split]
         scores = score_trials(model, tok, trials, bf16=cfg.bf16, progress=progress,
