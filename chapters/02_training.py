@@ -24,11 +24,18 @@
 #
 # Each arm gets its own learning-rate grid search on the **validation** set at one $N$; the best
 # setting is then used for the whole learning curve, scored on the **test** set (never seen by the
-# grid). Every run makes `epochs` passes over its training set **and at least `min_steps` optimiser
-# steps** (a small training set gets more passes): sample efficiency is about how many distinct trials
-# a model needs, and with a fixed number of passes a run on 32 trials would also be a run of only a
-# few optimiser steps, which confounds the two (the quick profile sets `min_steps` to the number of
-# steps of its grid-search runs). The table shows the passes and steps each run actually made. Each run is a cached artifact (`data/runs/<hash of its config>/`), so re-running this
+# grid). **Every run trains until its validation loss stops improving**, with one rule for both
+# arms and every $N$: every `eval_every` optimiser steps the run computes its loss on the validation
+# trials (the training loss: cross-entropy at the answer position); it stops when `patience`
+# evaluations in a row have not lowered the best so far, or at the step cap `max_steps` if that
+# comes first, and keeps the weights of its best evaluation. The learning rate warms up over the
+# first few steps and then stays constant, so where a run stops does not depend on the cap. Sample
+# efficiency is about how many distinct trials a model needs; a fixed number of passes would make a
+# run on 32 trials also a run of few optimiser steps, and a fixed number of steps would leave some
+# runs under-trained and others over-fitted. The tables show for every run the steps it took, its
+# best step and why it stopped; a run that reached the cap had not converged, and a learning curve
+# with such a run cannot say how many trials its arm needs. Each run is a cached artifact
+# (`data/runs/<hash of its config>/`), so re-running this
 # chapter trains only what is missing.
 #
 # This is the chapter that **trains**: every run of the study is trained here (with progress bars
@@ -46,13 +53,15 @@ from helpers.study import ARMS, Study
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, train_sizes=study.train_sizes, seeds=study.seeds, grid_n_train=study.grid_n_train,
-         epochs=study.epochs, min_steps=study.min_steps, batch_size=study.batch_size, n_val=study.n_val,
+         max_steps=study.max_steps, eval_every=study.eval_every, patience=study.patience,
+         batch_size=study.batch_size, n_val=study.n_val,
          n_test=study.n_test, bf16=study.bf16)
 
 # %%
 import pandas as pd
 from IPython.display import Markdown
-from helpers.claims.sample_efficiency import sample_efficiency_verdict
+from helpers.book.scorecard import show_verdicts
+from helpers.claims.sample_efficiency import correct_table, sample_efficiency_verdict
 from helpers.figures import training as training_figures
 from helpers.models.sources import source_info
 from helpers.tasks.decision import baseline_table
@@ -67,8 +76,8 @@ Markdown(f"Pretrained source: **{study.pretrained_source}** — {info.descriptio
 # %%
 grids = {arm: study.grid_search(arm, train=True) for arm in ARMS}
 best = {arm: study.best_config(arm, grid=g) for arm, g in grids.items()}
-cols = ["arm", "lr", "n_train", "epochs", "steps", "val_accuracy", "val_acc_lo", "val_acc_hi", "val_logit_diff",
-        "final_train_loss", "train_seconds"]
+cols = ["arm", "lr", "n_train", "steps", "best_step", "converged", "val_accuracy", "val_acc_lo", "val_acc_hi",
+        "val_logit_diff", "best_val_loss", "final_train_loss", "train_seconds"]
 pd.concat(grids.values())[cols].assign(lr=lambda d: d["lr"].map("{:g}".format)).round(4)
 
 # %%
@@ -90,11 +99,28 @@ fig = training_figures.learning_curves(
     curves, {"ignores context (sum of both streams)": float(blind["ignore context: sum of both streams"])})
 
 # %%
-table = curves.groupby(["arm", "n_train"]).agg(steps=("steps", "first"), test_accuracy=("test_accuracy", "mean"),
-                                               lo=("test_acc_lo", "min"), hi=("test_acc_hi", "max"),
-                                               logit_diff=("test_logit_diff", "mean"),
-                                               seeds=("seed", "count")).round(3)
+# one row per run: how long it trained, where it stopped and why, and its test accuracy
+table = (curves.set_index(["arm", "n_train", "seed"])
+         [["steps", "best_step", "epochs", "stop_reason", "final_train_loss", "test_accuracy", "test_acc_lo",
+           "test_acc_hi", "test_logit_diff"]]
+         .rename(columns={"test_acc_lo": "lo", "test_acc_hi": "hi", "test_logit_diff": "logit_diff"})
+         .sort_index().round(3))
 table
+
+# %%
+#| echo: false
+capped = curves[~curves["converged"].astype(bool)]
+if capped.empty:
+    convergence = (f"Every run of both learning curves converged: each stopped because its validation loss "
+                   f"had not improved for {study.patience} evaluations ({study.patience * study.eval_every} "
+                   f"steps), before the cap of {study.max_steps} steps.")
+else:
+    which = "; ".join(f"{r.arm} N = {r.n_train} (seed {r.seed})" for r in capped.itertuples())
+    convergence = (f"**Not every run converged:** {len(capped)} of {len(curves)} runs reached the cap of "
+                   f"{study.max_steps} steps while their validation loss was still improving ({which}). "
+                   "These runs are under-trained, so the learning curves cannot show how many trials their "
+                   "arm needs, and the sample-efficiency verdict below is inconclusive for that reason.")
+Markdown(convergence)
 
 # %% [markdown]
 # ## How the largest models decide
@@ -118,8 +144,9 @@ fig = training_figures.accuracy_by(evaluation.accuracy_by_table(preds, "congruen
 
 # %%
 #| label: fig-loss
-#| fig-cap: "Training loss of the largest run of each arm."
-fig = training_figures.training_loss({f"{arm} (N={n_max})": run.log() for arm, run in final.items()})
+#| fig-cap: "Training loss (lines) and validation loss (dots, every `eval_every` steps) of the largest run of each arm; the ring marks the best evaluation, whose weights the run keeps."
+fig = training_figures.training_loss({f"{arm} (N={n_max})": run.log() for arm, run in final.items()},
+                                     {f"{arm} (N={n_max})": run.val_log() for arm, run in final.items()})
 
 # %% [markdown]
 # ## Does bf16 change the results?
@@ -136,6 +163,5 @@ pd.Series(check, dtype=object) if check else Markdown("This profile runs in fp32
 
 # %%
 #| echo: false
-verdict, evidence = sample_efficiency_verdict(curves)
-Markdown(f"**Claim (Lin 2024):** the fine-tuned model needs far fewer training trials than the "
-         f"same architecture trained from scratch.\n\n**Verdict: {verdict}.** {evidence}")
+correct = correct_table(run for arm in ARMS for run in study.learning_curve_runs(arm, best=best[arm]))
+show_verdicts(study, "02", [sample_efficiency_verdict(correct, curves)])

@@ -78,13 +78,16 @@ from helpers.study import Study
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, train_sizes=study.train_sizes, seeds=study.seeds, grid_n_train=study.grid_n_train,
-         epochs=study.epochs, min_steps=study.min_steps, batch_size=study.batch_size, n_val=study.n_val,
+         max_steps=study.max_steps, eval_every=study.eval_every, patience=study.patience,
+         batch_size=study.batch_size, n_val=study.n_val,
          n_test=study.n_test, bf16=study.bf16, n_analysis=n_analysis, analysis_bf16=analysis_bf16)
 
 # %%
 import pandas as pd
 from IPython.display import Markdown, display
+from helpers.book.scorecard import show_verdicts
 from helpers.claims import attention as claims
+from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures import attention as attention_figures
 from helpers.figures.explorer import explorer as attention_explorer
 from helpers.models.sources import source_info
@@ -92,6 +95,8 @@ from helpers.readouts import attention
 from helpers.tasks.tokens import token_type_table
 
 runs = study.selected_runs()
+gates = task_gates(runs, study.trials("test", study.n_test))
+display(Markdown(gate_note(gates)))
 models = {name: study.load(name, runs) for name in ("fine-tuned", "scratch", "pretrained")}
 trials = study.trials("test", n_analysis)
 info = source_info(study.pretrained_source)
@@ -234,17 +239,9 @@ fig = explorer.figure()
 
 # %%
 #| echo: false
-verdict_a, evidence_a = claims.number_attention_verdict(claim_a, difference=difference)
-parts = [f"**Claim (a) (Lin 2024):** the scratch model's first-layer heads attend to the numbers of the "
-         f"prompt.\n\n**Verdict: {verdict_a}.** {evidence_a}",
-         "**Claim (b):** the answer position attends more to the relevant stream's numbers than to the "
-         "irrelevant stream's."]
-for name in ("scratch", "fine-tuned"):
-    v, e = claims.relevance_verdict(relevance[name], name)
-    parts.append(f"**Verdict ({name}): {v}.** {e}")
-v, e = claims.relevance_verdict(relevance["pretrained"], "pretrained")
-parts.append(f"For reference, the pretrained model before fine-tuning: {v}. {e}")
-parts.append("Whether the models' *accuracy* depends on these heads (the other half of Lin's account, "
-             "and the fine-tuned model's reliance on later layers) is tested causally by the head "
-             "ablations, not by attention patterns.")
-Markdown("\n\n".join(parts))
+display(Markdown("Whether the models' *accuracy* depends on these heads (the other half of Lin's account, "
+                 "and the fine-tuned model's reliance on later layers) is tested causally by the head "
+                 "ablations (@sec-ablation), not by attention patterns. The pretrained model's relevance "
+                 "table is shown above for reference; the claim is about the trained models."))
+show_verdicts(study, "04", [claims.number_attention_verdict(claim_a, difference=difference, gate=gates["scratch"])]
+              + [claims.relevance_verdict(relevance[name], name, gate=gates[name]) for name in ("fine-tuned", "scratch")])

@@ -62,8 +62,10 @@ run_card(study, n_analysis=n_analysis, n_train=max(study.train_sizes), seed=stud
 
 # %%
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
+from helpers.book.scorecard import show_verdicts
 from helpers.claims.representations import representation_verdict
+from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures.representations import UMAP_ROWS, umap_figure
 from helpers.readouts import activations, geometry
 from helpers.study import ANALYSED_MODELS
@@ -71,6 +73,8 @@ from helpers.tasks.decision import choice_from_context_accuracy, task_variables
 from helpers.tasks.tokens import LANDMARKS
 
 runs = study.selected_runs()
+gates = task_gates(runs, study.trials("test", study.n_test))
+display(Markdown(gate_note(gates)))
 trials = study.trials("test", n_analysis)
 variables = task_variables(trials)
 seed = study.task_seed          # seeds UMAP, folds and shuffles
@@ -156,10 +160,6 @@ Markdown(f"Linear-probe accuracy (cross-validated, as above) of context and choi
 
 # %%
 #| echo: false
-verdict, evidence = representation_verdict(table)
-Markdown(f"**Claim (Lin 2024):** after fine-tuning, the last layer's hidden states at the answer "
-         f"position are organised by the task variables (context and choice).\n\n"
-         f"**Verdict: {verdict}.** {evidence}\n\n"
-         "Criterion: for the fine-tuned model, both context and choice have a silhouette above every "
-         "label shuffle and a linear probe whose 95% interval lies above 50%; *not replicated* when "
-         "neither is decodable; *inconclusive* otherwise.")
+silhouettes = {m: {v: geometry.silhouette_samples_by(X, variables[v]) for v in ("context", "choice")}
+               for m, X in states.items()}
+show_verdicts(study, "05", [representation_verdict(silhouettes, table, gate=gates["fine-tuned"])])

@@ -195,17 +195,16 @@ def _profile(layer, L=4, H=3, B=100, seed=0):
 
 
 def test_depth_verdicts_follow_the_evidence():
-    good = np.ones(100, bool)
-    v = ablation_claims.depth_verdicts(_profile(3), _profile(0), good, good)
-    assert v["fine-tuned relies on later-layer heads"][0] == "replicated"
-    assert v["scratch relies on first-layer heads"][0] == "replicated"
-    v = ablation_claims.depth_verdicts(_profile(0), _profile(3), good, good)
-    assert v["fine-tuned relies on later-layer heads"][0] == "not replicated"
-    assert v["scratch relies on first-layer heads"][0] == "not replicated"
-    chance = np.arange(100) % 2 == 0
-    v = ablation_claims.depth_verdicts(_profile(3), _profile(0), good, chance)
-    assert v["scratch relies on first-layer heads"][0] == "inconclusive"
-    assert "does not solve the task" in v["scratch relies on first-layer heads"][1]
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3), _profile(0))}
+    assert v["lin-ablation-finetuned-late"].status == "replicated"
+    assert v["lin-ablation-scratch-first"].status == "replicated"
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(0), _profile(3))}
+    assert v["lin-ablation-finetuned-late"].status == "not replicated"
+    assert v["lin-ablation-scratch-first"].status == "not replicated"
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3), _profile(0),
+                                                            {"scratch": "the scratch model does not solve the task: 50%"})}
+    assert v["lin-ablation-scratch-first"].status == "inconclusive"
+    assert "does not solve the task" in v["lin-ablation-scratch-first"].gate
 
 
 @pytest.mark.parametrize("source", SOURCES)

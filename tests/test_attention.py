@@ -206,12 +206,12 @@ def test_relevance_detects_planted_attention(session_data_dir):
     others = table[~((table["layer"] == 1) & (table["head"] == 2))]
     assert not others["significant"].any()
     np.testing.assert_allclose(others["relevance"], 0, atol=1e-6)
-    verdict, evidence = claims.relevance_verdict(table, "planted")
-    assert verdict == "replicated" and "L1H2" in evidence
+    v = claims.relevance_verdict(table, "planted")
+    assert v.status == "replicated" and "L1H2" in v.evidence and v.statistic == "relevance of L1H2"
     # nothing planted: no head is significant, and the verdict is not "replicated"
     null = A.relevance_table(A.stats_from_patterns(*_planted(strength=0.0)))
     assert not null["significant"].any()
-    assert claims.relevance_verdict(null)[0] == "not replicated"
+    assert claims.relevance_verdict(null, "null").status == "not replicated"
 
 
 def test_number_attention_claim_and_verdicts(session_data_dir):
@@ -228,12 +228,12 @@ def test_number_attention_claim_and_verdicts(session_data_dir):
     assert f["excess"] == pytest.approx(0.0, abs=1e-6)
     diff = A.paired_difference(focused, uniform)
     assert diff[1] > 0
-    assert claims.number_attention_verdict(table, difference=diff)[0] == "replicated"
+    assert claims.number_attention_verdict(table, difference=diff).status == "replicated"
     swapped = A.first_layer_number_attention({"scratch": uniform, "fine-tuned": focused})
-    assert claims.number_attention_verdict(swapped)[0] == "not replicated"
+    assert claims.number_attention_verdict(swapped).status == "not replicated"
     wide = table.copy()
     wide.loc[wide["model"] == "scratch", ["excess_lo", "excess_hi"]] = [-0.05, 0.05]
-    assert claims.number_attention_verdict(wide)[0] == "inconclusive"
+    assert claims.number_attention_verdict(wide).status == "inconclusive"
     prof = A.number_profile(focused)
     assert prof.loc[0, "excess"] > 0.2 and prof.loc[1, "excess"] == pytest.approx(0, abs=1e-6)
     # the figures draw from these statistics

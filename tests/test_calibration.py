@@ -1,32 +1,31 @@
-"""Calibration of the verdict functions as they stand (issue 8, section 4).
+"""Calibration of the verdict functions (issue 8, section 4).
 
-On simulated data with no effect, a verdict function may say "replicated" at most about alpha of
-the time (every verdict here uses 95% intervals, alpha = 0.05; the bound allows two Monte Carlo
-standard errors); with a planted material effect it says "replicated" most of the time.  The
-known defects that issue 8 lists are pinned as strict xfails, each with the behaviour measured: when
-the verdict work fixes one, its xfail turns into a failure and must become a plain test.
-Rates measured here (seed 0) are in each test's docstring.
+On simulated data with no effect, a verdict function says "replicated" at most about alpha of the
+time (the bound allows two Monte Carlo standard errors), and "not replicated" only when the data
+are plentiful enough to exclude a material effect; with a planted material effect it says
+"replicated" most of the time.  A context-only head cannot replicate the response-type claim, and a
+pretrained model that already encodes a variable cannot make "encoded after fine-tuning" replicate.
+Rates measured here (seed as given) are in each test's docstring.
 """
 import numpy as np
 import pandas as pd
-import pytest
 
 from helpers.claims import ablation as c_ablation
 from helpers.claims import attention as c_attention
 from helpers.claims import decoding as c_decoding
 from helpers.claims import representations as c_repr
 from helpers.claims.sample_efficiency import sample_efficiency_verdict
+from helpers.claims.verdict import alpha, claims
 from helpers.interventions.effects import depth_profile
 from helpers.readouts.attention import AttentionStats, first_layer_number_attention, relevance_table
 from helpers.readouts.heads import head_decoding
-from helpers.stats.intervals import wilson_ci
 from helpers.tasks.tokens import TOKEN_TYPES
 
-ALPHA = 0.05
+ALPHA = alpha()
 
 
-def bound(draws: int, alpha: float = ALPHA) -> float:
-    return alpha + 2 * np.sqrt(alpha * (1 - alpha) / draws)
+def bound(draws: int, a: float = ALPHA) -> float:
+    return a + 2 * np.sqrt(a * (1 - a) / draws)
 
 
 def rate(statuses, status="replicated") -> float:
@@ -34,24 +33,120 @@ def rate(statuses, status="replicated") -> float:
     return sum(s == status for s in statuses) / len(statuses)
 
 
-# ---- simulators ------------------------------------------------------------------------------------
+def test_every_claim_of_the_file_has_a_criterion_and_a_material_effect():
+    for c in claims().values():
+        assert c.criterion and c.material > 0 and c.models, c.id
 
-def curves(rng, p_ft, p_sc, sizes=(32, 128, 512), n_test=300):
+
+# ---- sample efficiency ------------------------------------------------------------------------------
+
+def correct_long(rng, p_ft, p_sc, sizes=(32, 128, 512), n_test=300, seeds=(0,)):
+    """Per-trial correctness of both arms on one shared test set (each arm's seeds drawn alike)."""
     rows = []
     for arm, ps in (("fine-tuned", p_ft), ("scratch", p_sc)):
         for n, p in zip(sizes, ps):
-            rows.append({"arm": arm, "n_train": n, "n_test": n_test, "test_accuracy": rng.binomial(n_test, p) / n_test})
-    return pd.DataFrame(rows)
+            for s in seeds:
+                rows.append(pd.DataFrame({"arm": arm, "n_train": n, "seed": s, "trial": np.arange(n_test),
+                                          "correct": rng.random(n_test) < p}))
+    return pd.concat(rows, ignore_index=True)
 
 
-def depth_verdicts(rng, late=0.0, L=8, H=4, B=32):
-    """Per-prompt ablation drops with no depth structure, or weighted toward late layers."""
+def se_status(rng, p_ft, p_sc, **kw):
+    return sample_efficiency_verdict(correct_long(rng, p_ft, p_sc, **kw), n_boot=400,
+                                     seed=int(rng.integers(1 << 30))).status
+
+
+BASE = [0.7, 0.75, 0.8]
+
+
+def test_sample_efficiency_null_rarely_replicates_and_is_not_called_absent():
+    """Equal arms, 300 test trials: 'replicated' in 0.7% and 'not replicated' in 1.3% of 150 draws
+    (an interval about +-8 points wide cannot exclude a 5-point advantage: inconclusive)."""
+    rng = np.random.default_rng(0)
+    statuses = [se_status(rng, BASE, BASE) for _ in range(150)]
+    assert rate(statuses) <= bound(150)
+    assert rate(statuses, "not replicated") <= bound(150)
+
+
+def test_sample_efficiency_is_not_replicated_with_plentiful_null_data():
+    """Equal arms, 20 000 test trials: the intervals exclude a 5-point advantage at every size."""
+    rng = np.random.default_rng(1)
+    statuses = [se_status(rng, BASE, BASE, n_test=20000) for _ in range(10)]
+    assert rate(statuses, "not replicated") >= 0.9
+
+
+def test_sample_efficiency_detects_a_planted_advantage():
+    """+12 points at every N: 'replicated' in all of 40 draws."""
+    rng = np.random.default_rng(2)
+    statuses = [se_status(rng, [b + 0.12 for b in BASE], BASE) for _ in range(40)]
+    assert rate(statuses) >= 0.9
+
+
+def test_sample_efficiency_with_seeds_uses_the_seed_spread():
+    """Three seeds whose accuracies differ by seed (a random effect): the interval of the
+    difference is wider than the one that pools 900 seed-trials as independent."""
+    rng = np.random.default_rng(3)
+    parts = []
+    for arm in ("fine-tuned", "scratch"):
+        for s in range(3):
+            p = 0.75 + rng.normal(0, 0.08)
+            parts.append(pd.DataFrame({"arm": arm, "n_train": 512, "seed": s, "trial": np.arange(300),
+                                       "correct": rng.random(300) < p}))
+    long = pd.concat(parts, ignore_index=True)
+    hier = sample_efficiency_verdict(long, n_boot=1000)
+    pooled = sample_efficiency_verdict(long.assign(trial=long["seed"] * 300 + long["trial"], seed=0), n_boot=1000)
+    assert hier.hi - hier.lo > pooled.hi - pooled.lo
+
+
+def test_sample_efficiency_is_inconclusive_when_a_run_hit_the_cap():
+    rng = np.random.default_rng(4)
+    long = correct_long(rng, [b + 0.12 for b in BASE], BASE)
+    curves = pd.DataFrame({"arm": ["fine-tuned", "scratch"], "n_train": [512, 512], "seed": [0, 0],
+                           "converged": [True, False]})
+    v = sample_efficiency_verdict(long, curves, n_boot=400)
+    assert v.status == "inconclusive" and "step cap" in v.gate
+
+
+# ---- ablation depth ------------------------------------------------------------------------------
+
+def depth_statuses(rng, late=0.0, first=0.0, L=8, H=4, B=32):
+    """Per-prompt ablation drops with no depth structure, or weighted toward late layers (fine-tuned)
+    or toward layer 0 (scratch); the two profiles share their bootstrap resamples (paired)."""
     w = 1.0 + late * np.linspace(-1, 1, L)
-    ft = depth_profile(rng.normal(0.2, 1.0, (L, H, B)) * w[:, None, None], n_boot=200, seed=int(rng.integers(1 << 30)))
-    sc = depth_profile(rng.normal(0.2, 1.0, (L, H, B)), n_boot=200, seed=int(rng.integers(1 << 30)))
-    ok = np.ones(B, dtype=bool)
-    return {k: v for k, (v, _) in c_ablation.depth_verdicts(ft, sc, ok, ok).items()}
+    seed = int(rng.integers(1 << 30))
+    ft = depth_profile(rng.normal(0.2, 1.0, (L, H, B)) * w[:, None, None], n_boot=200, seed=seed)
+    sc_drops = rng.normal(0.2, 1.0, (L, H, B))
+    sc_drops[0] += first
+    sc = depth_profile(sc_drops, n_boot=200, seed=seed)
+    return {v.claim: v.status for v in c_ablation.depth_verdicts(ft, sc)}
 
+
+def test_depth_verdicts_null_rarely_replicate():
+    """Drops with no depth structure: 'replicated' in 4.2% of 120 draws for each claim."""
+    rng = np.random.default_rng(5)
+    draws = [depth_statuses(rng) for _ in range(120)]
+    for claim in draws[0]:
+        assert rate(d[claim] for d in draws) <= bound(120), claim
+
+
+def test_depth_verdicts_detect_planted_effects():
+    rng = np.random.default_rng(6)
+    draws = [depth_statuses(rng, late=1.5, first=1.5) for _ in range(30)]
+    assert rate(d["lin-ablation-finetuned-late"] for d in draws) >= 0.9
+    assert rate(d["lin-ablation-scratch-first"] for d in draws) >= 0.9
+
+
+def test_a_failed_gate_makes_the_verdict_inconclusive_and_names_the_gate():
+    rng = np.random.default_rng(7)
+    seed = 3
+    ft = depth_profile(rng.normal(0.2, 1.0, (8, 4, 32)) * (1 + 1.5 * np.linspace(-1, 1, 8))[:, None, None], seed=seed)
+    sc = depth_profile(rng.normal(0.2, 1.0, (8, 4, 32)), seed=seed)
+    a, _ = c_ablation.depth_verdicts(ft, sc, {"fine-tuned": "the fine-tuned model does not solve the task: ..."})
+    assert a.status == "inconclusive" and a.gate.startswith("the fine-tuned model")
+    assert "not judged" in a.markdown()
+
+
+# ---- attention ------------------------------------------------------------------------------------
 
 SHARE = np.array([0.05, 0.35, 0.35, 0.15, 0.10])      # context word, motion, color, punctuation, other
 
@@ -74,139 +169,94 @@ def attention_stats(rng, excess=0.0, relevance=0.0, n=60, L=3, H=4) -> Attention
                           query_sums=np.zeros((L, H, T, T)), query_counts=np.ones(T))
 
 
-def decoded_table(rng, acc: dict, n=200, columns=("context", "motion_sign", "color_sign", "choice")):
-    """A decode_by_layer-like table (last layer only) drawn from true accuracies per model."""
-    rows = []
-    for model, p in acc.items():
-        for v in columns:
-            k = rng.binomial(n, p)
-            lo, hi = wilson_ci(k, n)
-            rows.append({"model": model, "layer": 5, "variable": v, "accuracy": k / n, "lo": lo, "hi": hi,
-                         "shuffled_accuracy": rng.binomial(n, 0.5) / n})
-    return pd.DataFrame(rows)
-
-
-def structure_row(rng, model, clustered: bool, decodable: bool, n=200):
-    k = rng.binomial(n, 0.95 if decodable else 0.5)
-    lo, hi = wilson_ci(k, n)
-    sil = 0.3 if clustered else rng.normal(0, 0.01)
-    return [{"model": model, "variable": v, "silhouette": sil, "silhouette_shuffled": 0.0,
-             "silhouette_shuffled_max": 0.02, "probe_accuracy": k / n, "probe_lo": lo, "probe_hi": hi}
-            for v in ("context", "choice")]
-
-
-# ---- sample efficiency ------------------------------------------------------------------------------
-
-def test_sample_efficiency_null_rarely_replicates():
-    """Equal arms (70/75/80% at N = 32/128/512, 300 test trials): 'replicated' in 4.0% of 400 draws
-    (and 'not replicated' in 93%: see the xfail below)."""
-    rng = np.random.default_rng(0)
-    base = [0.7, 0.75, 0.8]
-    statuses = [sample_efficiency_verdict(curves(rng, base, base))[0] for _ in range(400)]
-    assert rate(statuses) <= bound(400)
-
-
-def test_sample_efficiency_detects_a_planted_advantage():
-    """+12 points at every N: 'replicated' in 99% of 200 draws."""
-    rng = np.random.default_rng(1)
-    base = [0.7, 0.75, 0.8]
-    statuses = [sample_efficiency_verdict(curves(rng, [b + 0.12 for b in base], base))[0] for _ in range(200)]
-    assert rate(statuses) >= 0.9
-
-
-@pytest.mark.xfail(strict=True, reason="issue 8: a non-significant difference is called 'not replicated' "
-                   "although its interval does not exclude a material effect (93% of null draws)")
-def test_sample_efficiency_not_replicated_needs_evidence_of_absence():
-    """With 300 test trials a difference's interval is about +-7 points wide, so it cannot exclude
-    a material (say 5-point) advantage: the verdict should be inconclusive, not 'not replicated'."""
-    rng = np.random.default_rng(2)
-    base = [0.7, 0.75, 0.8]
-    statuses = [sample_efficiency_verdict(curves(rng, base, base))[0] for _ in range(100)]
-    assert rate(statuses, "not replicated") <= bound(100)
-
-
-# ---- ablation depth ------------------------------------------------------------------------------
-
-def test_depth_verdicts_null_rarely_replicate():
-    """Drops with no depth structure: 'replicated' in 4.2% (fine-tuned claim) and 0% (scratch
-    claim) of 120 draws."""
-    rng = np.random.default_rng(3)
-    draws = [depth_verdicts(rng) for _ in range(120)]
-    for claim in draws[0]:
-        assert rate(d[claim] for d in draws) <= bound(120), claim
-
-
-def test_depth_verdict_detects_late_layers():
-    rng = np.random.default_rng(4)
-    draws = [depth_verdicts(rng, late=1.5) for _ in range(30)]
-    assert rate(d["fine-tuned relies on later-layer heads"] for d in draws) >= 0.9
-
-
-# ---- attention ------------------------------------------------------------------------------------
-
 def test_number_attention_null_is_never_replicated_and_a_planted_excess_is():
-    """Scratch layer-0 mass equal to the uniform share: 'replicated' in 0 of 60 draws ('not
-    replicated', an interval below the 2% margin, in all); +8 points: 'replicated' in all 20."""
-    rng = np.random.default_rng(5)
+    """Scratch layer-0 mass equal to the uniform share: 'replicated' in 0 of 60 draws; +8 points:
+    'replicated' in all 20."""
+    rng = np.random.default_rng(8)
 
-    def verdict(excess):
+    def status(excess):
         stats = {"scratch": attention_stats(rng, excess=excess), "fine-tuned": attention_stats(rng)}
         table = first_layer_number_attention(stats, n_boot=300, seed=int(rng.integers(1 << 30)))
-        return c_attention.number_attention_verdict(table)[0]
-    assert rate(verdict(0.0) for _ in range(60)) <= bound(60)
-    assert rate(verdict(0.08) for _ in range(20)) >= 0.9
+        return c_attention.number_attention_verdict(table).status
+    assert rate(status(0.0) for _ in range(60)) <= bound(60)
+    assert rate(status(0.08) for _ in range(20)) >= 0.9
 
 
 def test_relevance_null_rarely_replicates_and_a_planted_head_does():
-    """No head prefers the relevant stream: 'replicated' in 5% of 80 draws (Holm over heads); one
-    head with +20 points: 'replicated' in all 20."""
-    rng = np.random.default_rng(6)
+    """No head prefers the relevant stream: 'replicated' in 7.5% of these 80 draws, 3.8% of 400
+    with another seed (intervals simultaneous over heads); one head with +20 points: in all 20."""
+    rng = np.random.default_rng(9)
 
-    def verdict(rel):
-        return c_attention.relevance_verdict(relevance_table(attention_stats(rng, relevance=rel), n_boot=200))[0]
-    assert rate(verdict(0.0) for _ in range(80)) <= bound(80)
-    assert rate(verdict(0.2) for _ in range(20)) >= 0.9
+    def status(rel):
+        return c_attention.relevance_verdict(relevance_table(attention_stats(rng, relevance=rel), n_boot=400),
+                                             "fine-tuned").status
+    assert rate(status(0.0) for _ in range(80)) <= bound(80)
+    assert rate(status(0.2) for _ in range(20)) >= 0.9
 
 
 # ---- representations and decoding: "after fine-tuning" claims ---------------------------------------
 
-def test_representation_null_is_not_replicated():
-    rng = np.random.default_rng(7)
-    statuses = [c_repr.representation_verdict(pd.DataFrame(structure_row(rng, "fine-tuned", False, False)))[0]
-                for _ in range(100)]
+def silhouettes(rng, ft_shift=0.0, n=200, pre_level=0.3):
+    """Per-trial silhouettes of the pretrained model and of the fine-tuned one (its trial-wise
+    values are the pretrained ones plus noise plus `ft_shift`)."""
+    pre = {v: rng.normal(pre_level, 0.2, n) for v in ("context", "choice")}
+    ft = {v: pre[v] + rng.normal(ft_shift, 0.1, n) for v in pre}
+    return {"pretrained": pre, "fine-tuned": ft}
+
+
+def test_representation_organised_before_fine_tuning_does_not_replicate():
+    """The pretrained model is as organised: 'replicated' in 0 of 100 draws."""
+    rng = np.random.default_rng(10)
+    statuses = [c_repr.representation_verdict(silhouettes(rng), n_boot=400).status for _ in range(100)]
     assert rate(statuses) <= bound(100)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: the pretrained model is only reported, never compared: "
-                   "'organised after fine-tuning' replicates when the pretrained model is organised too")
-def test_representation_claim_needs_more_than_the_pretrained_model():
-    rng = np.random.default_rng(8)
-    table = pd.DataFrame(structure_row(rng, "fine-tuned", True, True) + structure_row(rng, "pretrained", True, True))
-    assert c_repr.representation_verdict(table)[0] != "replicated"
+def test_representation_claim_is_not_replicated_with_plentiful_null_data_and_replicates_a_planted_gain():
+    rng = np.random.default_rng(11)
+    assert c_repr.representation_verdict(silhouettes(rng, n=5000), n_boot=400).status == "not replicated"
+    statuses = [c_repr.representation_verdict(silhouettes(rng, ft_shift=0.15), n_boot=400).status for _ in range(20)]
+    assert rate(statuses) >= 0.9
 
 
-def test_decoding_null_is_not_replicated():
-    rng = np.random.default_rng(9)
-    statuses = [c_decoding.decoding_verdict(decoded_table(rng, {"fine-tuned": 0.5, "pretrained": 0.5}))[0]
+def decoding_correct(rng, p_ft, p_pre, n=200, columns=("context", "motion_sign", "color_sign", "choice")):
+    return {"fine-tuned": {v: rng.random(n) < p_ft for v in columns},
+            "pretrained": {v: rng.random(n) < p_pre for v in columns}}
+
+
+def test_decoding_claim_needs_more_than_the_pretrained_model():
+    """Both models decode every variable at 95%: 'replicated' in 1% of 200 draws."""
+    rng = np.random.default_rng(12)
+    statuses = [c_decoding.decoding_verdict(decoding_correct(rng, 0.95, 0.95), n_boot=400).status
                 for _ in range(200)]
     assert rate(statuses) <= bound(200)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: 'encoded after fine-tuning' replicates when the pretrained "
-                   "model decodes every variable as well")
-def test_decoding_claim_needs_more_than_the_pretrained_model():
-    rng = np.random.default_rng(10)
-    table = decoded_table(rng, {"fine-tuned": 0.95, "pretrained": 0.95})
-    assert c_decoding.decoding_verdict(table)[0] != "replicated"
+def test_decoding_null_is_not_replicated_and_a_planted_gain_is():
+    """Nothing decodable in either model: 'replicated' in 0 of 100 draws."""
+    rng = np.random.default_rng(13)
+    statuses = [c_decoding.decoding_verdict(decoding_correct(rng, 0.5, 0.5), n_boot=400).status for _ in range(100)]
+    assert rate(statuses) <= bound(100)
+    assert c_decoding.decoding_verdict(decoding_correct(rng, 0.9, 0.9, n=20000), n_boot=200).status == "not replicated"
+    statuses = [c_decoding.decoding_verdict(decoding_correct(rng, 0.95, 0.75), n_boot=400).status for _ in range(20)]
+    assert rate(statuses) >= 0.9
 
 
-def test_mixed_selectivity_needs_more_mixing_than_before_fine_tuning():
-    """The verdict that already compares with the pretrained model: equally mixed -> not replicated."""
-    t = pd.DataFrame({"n_variables": [0, 1, 2, 3, 4], "fraction": [0.05, 0.05, 0.3, 0.3, 0.3],
-                      "shuffled_fraction": [0.9, 0.1, 0.0, 0.0, 0.0]})
-    assert c_decoding.mixed_selectivity_verdict({"fine-tuned": t, "pretrained": t})[0] != "replicated"
-    fewer = t.assign(fraction=[0.5, 0.3, 0.1, 0.05, 0.05])
-    assert c_decoding.mixed_selectivity_verdict({"fine-tuned": t, "pretrained": fewer})[0] == "replicated"
+def test_mixed_selectivity_rules():
+    rng = np.random.default_rng(14)
+    same = rng.normal(0.0, 0.02, 500)
+    shuffles = list(rng.uniform(0.0, 0.02, 19))
+    # as mixed as before fine-tuning (interval within +-4 points): not replicated
+    v = c_decoding.mixed_selectivity_verdict({"fine-tuned": 0.3, "pretrained": 0.3}, same, shuffles, 0.05)
+    assert v.status == "not replicated"
+    gain = rng.normal(0.2, 0.02, 500)
+    assert c_decoding.mixed_selectivity_verdict({"fine-tuned": 0.5, "pretrained": 0.3}, gain, shuffles,
+                                                0.05).status == "replicated"
+    # too few shuffles for alpha: a permutation p of 1/6 cannot be significant
+    few = c_decoding.mixed_selectivity_verdict({"fine-tuned": 0.5, "pretrained": 0.3}, gain, shuffles[:5], 0.05)
+    assert few.status == "inconclusive" and "shuffles cannot reach" in few.evidence
+    # a random rotation is as mixed: not a property of single units
+    assert c_decoding.mixed_selectivity_verdict({"fine-tuned": 0.5, "pretrained": 0.3}, gain, shuffles,
+                                                0.48).status == "inconclusive"
 
 
 # ---- heads -------------------------------------------------------------------------------------------
@@ -219,23 +269,31 @@ def _response_types(rng, n):
 
 
 def test_head_verdict_null_rarely_replicates():
-    """Heads whose outputs carry nothing: 'replicated' in 1 of 20 draws (BH over heads; few draws,
-    each a full set of cross-validated SVMs)."""
-    rng = np.random.default_rng(11)
+    """Heads whose outputs carry nothing: 'replicated' in 0 of 20 draws."""
+    rng = np.random.default_rng(15)
     statuses = []
     for _ in range(20):
         _, _, y = _response_types(rng, 80)
         Z = rng.normal(size=(80, 2, 3, 4))
-        statuses.append(c_decoding.head_verdict({("fine-tuned", "response_type"): head_decoding(Z, y, cv_folds=3)})[0])
+        table = head_decoding(Z, y, cv_folds=3)
+        statuses.append(c_decoding.head_verdict({("fine-tuned", "response_type"): table}, 0.5).status)
     assert rate(statuses) <= bound(20)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8: the baseline is the majority class (about 25-30%), so a head "
-                   "that encodes only the context word (about 50%) replicates the response-type claim")
 def test_a_context_only_head_cannot_replicate_the_response_type_claim():
-    rng = np.random.default_rng(12)
+    rng = np.random.default_rng(16)
     context, _, y = _response_types(rng, 120)
     Z = rng.normal(size=(120, 1, 2, 4))
     Z[:, 0, 0, 0] += 3.0 * context                      # head L0H0 knows the context, nothing else
     table = head_decoding(Z, y, cv_folds=3)
-    assert c_decoding.head_verdict({("fine-tuned", "response_type"): table})[0] != "replicated"
+    assert c_decoding.head_verdict({("fine-tuned", "response_type"): table}, 0.5).status != "replicated"
+
+
+def test_a_head_that_knows_context_and_choice_replicates():
+    rng = np.random.default_rng(17)
+    context, choice, y = _response_types(rng, 200)
+    Z = rng.normal(size=(200, 1, 2, 4))
+    Z[:, 0, 1, 0] += 4.0 * context
+    Z[:, 0, 1, 1] += 4.0 * choice
+    table = head_decoding(Z, y, cv_folds=3)
+    assert c_decoding.head_verdict({("fine-tuned", "response_type"): table}, 0.5).status == "replicated"

@@ -134,20 +134,21 @@ def test_decode_by_position_and_layer():
     assert full["accuracy"].iloc[0] > 0.9 and 0.25 < full["shuffled_accuracy"].iloc[0] < 0.75
 
 
-def test_decoding_verdict():
-    rows = []
-    for model, acc in (("fine-tuned", 0.95), ("pretrained", 0.55)):
-        for v in decision.DECODED:
-            for layer in (0, 2):
-                a = acc if layer == 2 else 0.5
-                rows.append({"model": model, "variable": v, "layer": layer, "accuracy": a,
-                             "lo": a - 0.06, "hi": min(1, a + 0.04), "shuffled_accuracy": 0.5})
-    df = pd.DataFrame(rows)
-    verdict, evidence = claims.decoding_verdict(df)
-    assert verdict == "replicated" and "pretrained 55.0%" in evidence
-    assert claims.decoding_verdict(df, model="pretrained")[0] == "not replicated"
-    df.loc[(df.model == "fine-tuned") & (df.variable == "choice"), ["accuracy", "lo"]] = [0.5, 0.4]
-    assert claims.decoding_verdict(df)[0] == "inconclusive"
+def test_decoding_verdict_is_a_paired_contrast_with_the_pretrained_model():
+    n = 200
+    right = np.ones(n, bool)
+    half = np.arange(n) % 2 == 0
+    correct = {"fine-tuned": {v: right for v in decision.DECODED},
+               "pretrained": {v: (right if v != "choice" else half) for v in decision.DECODED}}
+    v = claims.decoding_verdict(correct, n_boot=500)
+    assert v.status == "replicated" and "pretrained 50.0%" in v.evidence and v.value == pytest.approx(0.5)
+    # as good before fine-tuning: the contrast excludes a material gain
+    same = {"fine-tuned": correct["fine-tuned"], "pretrained": correct["fine-tuned"]}
+    assert claims.decoding_verdict(same, n_boot=500).status == "not replicated"
+    # a variable not decodable after fine-tuning keeps it from replicating
+    correct["fine-tuned"] = {**correct["fine-tuned"], "motion_sign": half}
+    v = claims.decoding_verdict(correct, n_boot=500)
+    assert v.status == "inconclusive" and "Not every variable" in v.evidence
 
 
 # ---- mixed selectivity ------------------------------------------------------------------------
@@ -199,10 +200,12 @@ def test_mixed_selectivity_verdict_and_rotation():
     X[:, :30] += (2 * v[list(decision.DECODED)].to_numpy() - 1) @ rng.normal(size=(4, 30)) * 1.5
     tables = {"fine-tuned": sel.mixed_selectivity(X, v, n_shuffles=3),
               "pretrained": sel.mixed_selectivity(rng.normal(size=(n, 60)), v, n_shuffles=3)}
-    sh = sel.shuffled_mixed_fractions(X, v, n_shuffles=3)
-    verdict, evidence = claims.mixed_selectivity_verdict(tables, shuffled_mixed=sh)
-    assert verdict == "replicated", evidence
-    assert claims.mixed_selectivity_verdict(tables, model="pretrained")[0] == "not replicated"
+    frac = {m: sel.mixed_summary(t)["mixed"] for m, t in tables.items()}
+    boot = sel.mixed_difference_bootstrap(X, rng.normal(size=(n, 60)), v, n_boot=200)
+    assert frac["fine-tuned"] > 0.3 and np.percentile(boot, 2.5) > 0.2
+    sh = sel.shuffled_mixed_fractions(X, v, n_shuffles=19)
+    out = claims.mixed_selectivity_verdict(frac, boot, sh, rotated=0.0)
+    assert out.status == "replicated", out.evidence
     Q = sel.random_rotation(60, seed=0)
     np.testing.assert_allclose(Q @ Q.T, np.eye(60), atol=1e-10)
 
@@ -247,9 +250,12 @@ def test_head_svm_finds_a_planted_head():
     summary = heads.head_summary({("m", "response_type"): df})
     assert summary["best_head"].iloc[0] == "L1H2"
     noise = heads.head_decoding(rng.normal(size=(n, L, H, dh)), labels, cv_folds=3, seed=0)
-    verdict, evidence = claims.head_verdict({("fine-tuned", "response_type"): df, ("pretrained", "response_type"): noise})
-    assert verdict == "replicated" and "L1H2" in evidence and "pretrained: 0 of 6" in evidence
-    assert claims.head_verdict({("fine-tuned", "response_type"): noise})[0] == "not replicated"
+    ctx = np.array([t.startswith("color") for t in labels]).astype(int)
+    choice = np.array([t.endswith("right") for t in labels]).astype(int)
+    baseline = decision.one_factor_baseline(pd.DataFrame({"context": ctx, "choice": choice, "response_type": labels}))
+    v = claims.head_verdict({("fine-tuned", "response_type"): df, ("pretrained", "response_type"): noise}, baseline)
+    assert v.status == "replicated" and "L1H2" in v.evidence and "pretrained: 0 of 6" in v.evidence
+    assert claims.head_verdict({("fine-tuned", "response_type"): noise}, baseline).status != "replicated"
 
 
 def test_figures_draw():
@@ -271,25 +277,3 @@ def test_figures_draw():
     Z = rng.normal(size=(60, 2, 2, 3))
     res = {(m, "congruent"): heads.head_decoding(Z, v["choice"].to_numpy(), cv_folds=3) for m in ("a", "b")}
     assert figs.plot_head_heatmaps(res) is not None
-
-
-def _mixed_table(fraction_mixed, n=100):
-    """A mixed_selectivity-like table with `fraction_mixed` of units selective for 2 variables."""
-    k = int(round(fraction_mixed * n))
-    counts = np.array([2] * k + [0] * (n - k))
-    return pd.DataFrame({"n_variables": [0, 1, 2, 3, 4],
-                         "fraction": [np.mean(counts == i) for i in range(5)],
-                         "shuffled_fraction": [1.0, 0, 0, 0, 0]})
-
-
-def test_mixed_verdict_needs_more_mixing_than_before_fine_tuning_and_a_random_basis():
-    assert sel.mixed_summary(_mixed_table(0.5))["mixed"] == pytest.approx(0.5)
-    tables = {"fine-tuned": _mixed_table(0.6), "pretrained": _mixed_table(0.2)}
-    assert claims.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0])[0] == "replicated"
-    tables["pretrained"] = _mixed_table(0.58)
-    v, ev = claims.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0])
-    assert v == "inconclusive" and "before fine-tuning" in ev
-    tables["pretrained"] = _mixed_table(0.2)
-    v, ev = claims.mixed_selectivity_verdict(tables, shuffled_mixed=[0.0], rotated=0.6)
-    assert v == "inconclusive" and "random rotation" in ev
-    assert claims.mixed_selectivity_verdict(tables, shuffled_mixed=[0.7])[0] == "not replicated"

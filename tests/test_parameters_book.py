@@ -72,7 +72,9 @@ def test_a_chapter_parameter_of_another_chapter_is_rejected():
 
 
 @pytest.mark.parametrize("name,value,pattern", [
-    ("epochs", 0, r"epochs=0.*an int in \[1, 1000\]"),
+    ("max_steps", 0, r"max_steps=0.*an int in \[1, 10000000\]"),
+    ("patience", 0, r"patience=0.*an int in \[1, 10000\]"),
+    ("eval_every", 0, r"eval_every=0.*an int in \[1, 1000000\]"),
     ("n_samples", 99, r"n_samples=99.*\[1, 16\]"),
     ("bf16", "yes", r"bf16='yes'.*a bool"),
     ("train_sizes", [], r"train_sizes=\[\].*non-empty list"),
@@ -86,7 +88,7 @@ def test_out_of_range_values_name_the_accepted_values(name, value, pattern):
 
 def test_messages_use_the_right_article():
     with pytest.raises(ParameterError) as e:
-        check_value("epochs", "x")
+        check_value("max_steps", "x")
     assert "an int" in str(e.value) and "a int" not in str(e.value)
 
 
@@ -100,6 +102,11 @@ def test_a_list_parameter_accepts_a_single_value():
 def test_grid_size_must_be_on_the_curve():
     with pytest.raises(ParameterError, match="grid_n_train"):
         runner.resolve_parameters("02_training", "smoke", {"grid_n_train": 7})
+
+
+def test_evaluations_must_come_before_the_step_cap():
+    with pytest.raises(ParameterError, match=r"eval_every=50 must be at most max_steps=20"):
+        runner.resolve_parameters("02_training", "smoke", {"max_steps": 20, "eval_every": 50})
 
 
 def test_profile_with_unknown_key_is_rejected(tmp_path, monkeypatch):
@@ -152,7 +159,8 @@ def test_chapters_are_percent_scripts_with_one_parameters_cell_and_declared_need
 def test_quarto_book_lists_exactly_the_chapters():
     import yaml
     cfg = yaml.safe_load((REPO / "_quarto.yml").read_text())
-    listed = [c for c in cfg["book"]["chapters"] if c != "index.qmd"]
+    assert cfg["book"]["chapters"][:2] == ["index.qmd", "scorecard.qmd"]   # the scorecard first after the preface
+    listed = cfg["book"]["chapters"][2:]
     assert listed == [f"chapters/{c}.ipynb" for c in book_chapters.list_chapters()]
     assert cfg["execute"]["enabled"] is False     # executed by papermill, rendered as they are
 

@@ -6,7 +6,10 @@ each must be handled here (a new command without a rule fails the test):
 * ``python -m helpers`` commands run literally (``run`` and ``book`` with ``--dry-run`` added:
   parameters, relations and model availability are checked exactly as a real run checks them),
   and each ``run`` is then executed for real on the smoke profile with the same override names
-  (tiny values), beside the smoke book's build;
+  (tiny values), beside the smoke book's build; ``verdicts`` (the scorecard) run literally where
+  nothing is built must stop with one message naming the command that builds the profile (and
+  leave the README alone), and run on the smoke book's build must print or write every claim
+  (``--readme`` on a copy of the README);
 * ``make`` targets: ``test`` is this run; ``book``'s recipe is checked to be the command that the
   smoke-book test runs; ``bench`` and ``paper-shape`` run their scripts (on tiny settings);
 * ``jupytext`` and ``papermill`` (running a chapter without the book's runner) run in a
@@ -68,8 +71,15 @@ def test_helpers_command_runs_literally(cmd, tmp_path):
     env = {"BOOK_BUILD_DIR": str(tmp_path / "build")}
     if args[0] != "fetch":          # fetch prepares the repository's data folder, as `make setup` does
         env["BOOK_DATA_DIR"] = str(tmp_path / "data")
+    readme = (REPO / "README.md").read_bytes()
     res = run_helpers(args, env=env)
-    assert res.returncode == 0, (cmd, res.stderr[-2000:])
+    if args[0] == "verdicts":       # nothing is built in this empty build folder: one message, the command
+        assert res.returncode == 2, (cmd, res.stdout[-2000:], res.stderr[-2000:])
+        assert res.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert f"python -m helpers book --profile {args[args.index('--profile') + 1]}" in res.stderr
+        assert (REPO / "README.md").read_bytes() == readme
+    else:
+        assert res.returncode == 0, (cmd, res.stderr[-2000:])
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "build").exists()           # a dry run writes nothing
 
@@ -122,6 +132,33 @@ def test_run_command_executes_on_the_smoke_profile(cmd, smoke_book):
         assert {p: p.stat().st_mtime_ns for p in before} == stamps
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", [c for c in documented_commands()
+                                 if "-m helpers" in c and helpers_args(c)[0] == "verdicts"])
+def test_verdicts_command_runs_on_the_smoke_build(cmd, smoke_book, tmp_path):
+    from helpers.book.scorecard import README_END, README_START
+    from helpers.claims.verdict import claims
+    data, build, book_res = smoke_book
+    assert book_res.returncode == 0, book_res.stderr[-2000:]
+    args = _smoke_version(helpers_args(cmd))
+    copy = tmp_path / "README.md"
+    copy.write_text((REPO / "README.md").read_text())
+    if "--readme" in args:
+        args.insert(args.index("--readme") + 1, str(copy))
+    res = run_helpers(args, env={"BOOK_DATA_DIR": str(data), "BOOK_BUILD_DIR": str(build)})
+    if not (build / "smoke" / "verdicts.json").exists():    # no chapter records its verdicts (yet)
+        assert res.returncode == 2 and "python -m helpers book --profile smoke" in res.stderr, res.stderr
+        return
+    assert res.returncode == 0, (args, res.stderr[-3000:])
+    text = copy.read_text() if "--readme" in args else res.stdout
+    for cid in claims():
+        assert cid in text, cid
+    if "--readme" in args:
+        before, after = (REPO / "README.md").read_text(), copy.read_text()
+        assert before.split(README_START)[0] == after.split(README_START)[0]
+        assert before.split(README_END)[1] == after.split(README_END)[1]
+
+
 def test_make_targets_shown_are_covered():
     makefile = (REPO / "Makefile").read_text()
     shown = {c.split()[1] for c in documented_commands() if c.startswith("make ")}
@@ -157,7 +194,7 @@ def test_jupytext_and_papermill_commands_run(smoke_book, tmp_path):
     cmds = [c for c in documented_commands() if c.split()[0] in ("jupytext", "papermill")]
     assert [c.split()[0] for c in cmds] == ["jupytext", "papermill"]
     bindir = Path(sys.executable).parent
-    env = dict(os.environ, BOOK_DATA_DIR=str(data))
+    env = dict(os.environ, BOOK_DATA_DIR=str(data), BOOK_BUILD_DIR=str(tmp_path / "build"))
     for cmd in cmds:
         words = shlex.split(cmd)
         words = [str(REPO / w) if w.startswith("chapters/") else w for w in words]
@@ -172,6 +209,10 @@ def test_jupytext_and_papermill_commands_run(smoke_book, tmp_path):
     text = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in out.cells
                     if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Produced by profile `smoke`" in text and "n_ablation = `32`" in text and "Verdict: **" in text
+    # its verdicts are recorded beside the smoke build (its own n_ablation and seeds), never over it
+    if "show_verdicts(" in (REPO / "chapters" / "03_ablation.py").read_text():
+        [recorded] = (tmp_path / "build").glob("*/verdicts.json")
+        assert recorded.parent.name.startswith("smoke+") and "n_ablation=32" in recorded.parent.name
 
 
 def test_every_documented_command_has_a_rule():

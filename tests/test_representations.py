@@ -130,10 +130,16 @@ def test_structure_table_and_verdict():
     t = geometry.structure_table({"fine-tuned": X, "pretrained": noise}, v, cv_folds=3, n_shuffles=3, seed=0)
     assert set(t.columns) >= {"model", "variable", "silhouette", "silhouette_shuffled_max", "probe_accuracy"}
     assert len(t) == 8
-    verdict, evidence = claims.representation_verdict(t)
-    assert verdict == "replicated", evidence
-    assert "context" in evidence and "pretrained" in evidence
-    assert claims.representation_verdict(t, model="pretrained")[0] == "not replicated"
+    strong = X[:, :4]                    # fewer noise units: organised enough for a material gain
+    sil = {m: {c: geometry.silhouette_samples_by(x, v[c]) for c in ("context", "choice")}
+           for m, x in (("fine-tuned", strong), ("pretrained", noise))}
+    assert np.mean(geometry.silhouette_samples_by(X, v["context"])) == pytest.approx(
+        t.set_index(["model", "variable"]).loc[("fine-tuned", "context"), "silhouette"])
+    out = claims.representation_verdict(sil, t, n_boot=500)
+    assert out.status == "replicated", out.evidence
+    assert "context" in out.evidence and "pretrained" in out.evidence
+    swapped = {"fine-tuned": sil["pretrained"], "pretrained": sil["fine-tuned"]}
+    assert claims.representation_verdict(swapped, t, n_boot=500).status == "not replicated"
 
 
 def test_umap_figure_without_umap():

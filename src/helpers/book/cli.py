@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers {models,task,run,book,fetch,profiles}``.
+"""Command line: ``python -m helpers {models,task,run,book,verdicts,fetch,profiles}``.
 
 The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
 missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from helpers.core.errors import BookError
+from helpers.core.paths import REPO
 
 
 def _models(args) -> int:
@@ -88,6 +89,25 @@ def _book(args) -> int:
     return 0
 
 
+def _verdicts(args) -> int:
+    from helpers.book.scorecard import (default_builds, load_verdicts, pipe_table, readme_findings, rewrite_readme,
+                                        scorecard_table, scorecard_text)
+    load_verdicts(args.profile)            # no verdicts recorded: MissingBuild names the command that builds them
+    if args.readme:
+        path = rewrite_readme(args.readme, readme_findings(args.profile))
+        print(f"findings table of {path} rewritten from the {args.profile} build")
+        return 0
+    builds = default_builds(args.profile)
+    if args.markdown:
+        table = scorecard_table(builds, markdown=True)
+        names = [b["name"] for b in table.attrs["builds"]]
+        print(pipe_table(["claim", "chapter", "model", *names],
+                         table[["claim", "chapter", "model", *names]].itertuples(index=False)))
+    else:
+        print(scorecard_text(builds))
+    return 0
+
+
 def _fetch(args) -> int:
     from helpers.models.sources import ensure_smollm2, gpt2_tokenizer
     gpt2_tokenizer()
@@ -137,6 +157,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dry-run", action="store_true",
                    help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
     b.set_defaults(fn=_book)
+    v = sub.add_parser("verdicts", help="the scorecard: every claim's verdict in a profile's build "
+                                        "(and in the other profiles built here)")
+    v.add_argument("--profile", default="quick",
+                   help="profile (or build folder under _build, e.g. quick+seeds=0,1) whose verdicts come first")
+    v.add_argument("--markdown", action="store_true", help="print a Markdown pipe table")
+    v.add_argument("--readme", nargs="?", const=str(REPO / "README.md"), default=None, metavar="FILE",
+                   help="rewrite the findings table between the markers <!-- findings:start --> and "
+                        "<!-- findings:end --> of FILE (default: the README) from this build")
+    v.set_defaults(fn=_verdicts)
     sub.add_parser("fetch", help="prepare the offline model and tokenizer").set_defaults(fn=_fetch)
     sub.add_parser("profiles", help="list profiles").set_defaults(fn=_profiles)
     return ap

@@ -3,20 +3,26 @@ enabled: false`` in ``_quarto.yml``), or, without Quarto on PATH, a static previ
 nbconvert."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
+from helpers.book.scorecard import PAGE_FILE, scorecard_page, write_scorecard_page
 from helpers.core.paths import REPO
 
 BOOK_FILES = ("_quarto.yml", "index.qmd", "references.bib")
 
 
 def render_site(out: Path) -> Path:
-    """Render the executed chapters in `out` (a build folder) as a site; returns its folder."""
+    """Render the executed chapters in `out` (a build folder) as a site, the scorecard page
+    (``scorecard.qmd``, generated in the build folder, written now if the runner has not) first
+    after the preface; returns the site's folder."""
     for f in BOOK_FILES:
         if (REPO / f).exists():
             shutil.copyfile(REPO / f, out / f)
+    if not (out / PAGE_FILE).exists():
+        write_scorecard_page(out)
     quarto = shutil.which("quarto")
     if quarto:
         subprocess.run([quarto, "render", str(out), "--no-execute"], check=True)
@@ -33,7 +39,8 @@ def render_site(out: Path) -> Path:
 
 
 def preview_site(out: Path) -> Path:
-    """A plain static site: one HTML page per executed chapter (nbconvert) and an index."""
+    """A plain static site: an index, the scorecard page, and one HTML page per executed chapter
+    (nbconvert)."""
     import nbformat
     from nbconvert import HTMLExporter
     site = out / "preview"
@@ -41,12 +48,21 @@ def preview_site(out: Path) -> Path:
     exporter = HTMLExporter(template_name="lab")
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
+    import mistune
     links = []
+    page = scorecard_page(out, links="html")
+    (site / "scorecard.html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Scorecard</title><style>"
+        "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px;"
+        "vertical-align:top}</style></head><body style='max-width:80em;margin:auto;font-family:sans-serif'>"
+        f"{mistune.create_markdown(plugins=['table'])(page)}</body></html>")
+    links.append('<li><a href="scorecard.html">Scorecard</a></li>')
     for nb_path in sorted((out / "chapters").glob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
         title = next((line.lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"
                       for line in c.source.splitlines() if line.startswith("# ")), nb_path.stem)
+        title = re.sub(r"\s*\{#[^}]*\}\s*$", "", title)          # Quarto's {#sec-...} anchor
         html, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
         (site / f"{nb_path.stem}.html").write_text(html)
         links.append(f'<li><a href="{nb_path.stem}.html">{title}</a></li>')
@@ -57,7 +73,7 @@ def preview_site(out: Path) -> Path:
         f" (preview, profile {out.name})</title></head><body style='max-width:50em;margin:auto;font-family:sans-serif'>"
         f"<h1>Fine-tuning interpretability book</h1><p><em>Static preview of profile "
         f"<b>{out.name}</b>, written without Quarto. Install Quarto for the full book.</em></p>"
-        f"{body}<h2>Chapters</h2><ol>{''.join(links)}</ol></body></html>")
+        f"{body}<h2>Contents</h2><ul>{''.join(links)}</ul></body></html>")
     return site
 
 

@@ -1,26 +1,28 @@
-"""Lin (2024)'s attention claims: first-layer heads of the scratch model attend to the numbers; the
-answer position attends to the relevant stream (tables of :mod:`helpers.readouts.attention`)."""
+"""Lin (2024)'s attention claims: first-layer heads of the scratch model attend to the numbers
+(``lin-attention-numbers``); the answer position attends to the relevant stream
+(``lin-attention-relevance``); from the tables of :mod:`helpers.readouts.attention`."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-MARGIN = 0.02   # smallest attention shift (share of a head's mass) that counts as an effect
+from helpers.claims.verdict import Verdict, claim, verdict
+
+NUMBERS = "lin-attention-numbers"
+RELEVANCE = "lin-attention-relevance"
 
 
 def number_attention_verdict(table: pd.DataFrame, scratch: str = "scratch", finetuned: str = "fine-tuned",
                              difference: tuple[float, float, float] | None = None,
-                             margin: float = MARGIN) -> tuple[str, str]:
-    """Claim (a): the scratch model's first-layer heads attend to the numbers.
-
-    The test is on the scratch model's layer-0 head-mean excess of mass on numbers over the
-    uniform share (bootstrap interval over prompts): **replicated** when the whole interval lies at
-    or above `margin` (confidently a material excess, not a rounding-size one); **not replicated**
-    when the whole interval lies below `margin` (confidently no material excess); **inconclusive**
-    when the interval straddles `margin`.  The fine-tuned model's value and the paired scratch -
-    fine-tuned `difference` are reported as evidence."""
+                             gate: str | None = None) -> Verdict:
+    """``lin-attention-numbers`` on the scratch model's layer-0 head-mean excess of attention on
+    numbers over the uniform share (a :func:`first_layer_number_attention` table; bootstrap
+    interval over prompts).  The fine-tuned model's value and the paired scratch - fine-tuned
+    `difference` are reported as evidence."""
     t = table.set_index("model")
     if scratch not in t.index:
-        return "inconclusive", f"No attention statistics for the {scratch!r} model."
+        return verdict(NUMBERS, scratch, np.nan, np.nan, np.nan, f"No attention statistics for the {scratch!r} model.",
+                       gate=gate)
     r = t.loc[scratch]
 
     def describe(name, row):
@@ -35,39 +37,36 @@ def number_attention_verdict(table: pd.DataFrame, scratch: str = "scratch", fine
     if difference is not None:
         d, lo, hi = difference
         parts.append(f"Scratch minus fine-tuned (same prompts): {d:+.1%} (95% CI {lo:+.1%} to {hi:+.1%}).")
-    evidence = " ".join(parts) + (f" ({int(r['n_prompts'])} test prompts; an excess counts from "
-                                  f"{margin:.0%} of the attention mass.)")
-    if r["excess_lo"] >= margin:
-        return "replicated", evidence
-    if r["excess_hi"] < margin:
-        return "not replicated", evidence
-    return "inconclusive", evidence
+    evidence = " ".join(parts) + f" ({int(r['n_prompts'])} test prompts.)"
+    return verdict(NUMBERS, scratch, float(r["excess"]), float(r["excess_lo"]), float(r["excess_hi"]), evidence,
+                   statistic="layer-0 attention on numbers minus uniform", gate=gate)
 
 
-def relevance_verdict(table: pd.DataFrame, model: str = "", margin: float = MARGIN, top: int = 5) -> tuple[str, str]:
-    """Claim (b): the answer position attends more to the relevant stream's numbers.
-
-    **Replicated** when at least one head's relevance is significantly positive (Holm-adjusted, see
-    :func:`relevance_table`) and at least `margin` on average; **not replicated** when every head's
-    interval lies below `margin` (no head moves even `margin` of its attention toward the relevant
-    numbers); **inconclusive** otherwise."""
-    who = f"{model}: " if model else ""
+def relevance_verdict(table: pd.DataFrame, model: str, gate: str | None = None, top: int = 5) -> Verdict:
+    """``lin-attention-relevance`` for `model` from its :func:`relevance_table` (per head: relevance
+    and its interval simultaneous over the heads, ``lo_sim`` / ``hi_sim``).  Replicated when some
+    head's relevance is material with ``lo_sim > 0``; not replicated when every head's ``hi_sim``
+    lies below the material effect; the headline is the head with the largest ``lo_sim``."""
+    c = claim(RELEVANCE)
     if table.empty:
-        return "inconclusive", f"{who}no heads were measured."
-    hits = table[table["significant"] & (table["relevance"] >= margin)].sort_values("relevance", ascending=False)
-    best = table.sort_values("relevance", ascending=False).head(top)
+        return verdict(RELEVANCE, model, np.nan, np.nan, np.nan, f"{model}: no heads were measured.", gate=gate)
+    hits = table[(table["lo_sim"] > 0) & (table["relevance"] >= c.material)]
+    best = table.loc[table["lo_sim"].idxmax()]
+    strongest = table.sort_values("relevance", ascending=False).head(top)
 
     def fmt(d):
         return ", ".join(f"L{int(r['layer'])}H{int(r['head'])} {r['relevance']:+.1%} "
-                         f"({r['lo']:+.1%} to {r['hi']:+.1%})" for _, r in d.iterrows())
+                         f"({r['lo_sim']:+.1%} to {r['hi_sim']:+.1%})" for _, r in d.iterrows())
     n_heads, n = len(table), int(table["n_prompts"].iloc[0])
-    n_sig = int(table["significant"].sum())
-    head = (f"{who}{n_sig} of {n_heads} heads attend significantly more to the relevant stream's numbers "
-            f"than to the irrelevant stream's (Holm-adjusted over heads, {n} prompts), {len(hits)} of them by "
-            f"at least {margin:.0%} of their attention")
+    evidence = (f"{model}: {len(hits)} of {n_heads} heads attend at least {c.material:.0%} more to the relevant "
+                f"stream's numbers than to the irrelevant stream's with a simultaneous interval above 0 "
+                f"({n} prompts; intervals simultaneous over the {n_heads} heads); largest means: {fmt(strongest)}.")
     if len(hits):
-        return "replicated", head + f"; strongest: {fmt(hits.head(top))}."
-    evidence = head + f"; largest means: {fmt(best)}."
-    if float(table["hi"].max()) < margin:
-        return "not replicated", evidence + f" Every head's 95% interval lies below {margin:.0%}."
-    return "inconclusive", evidence
+        status = "replicated"
+    elif float(table["hi_sim"].max()) < c.material:
+        status = "not replicated"
+    else:
+        status = "inconclusive"
+    return verdict(RELEVANCE, model, float(best["relevance"]), float(best["lo_sim"]), float(best["hi_sim"]),
+                   evidence, statistic=f"relevance of L{int(best['layer'])}H{int(best['head'])}", gate=gate,
+                   status=status)

@@ -1,101 +1,141 @@
-"""Lin (2024)'s decoding claims: the last layer encodes the task variables, units show mixed
-selectivity, single heads carry the response type (tables of :mod:`helpers.readouts`)."""
+"""Lin (2024)'s decoding claims: after fine-tuning the last layer encodes the task variables
+(``lin-decoding``), single units are mixed selective (``lin-mixed-selectivity``), single heads
+carry the response type (``lin-head-response-type``).  "After fine-tuning" is a paired contrast
+with the same model before fine-tuning on the same trials; the response type is judged against a
+decoder that knows one factor only."""
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 
-from helpers.readouts.selectivity import mixed_summary
+from helpers.claims.verdict import Verdict, alpha, claim, verdict
+from helpers.stats.bootstrap import bootstrap_means, percentile_interval
+from helpers.stats.intervals import wilson_ci, z_for
+from helpers.stats.multiplicity import bonferroni_level, holm
+from helpers.stats.permutation import min_shuffles, permutation_p
+from helpers.stats.tests import binomial_greater
 from helpers.tasks.decision import DECODED, HEAD_TARGETS
 
-MIXED_MARGIN = 0.05   # how much more mixed than before fine-tuning / a random basis counts
+DECODING, MIXED, HEADS = "lin-decoding", "lin-mixed-selectivity", "lin-head-response-type"
 
 
-MIN_MIXED_FRACTION = 0.10
-
-
-def decoding_verdict(by_layer: pd.DataFrame, model: str = "fine-tuned", before: str = "pretrained",
-                     columns=DECODED) -> tuple[str, str]:
-    """Lin (2024): after fine-tuning, the last layer's states encode the task variables.  Uses the
-    last layer at the answer position (a ``decode_by_layer`` table with a ``model`` column).  A
-    variable is *decodable* when its 95% CI lies above 0.5 and its accuracy above the shuffled
-    mean.  Replicated: all of `columns` decodable in `model`; not replicated: none; inconclusive
-    otherwise.  The evidence also gives the model before fine-tuning (`before`)."""
-    def last(m):
-        d = by_layer[by_layer["model"] == m]
-        return d[d["layer"] == d["layer"].max()].set_index("variable") if len(d) else None
-    ft, pre = last(model), last(before)
-    if ft is None:
-        return "inconclusive", f"No decoding results for the {model!r} model."
-    ok, parts = [], []
+def decoding_verdict(correct: dict[str, dict[str, np.ndarray]], model: str = "fine-tuned",
+                     before: str = "pretrained", columns: Sequence[str] = DECODED, key: str = "choice",
+                     gate: str | None = None, n_boot: int = 2000, seed: int = 0) -> Verdict:
+    """``lin-decoding``: `correct[m][v]` is whether the cross-validated last-layer probe of model
+    `m` decoded variable `v` right on each trial (the same trials for every model).  Every variable
+    must be decodable after fine-tuning (Wilson interval above 50%, simultaneous over `columns`),
+    and `key` (the choice, the variable the decision needs) decoded materially better than before
+    fine-tuning (paired bootstrap over trials)."""
+    c = claim(DECODING)
+    missing = [m for m in (model, before) if m not in correct]
+    if missing:
+        return verdict(DECODING, model, np.nan, np.nan, np.nan, f"No decoding results for {missing}.", gate=gate)
+    level = bonferroni_level(1 - alpha(), len(columns))
+    z = z_for(level)
+    parts, decodable = [], []
     for v in columns:
-        r = ft.loc[v]
-        ok.append(bool(r.lo > 0.5 and r.accuracy > r.shuffled_accuracy))
-        s = (f"{v} {r.accuracy:.1%} (95% CI {r.lo:.1%}-{r.hi:.1%}, shuffled {r.shuffled_accuracy:.1%}")
-        if pre is not None:
-            s += f"; {before} {pre.loc[v].accuracy:.1%}"
-        parts.append(s + ")")
-    evidence = (f"Last layer, answer position, {model}: " + "; ".join(parts) + ".")
-    if all(ok):
-        return "replicated", evidence
-    if not any(ok):
-        return "not replicated", evidence
-    return "inconclusive", evidence
+        a, b = np.asarray(correct[model][v], bool), np.asarray(correct[before][v], bool)
+        lo, hi = wilson_ci(int(a.sum()), len(a), z=z)
+        decodable.append(lo > 0.5)
+        parts.append(f"{v} {a.mean():.1%} ({lo:.1%} to {hi:.1%}; {before} {b.mean():.1%})")
+    a, b = np.asarray(correct[model][key], float), np.asarray(correct[before][key], float)
+    m, lo, hi = (float(x[0]) for x in bootstrap_means((a - b)[:, None], n_boot=n_boot, seed=seed))
+    evidence = (f"Last layer, answer position, {len(a)} trials, {model} ({level:.1%} intervals, simultaneous over "
+                f"{len(columns)} variables): " + "; ".join(parts) + f". {key.capitalize()} decoded {m:+.1%} better "
+                f"than before fine-tuning (95% CI {lo:+.1%} to {hi:+.1%}).")
+    if all(decodable) and lo > 0 and m >= c.material:
+        status = "replicated"
+    elif hi < c.material:
+        status = "not replicated"
+    else:
+        status = "inconclusive"
+    if not all(decodable):
+        evidence += " Not every variable is decodable after fine-tuning."
+    return verdict(DECODING, model, m, lo, hi, evidence, statistic=f"{key} decoding, fine-tuned minus pretrained",
+                   gate=gate, status=status)
 
 
-def mixed_selectivity_verdict(tables: dict[str, pd.DataFrame], model: str = "fine-tuned",
-                              shuffled_mixed: Sequence[float] | None = None,
-                              min_fraction: float = MIN_MIXED_FRACTION, before: str = "pretrained",
-                              rotated: float | None = None, margin: float = MIXED_MARGIN) -> tuple[str, str]:
-    """Lin (2024): *after fine-tuning*, single units encode several task variables.  `tables` maps
-    a model name to its :func:`mixed_selectivity` table; `shuffled_mixed` are the mixed fractions
-    of the individual shuffles of `model` (default: the table's shuffled mean); `rotated` is the
-    mixed fraction of `model` in a random rotation of its units.
-
-    Not replicated: the fraction of units selective for >= 2 variables does not exceed every
-    shuffle.  Replicated: it exceeds every shuffle, is at least `min_fraction`, and exceeds by
-    `margin` both the model before fine-tuning (`before`, when given) and the random-rotation
-    reference (when given) -- otherwise the mixing is not something fine-tuning produced, or not
-    something about single units, and the verdict is inconclusive."""
-    if model not in tables:
-        return "inconclusive", f"No selectivity results for the {model!r} model."
-    s = mixed_summary(tables[model])
-    null = max(shuffled_mixed) if shuffled_mixed is not None and len(shuffled_mixed) else s["shuffled_mean"]
-    parts = [f"{model}: {s['mixed']:.1%} of units are selective for two or more variables "
-             f"(label shuffles: at most {null:.1%})"]
-    for m, t in tables.items():
-        if m != model:
-            parts.append(f"{m}: {mixed_summary(t)['mixed']:.1%}")
-    evidence = "; ".join(parts) + "."
-    if s["mixed"] <= null:
-        return "not replicated", evidence
-    if s["mixed"] < min_fraction:
-        return "inconclusive", evidence + f" (above the shuffles but below {min_fraction:.0%})"
-    if before in tables and s["mixed"] - mixed_summary(tables[before])["mixed"] < margin:
-        return "inconclusive", evidence + (f" Units were as mixed before fine-tuning ({before}, within "
-                                           f"{margin:.0%}): mixing is not something fine-tuning produced here.")
-    if rotated is not None and s["mixed"] - rotated < margin:
-        return "inconclusive", evidence + (f" A random rotation of the same units is as mixed ({rotated:.1%}, "
-                                           f"within {margin:.0%}): this is not a property of single units.")
-    return "replicated", evidence
+def mixed_selectivity_verdict(mixed: dict[str, float], boot_difference: np.ndarray, shuffled: Sequence[float],
+                              rotated: float, model: str = "fine-tuned", before: str = "pretrained",
+                              gate: str | None = None) -> Verdict:
+    """``lin-mixed-selectivity``: `mixed[m]` is the fraction of model `m`'s units selective for two
+    or more variables; `boot_difference` the (fine-tuned - pretrained) fraction over paired
+    bootstrap resamples of the trials
+    (:func:`helpers.readouts.selectivity.mixed_difference_bootstrap`); `shuffled` the fine-tuned
+    model's fractions under label shuffles (the permutation test); `rotated` the fine-tuned
+    model's fraction in a random rotation of its units."""
+    c = claim(MIXED)
+    a = alpha()
+    d = mixed[model] - mixed[before]
+    lo, hi = (float(x) for x in percentile_interval(np.asarray(boot_difference), 1 - a, ignore_nan=True))
+    p = permutation_p(mixed[model], shuffled)
+    enough = len(shuffled) >= min_shuffles(a)
+    evidence = (f"{model}: {mixed[model]:.1%} of units are selective for two or more variables; {before}: "
+                f"{mixed[before]:.1%}; difference {d:+.1%} (95% CI {lo:+.1%} to {hi:+.1%}, bootstrap over trials). "
+                f"Label shuffles: at most {max(shuffled, default=float('nan')):.1%}, permutation p = {p:.3f} "
+                f"({len(shuffled)} shuffles). A random rotation of the same units: {rotated:.1%}.")
+    if not enough:
+        evidence += f" {len(shuffled)} shuffles cannot reach p <= {a:g} (at least {min_shuffles(a)} are needed)."
+    if p <= a and lo > 0 and d >= c.material and mixed[model] - rotated >= c.material:
+        status = "replicated"
+    elif hi < c.material:
+        status = "not replicated"
+    else:
+        status = "inconclusive"
+    return verdict(MIXED, model, d, lo, hi, evidence, statistic="mixed fraction, fine-tuned minus pretrained",
+                   gate=gate, status=status)
 
 
-def head_verdict(results: dict[tuple[str, str], pd.DataFrame], model: str = "fine-tuned",
-                 target: str = "response_type") -> tuple[str, str]:
-    """Lin (2024): single heads of the fine-tuned model carry the response type.  Replicated when
-    at least one head of `model` decodes `target` significantly above the majority-class rate
-    (binomial test, Benjamini-Hochberg over heads); not replicated otherwise.  The evidence gives
-    every model's best head and count of significant heads."""
+def head_table_vs_baseline(df: pd.DataFrame, baseline: float) -> pd.DataFrame:
+    """A :func:`helpers.readouts.heads.head_decoding` table (with pooled ``hits`` and ``n``) judged
+    against `baseline`: one-sided binomial p-values, Holm over the heads (``significant``), and
+    Wilson intervals simultaneous over the heads (``lo_sim``, ``hi_sim``)."""
+    a = alpha()
+    z = z_for(bonferroni_level(1 - a, len(df)))
+    out = df.copy()
+    out["baseline"] = baseline
+    out["p_baseline"] = [binomial_greater(int(k), int(n), baseline) for k, n in zip(df["hits"], df["n"])]
+    out["significant"] = holm(out["p_baseline"].to_numpy()) <= a
+    ci = [wilson_ci(int(k), int(n), z=z) for k, n in zip(df["hits"], df["n"])]
+    out["lo_sim"], out["hi_sim"] = [x[0] for x in ci], [x[1] for x in ci]
+    return out
+
+
+def head_verdict(results: dict[tuple[str, str], pd.DataFrame], baseline: float, model: str = "fine-tuned",
+                 target: str = "response_type", gate: str | None = None) -> Verdict:
+    """``lin-head-response-type``: some head of `model` decodes `target` materially better than
+    `baseline` (:func:`helpers.tasks.decision.one_factor_baseline`, about 50%) with Holm over the
+    heads and a simultaneous interval above the baseline; not replicated when every head's
+    simultaneous interval lies below baseline + material."""
+    c = claim(HEADS)
     if (model, target) not in results:
-        return "inconclusive", f"No head results for {model!r} and {target!r}."
+        return verdict(HEADS, model, np.nan, np.nan, np.nan, f"No head results for {model!r} and {target!r}.", gate=gate)
     parts = []
+    judged = None
     for (m, t), df in results.items():
         if t != target:
             continue
-        best = df.loc[df["accuracy"].idxmax()]
-        parts.append(f"{m}: {int(df['significant'].sum())} of {len(df)} heads above chance, best "
-                     f"L{int(best['layer'])}H{int(best['head'])} {best['accuracy']:.1%} "
-                     f"(95% CI {best['lo']:.1%}-{best['hi']:.1%}; chance {best['chance']:.1%})")
-    evidence = f"{HEAD_TARGETS.get(target, target)}: " + "; ".join(parts) + "."
-    return ("replicated" if results[(model, target)]["significant"].any() else "not replicated"), evidence
+        j = head_table_vs_baseline(df, baseline)
+        best = j.loc[j["lo_sim"].idxmax()]
+        parts.append(f"{m}: {int(j['significant'].sum())} of {len(j)} heads above the baseline (Holm), best "
+                     f"L{int(best['layer'])}H{int(best['head'])} {best['hits'] / best['n']:.1%} (simultaneous CI "
+                     f"{best['lo_sim']:.1%}-{best['hi_sim']:.1%})")
+        if m == model:
+            judged = (j, best)
+    j, best = judged
+    evidence = (f"{HEAD_TARGETS.get(target, target)} against a decoder that knows one factor only "
+                f"({baseline:.1%}; the majority class alone is {best['chance']:.1%}): " + "; ".join(parts) + ".")
+    acc = j["hits"] / j["n"]
+    if (j["significant"] & (acc - baseline >= c.material)).any():
+        status = "replicated"
+    elif (j["hi_sim"] < baseline + c.material).all():
+        status = "not replicated"
+    else:
+        status = "inconclusive"
+    value = float(best["hits"] / best["n"] - baseline)
+    return verdict(HEADS, model, value, float(best["lo_sim"] - baseline), float(best["hi_sim"] - baseline), evidence,
+                   statistic=f"L{int(best['layer'])}H{int(best['head'])} accuracy minus the one-factor baseline",
+                   gate=gate, status=status)

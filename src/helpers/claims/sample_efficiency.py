@@ -1,55 +1,117 @@
 """Lin (2024): the fine-tuned model needs far fewer training trials than the same architecture
-trained from scratch (learning curves of :mod:`helpers.training.experiments`)."""
+trained from scratch (claim ``lin-sample-efficiency`` of ``claims.yaml``).
+
+The input is every learning-curve run's per-trial correctness on the *shared* test set (a long
+table: arm, n_train, seed, trial, correct).  The two arms are scored on the same trials, so the
+difference is paired over trials; with several seeds, seeds are the unit of replication and the
+intervals resample seeds, then trials (:func:`helpers.stats.bootstrap.two_way_bootstrap_diff`).
+Intervals are simultaneous over the training-set sizes (Bonferroni).
+"""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from helpers.stats.intervals import newcombe_diff
+from helpers.claims.verdict import Verdict, alpha, claim, verdict
+from helpers.stats.bootstrap import two_way_bootstrap_diff, two_way_bootstrap_means
+from helpers.stats.multiplicity import bonferroni_level
+
+ID = "lin-sample-efficiency"
+N_BOOT = 2000
 
 
-def sample_efficiency_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per N: each arm's pooled test accuracy (over seeds) and the fine-tuned minus scratch
-    difference with a 95% Newcombe interval."""
+def _matrix(d: pd.DataFrame) -> np.ndarray:
+    """(seeds, trials) correctness of one arm at one N, trials in test-set order."""
+    m = d.pivot_table(index="seed", columns="trial", values="correct", aggfunc="first")
+    return m.to_numpy(dtype=float)
+
+
+def sample_efficiency_table(correct: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+    """Per N: each arm's accuracy (mean over seeds and trials) with its interval, and the
+    fine-tuned minus scratch difference with its interval; all intervals simultaneous over the
+    sizes at level ``1 - alpha`` of ``claims.yaml``.  Columns: n_train, seeds, fine-tuned, ft_lo,
+    ft_hi, scratch, sc_lo, sc_hi, difference, diff_lo, diff_hi, level."""
+    sizes = sorted(set(correct["n_train"]))
+    both = [n for n in sizes if {"fine-tuned", "scratch"} <= set(correct.loc[correct["n_train"] == n, "arm"])]
+    level = bonferroni_level(1 - alpha(), max(len(both), 1))
     rows = []
-    for n, d in curves.groupby("n_train"):
-        arms = {}
-        for arm, a in d.groupby("arm"):
-            n_trials = int(a["n_test"].sum())
-            arms[arm] = (int(round((a["test_accuracy"] * a["n_test"]).sum())), n_trials)
-        if not {"fine-tuned", "scratch"} <= set(arms):
-            continue
-        (k1, n1), (k2, n2) = arms["fine-tuned"], arms["scratch"]
-        diff, lo, hi = newcombe_diff(k1, n1, k2, n2)
-        rows.append({"n_train": int(n), "fine-tuned": k1 / n1, "scratch": k2 / n2,
-                     "difference": diff, "diff_lo": lo, "diff_hi": hi})
+    for n in both:
+        d = correct[correct["n_train"] == n]
+        ft, sc = _matrix(d[d["arm"] == "fine-tuned"]), _matrix(d[d["arm"] == "scratch"])
+        if ft.shape[1] != sc.shape[1]:
+            raise ValueError(f"N={n}: the arms were scored on different test sets ({ft.shape[1]} vs {sc.shape[1]} trials)")
+        f, f_lo, f_hi = two_way_bootstrap_means(ft, n_boot=n_boot, seed=seed, level=level)
+        s, s_lo, s_hi = two_way_bootstrap_means(sc, n_boot=n_boot, seed=seed, level=level)
+        diff, lo, hi = two_way_bootstrap_diff(ft, sc, n_boot=n_boot, seed=seed, level=level)
+        rows.append({"n_train": int(n), "seeds": int(min(len(ft), len(sc))), "fine-tuned": f, "ft_lo": f_lo,
+                     "ft_hi": f_hi, "scratch": s, "sc_lo": s_lo, "sc_hi": s_hi, "difference": diff,
+                     "diff_lo": lo, "diff_hi": hi, "level": level})
     return pd.DataFrame(rows)
 
 
-def sample_efficiency_verdict(curves: pd.DataFrame, threshold: float = 0.8) -> tuple[str, str]:
-    """Replicated when the fine-tuned arm is significantly better than scratch at some N, never
-    significantly worse, and reaches `threshold` accuracy at a smaller N than scratch (or scratch
-    never does); not replicated when it is never significantly better; inconclusive otherwise."""
-    t = sample_efficiency_table(curves)
+def convergence_gate(curves: pd.DataFrame) -> str | None:
+    """The ``converged`` gate: None when every run of the learning curves stopped early (its
+    validation loss stopped improving); otherwise the runs that hit the step cap."""
+    if "converged" not in curves:
+        return "the runs do not report whether they converged (trained before early stopping existed)"
+    capped = curves[~curves["converged"].astype(bool)]
+    if capped.empty:
+        return None
+    runs = ", ".join(f"{r.arm} N={int(r.n_train)} seed={int(r.seed)}" for r in capped.itertuples())
+    return f"{len(capped)} of {len(curves)} runs hit the step cap before their validation loss stopped improving ({runs})"
+
+
+def sample_efficiency_verdict(correct: pd.DataFrame, curves: pd.DataFrame | None = None,
+                              n_boot: int = N_BOOT, seed: int = 0) -> Verdict:
+    """The verdict on ``lin-sample-efficiency`` (criterion in ``claims.yaml``).  `correct` is the
+    long per-trial table (see the module docstring); `curves` (one row per run, with
+    ``converged``) gives the convergence gate, which is skipped when `curves` is None."""
+    c = claim(ID)
+    t = sample_efficiency_table(correct, n_boot, seed)
+    gate = convergence_gate(curves) if curves is not None else None
     if t.empty:
-        return "inconclusive", "Both arms are needed at the same training-set sizes."
-    better = t[t["diff_lo"] > 0]["n_train"].tolist()
+        return verdict(ID, "fine-tuned vs scratch", np.nan, np.nan, np.nan,
+                       "Both arms are needed at the same training-set sizes.", gate=gate)
+    better = t[(t["diff_lo"] > 0) & (t["difference"] >= c.material)]["n_train"].tolist()
     worse = t[t["diff_hi"] < 0]["n_train"].tolist()
+    absent = bool((t["diff_hi"] < c.material).all())
 
-    def first_reaching(arm):
-        hit = t[t[arm] >= threshold]["n_train"]
+    def first_reaching(lo_col):
+        hit = t[t[lo_col] >= c.threshold]["n_train"]
         return int(hit.min()) if len(hit) else None
-
-    n_ft, n_sc = first_reaching("fine-tuned"), first_reaching("scratch")
-    parts = [f"At N = {int(r.n_train)}: fine-tuned {r['fine-tuned']:.1%}, scratch {r['scratch']:.1%}, "
-             f"difference {r.difference:+.1%} (95% CI {r.diff_lo:+.1%} to {r.diff_hi:+.1%})."
-             for _, r in t.iterrows()]
-    reach = (f"The fine-tuned arm first reaches {threshold:.0%} at N = {n_ft}" if n_ft else
-             f"The fine-tuned arm never reaches {threshold:.0%} in the sizes tried") + "; " + (
-             f"scratch at N = {n_sc}." if n_sc else "scratch never does in the sizes tried.")
-    evidence = " ".join(parts) + " " + reach
+    n_ft, n_sc = first_reaching("ft_lo"), first_reaching("sc_lo")
     faster = n_ft is not None and (n_sc is None or n_ft < n_sc)
     if better and not worse and faster:
-        return "replicated", evidence
-    if not better:
-        return "not replicated", evidence
-    return "inconclusive", evidence
+        status = "replicated"
+    elif absent:
+        status = "not replicated"
+    else:
+        status = "inconclusive"
+    head = t.loc[t["difference"].idxmax()]
+    seeds = int(t["seeds"].min())
+    unit = (f"{seeds} seeds per arm and size; intervals resample seeds, then test trials" if seeds > 1 else
+            "one seed per arm and size: the verdict is about these runs; intervals resample test trials")
+    parts = [f"At N = {int(r.n_train)}: fine-tuned {r['fine-tuned']:.1%} ({r.ft_lo:.1%} to {r.ft_hi:.1%}), "
+             f"scratch {r['scratch']:.1%} ({r.sc_lo:.1%} to {r.sc_hi:.1%}), difference {r.difference:+.1%} "
+             f"({r.diff_lo:+.1%} to {r.diff_hi:+.1%})." for _, r in t.iterrows()]
+    reach = (f"The fine-tuned arm is confidently at {c.threshold:.0%} (lower interval end) from N = {n_ft}"
+             if n_ft else f"The fine-tuned arm is never confidently at {c.threshold:.0%} in the sizes tried") + "; " + (
+             f"scratch from N = {n_sc}." if n_sc else "scratch never is.")
+    evidence = (f"Intervals are {t['level'].iloc[0]:.1%} (simultaneous 95% over {len(t)} sizes); {unit}. "
+                + " ".join(parts) + " " + reach)
+    if worse:
+        evidence += f" The fine-tuned arm is significantly worse at N = {', '.join(map(str, worse))}."
+    return verdict(ID, "fine-tuned vs scratch", float(head.difference), float(head.diff_lo), float(head.diff_hi),
+                   evidence, statistic=f"largest accuracy difference (at N = {int(head.n_train)})",
+                   gate=gate, status=status)
+
+
+def correct_table(runs) -> pd.DataFrame:
+    """The long per-trial table from finished runs (objects with ``config`` and
+    ``predictions('test')``, e.g. :class:`helpers.training.runs.Run`)."""
+    parts = []
+    for run in runs:
+        p = run.predictions("test")
+        parts.append(pd.DataFrame({"arm": run.config.arm, "n_train": run.config.n_train, "seed": run.config.seed,
+                                   "trial": np.arange(len(p)), "correct": p["correct"].to_numpy(dtype=bool)}))
+    return pd.concat(parts, ignore_index=True)

@@ -26,3 +26,7 @@ class CorruptArtifact(BookError, RuntimeError):
 
 class MissingRun(BookError, FileNotFoundError):
     """A training run that an analysis needs has not been trained yet."""
+
+
+class MissingBuild(BookError, FileNotFoundError):
+    """A build (a profile's executed chapters and their recorded verdicts) that does not exist yet."""

@@ -60,6 +60,17 @@ def silhouette_by(X: np.ndarray, labels, n_pca: int = N_PCA, preprocessed: bool 
     return float(silhouette_score(Z, labels))
 
 
+def silhouette_samples_by(X: np.ndarray, labels, n_pca: int = N_PCA, preprocessed: bool = False) -> np.ndarray:
+    """Each point's silhouette (as :func:`silhouette_by`, whose value is their mean): the per-trial
+    numbers that a paired comparison of two models on the same trials resamples."""
+    from sklearn.metrics import silhouette_samples
+    labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:
+        return np.full(len(labels), np.nan)
+    Z = X if preprocessed else preprocess(X, n_pca)
+    return silhouette_samples(Z, labels)
+
+
 def shuffled_silhouettes(X: np.ndarray, labels, n_shuffles: int, seed: int = 0, n_pca: int = N_PCA) -> np.ndarray:
     """Silhouettes of the same points with the labels permuted (`n_shuffles` times): the chance level."""
     rng = np.random.default_rng([seed, 2713])

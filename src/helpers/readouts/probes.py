@@ -305,3 +305,14 @@ def linear_probe_accuracy(X: np.ndarray, y, cv_folds: int = 5, seed: int = 0, **
     from helpers.readouts.probes import decode
     r = decode(X, y, cv_folds=cv_folds, seed=seed, **kwargs)
     return {"accuracy": r.accuracy, "lo": r.lo, "hi": r.hi}
+
+
+def held_out_correct(X: np.ndarray, variables: pd.DataFrame, columns=DECODED, cv_folds: int = 5,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Per variable, whether the cross-validated probe (:func:`decode`) predicted each trial right:
+    the per-trial numbers that a paired comparison of two models on the same trials needs."""
+    out = {}
+    for col in columns:
+        y = variables[col].to_numpy()
+        out[col] = np.asarray(decode(X, y, cv_folds=cv_folds, seed=seed).predictions == y, dtype=bool)
+    return out

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from helpers.readouts.probes import DECODED, label_shuffles
-from helpers.stats.multiplicity import benjamini_hochberg
+from helpers.stats.bootstrap import resample_indices
+from helpers.stats.multiplicity import holm_significant
 from helpers.stats.tests import regression_t
 
 
@@ -32,11 +33,12 @@ def unit_selectivity(X: np.ndarray, variables: pd.DataFrame, columns=DECODED, al
     variables at once (±1 codes plus an intercept) and test each coefficient (two-sided t-test,
     n - 5 degrees of freedom): a unit is selective for a variable when that variable explains
     activity that the others do not.  The p-values of all units x variables are corrected together
-    by Benjamini-Hochberg at `alpha`.  Returns ``pvalues``, ``coef`` (units x variables),
+    by Holm at family-wise error rate `alpha` (the chance that any unit is called selective for a
+    variable it does not encode is at most `alpha`).  Returns ``pvalues``, ``coef`` (units x variables),
     ``selective`` (bool, same shape) and ``count`` (variables per unit, 0..len(columns))."""
     X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
     coef, pvals, _ = regression_t(_design(variables, columns), X)     # (units, variables)
-    sel = benjamini_hochberg(pvals, alpha)
+    sel = holm_significant(pvals, alpha)
     return {"pvalues": pvals, "coef": coef, "selective": sel, "count": sel.sum(1), "columns": list(columns)}
 
 
@@ -79,6 +81,22 @@ def shuffled_mixed_fractions(X: np.ndarray, variables: pd.DataFrame, columns=DEC
     for perm in label_shuffles(len(variables), n_shuffles, seed):
         c = unit_selectivity(X, variables.iloc[perm].reset_index(drop=True), columns, alpha)["count"]
         out.append(float(np.mean(c >= min_variables)))
+    return out
+
+
+def mixed_difference_bootstrap(X_a: np.ndarray, X_b: np.ndarray, variables: pd.DataFrame, columns=DECODED,
+                               alpha: float = 0.05, n_boot: int = 500, seed: int = 0,
+                               min_variables: int = 2) -> np.ndarray:
+    """The mixed fraction of `X_a`'s units minus `X_b`'s (two models' states on the same trials),
+    over `n_boot` paired bootstrap resamples of the trials (the same rows for both models; the
+    whole selectivity analysis re-run on each).  The interval of a "more mixed after fine-tuning"
+    comparison is read from these draws."""
+    out = np.empty(n_boot)
+    for i, idx in enumerate(resample_indices(len(variables), n_boot, seed)):
+        v = variables.iloc[idx].reset_index(drop=True)
+        fa = np.mean(unit_selectivity(X_a[idx], v, columns, alpha)["count"] >= min_variables)
+        fb = np.mean(unit_selectivity(X_b[idx], v, columns, alpha)["count"] >= min_variables)
+        out[i] = fa - fb
     return out
 
 

@@ -276,6 +276,19 @@ def choice_from_context_accuracy(variables: pd.DataFrame) -> float:
     return float(majority.mul(variables["context"].value_counts(normalize=True)).sum())
 
 
+def one_factor_baseline(variables: pd.DataFrame, target: str = "response_type",
+                        factors: Sequence[str] = ("context", "choice")) -> float:
+    """The best accuracy at predicting `target` from one of `factors` alone (the majority class of
+    `target` within each value of the factor), on these trials: what a decoder that knows only
+    the context, or only the choice, reaches.  About 50% for the response type (context x choice,
+    four balanced classes)."""
+    best = 0.0
+    for f in factors:
+        majority = variables.groupby(f)[target].agg(lambda t: t.value_counts(normalize=True).iloc[0])
+        best = max(best, float(majority.mul(variables[f].value_counts(normalize=True)).sum()))
+    return best
+
+
 def baseline_table(trials: Sequence[Trial]):
     """Accuracy of each strategy of :func:`baseline_predictions` on `trials`, with a 95% Wilson
     interval (columns strategy, accuracy, and "95% CI" as text)."""

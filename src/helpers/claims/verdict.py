@@ -1,0 +1,208 @@
+"""The one :class:`Verdict` type, the claims file, the decision rule and the gates.
+
+Every claim the book tests is written down in ``claims.yaml`` (repository root) before the
+numbers: its id, the paper's words, the models it is about, the statistic, the comparison, the
+smallest effect that counts as material, and its gates.  :func:`claim` reads one entry; every
+verdict function of :mod:`helpers.claims` decides with :func:`decide` and returns a
+:class:`Verdict`.
+
+The rule (:func:`decide`), one for every claim: the statistic is an effect in the claimed
+direction with an interval; **replicated** when the interval excludes no effect and the estimate
+is at least material; **not replicated** only when the interval excludes a material effect
+(evidence of absence); **inconclusive** otherwise, and whenever a gate failed (:func:`gated`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from helpers.core.errors import ParameterError
+from helpers.core.paths import REPO
+from helpers.stats.intervals import wilson_ci, z_for
+
+CLAIMS_FILE = REPO / "claims.yaml"
+STATUSES = ("replicated", "not replicated", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    paper: str
+    words: str
+    chapter: str
+    anchor: str
+    models: tuple[str, ...]
+    statistic: str
+    comparison: str
+    material: float
+    criterion: str
+    gates: tuple[str, ...] = ()
+    family: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim judged on one model (or pair of models): what a chapter shows and the scorecard
+    lists.  `gate` names the gate that made it inconclusive (with the numbers that failed it);
+    `value`, `lo`, `hi` are the statistic and its interval (NaN when there is none)."""
+    claim: str
+    model: str
+    status: str
+    statistic: str
+    value: float
+    lo: float
+    hi: float
+    criterion: str
+    evidence: str
+    gate: str | None = None
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"status={self.status!r} is not accepted: accepted values are {list(STATUSES)}")
+
+    def __iter__(self):
+        # ``status, evidence = verdict``: the shape of the verdicts before this type existed
+        return iter((self.status, self.evidence))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("value", "lo", "hi"):
+            d[k] = None if d[k] is None or not math.isfinite(d[k]) else float(d[k])
+        return d
+
+    def markdown(self) -> str:
+        """The verdict as a chapter prints it: claim, verdict, statistic and interval, criterion,
+        evidence, and the gate when one failed."""
+        c = claim(self.claim)
+        shown = "not judged (inconclusive)" if self.gate else self.status
+        out = f"**Claim ({c.paper}, `{c.id}`): {c.words.rstrip('.')}.** Model: {self.model}. Verdict: **{shown}**."
+        if math.isfinite(self.value):
+            interval = (f" (95% CI {self.lo:+.3f} to {self.hi:+.3f})"
+                        if math.isfinite(self.lo) and math.isfinite(self.hi) else "")
+            out += f" Statistic: {self.statistic} = {self.value:+.3f}{interval}."
+        if self.gate:
+            out += f"\n\n*Gate failed: {self.gate}.* The analysis is shown, but a model that fails a gate is not judged."
+        out += f"\n\n*Criterion:* {c.criterion}\n\n{self.evidence}"
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def _load(path: str) -> tuple[dict, dict[str, Claim]]:
+    data = yaml.safe_load(open(path))
+    claims = {}
+    for entry in data["claims"]:
+        fields = {f.name for f in dataclasses.fields(Claim)}
+        kw = {k: v for k, v in entry.items() if k in fields}
+        kw["models"] = tuple(kw["models"])
+        kw["gates"] = tuple(kw.get("gates", ()))
+        kw["chapter"] = str(kw["chapter"])
+        claims[entry["id"]] = Claim(**kw)
+    return data["policy"], claims
+
+
+def policy() -> dict:
+    """The statistics policy of ``claims.yaml`` (alpha, multiplicity, permutation, seeds)."""
+    return _load(str(CLAIMS_FILE))[0]
+
+
+def alpha() -> float:
+    return float(policy()["alpha"])
+
+
+def claims() -> dict[str, Claim]:
+    """Every claim of ``claims.yaml``, by id, in file order."""
+    return _load(str(CLAIMS_FILE))[1]
+
+
+def claim(claim_id: str) -> Claim:
+    known = claims()
+    if claim_id not in known:
+        raise ParameterError(f"claim {claim_id!r} is not in {CLAIMS_FILE.name}: accepted values are {list(known)}")
+    return known[claim_id]
+
+
+# ---- the rule --------------------------------------------------------------------------------
+
+def decide(value: float, lo: float, hi: float, material: float, null: float = 0.0) -> str:
+    """The book's decision rule on an effect `value` (claimed direction positive) with interval
+    ``[lo, hi]``: replicated when ``lo > null`` and ``value >= null + material``; not replicated
+    when ``hi < null + material``; inconclusive otherwise (also when the interval is undefined)."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(value)):
+        return "inconclusive"
+    if lo > null and value >= null + material:
+        return "replicated"
+    if hi < null + material:
+        return "not replicated"
+    return "inconclusive"
+
+
+def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evidence: str,
+            statistic: str = "", gate: str | None = None, status: str | None = None,
+            null: float = 0.0) -> Verdict:
+    """A :class:`Verdict` of `claim_id` decided by :func:`decide` with the claim's material
+    effect (or with `status` when the claim combines several conditions), made inconclusive by a
+    failed `gate`."""
+    c = claim(claim_id)
+    if status is None:
+        status = decide(value, lo, hi, c.material, null)
+    if gate:
+        status = "inconclusive"
+    return Verdict(claim=c.id, model=model, status=status, statistic=statistic or "effect",
+                   value=float(value), lo=float(lo), hi=float(hi), criterion=c.criterion,
+                   evidence=evidence, gate=gate)
+
+
+# ---- the gates -------------------------------------------------------------------------------
+
+def solves_task(correct: Sequence[bool], baseline: float, level: float | None = None) -> tuple[bool, str]:
+    """The solves-the-task gate: the lower end of the Wilson interval (level ``1 - alpha``) of the
+    accuracy over `correct` is above `baseline` (the best context-blind strategy's accuracy on the
+    same trials).  Returns (passed, a sentence with the numbers)."""
+    correct = np.asarray(correct, dtype=bool)
+    level = 1 - alpha() if level is None else level
+    lo, hi = wilson_ci(int(correct.sum()), len(correct), z=z_for(level))
+    acc = float(correct.mean()) if len(correct) else float("nan")
+    passed = bool(len(correct) and lo > baseline)
+    text = (f"{acc:.1%} correct on {len(correct)} held-out trials ({level:.0%} CI {lo:.1%} to {hi:.1%}) "
+            f"{'above' if passed else 'not above'} the best context-blind strategy's {baseline:.1%}")
+    return passed, text
+
+
+def gate_reason(model: str, passed: bool, text: str) -> str | None:
+    """The `gate` text of a verdict: None when the solves-task gate passed."""
+    return None if passed else f"the {model} model does not solve the task: {text}"
+
+
+def task_gate(model: str, correct: Sequence[bool], trials) -> str | None:
+    """The solves-task gate of `model` from its per-trial correctness on held-out `trials` (the
+    run's test set): None when it passes, else the reason (for :func:`verdict`'s `gate`).  The
+    baseline is the best context-blind strategy of chapter 1 on the same trials."""
+    from helpers.tasks.decision import baseline_table, best_context_blind
+    passed, text = solves_task(correct, best_context_blind(baseline_table(trials)))
+    return gate_reason(model, passed, text)
+
+
+def task_gates(runs: dict, trials) -> dict[str, str | None]:
+    """:func:`task_gate` of every run in `runs` (name -> a finished run with ``predictions('test')``)
+    on its test `trials`."""
+    return {name: task_gate(name, run.predictions("test")["correct"].to_numpy(dtype=bool), trials)
+            for name, run in runs.items()}
+
+
+def gate_note(gates: dict[str, str | None]) -> str:
+    """A paragraph for the top of an analysis chapter: which models pass the solves-task gate, and
+    that the analyses of one that fails are shown but never judged."""
+    passed = [m for m, g in gates.items() if g is None]
+    lines = [f"**Solves-the-task gate** (held-out accuracy interval above the best context-blind strategy, "
+             f"chapter 1): passed by {', '.join(passed) if passed else 'no model'}."]
+    for m, g in gates.items():
+        if g is not None:
+            lines.append(f"*{g[0].upper() + g[1:]}.* Its analyses below are shown, marked, and not judged.")
+    return " ".join(lines)
