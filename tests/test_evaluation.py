@@ -175,3 +175,14 @@ def test_predictions_frame(trials):
     assert df["model_choice"].tolist() == [1 if d > 0 else -1 for d in diff]
     assert df["correct"].sum() == len(trials) - 1 and not df["correct"].iloc[0]
     assert df["top1"].tolist() == top1.tolist()
+
+
+def test_a_tie_is_no_choice_and_not_correct():
+    from helpers.tasks.decision import TaskConfig, make_splits
+    from helpers.training.evaluation import predictions_frame, summarize
+    trials = make_splits(TaskConfig(), 0, 4, 4)["test"]
+    diff = np.array([0.0, 1.0, -1.0, 0.0])
+    df = predictions_frame(trials, {"logit_diff": diff, "top1": np.zeros(4)})
+    assert df["model_choice"].tolist() == [0, 1, -1, 0]
+    assert not df["correct"].iloc[[0, 3]].any()
+    assert df["correct"].mean() == summarize(trials, diff)["accuracy"]

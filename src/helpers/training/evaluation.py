@@ -45,13 +45,21 @@ def _acc(correct: np.ndarray) -> dict:
 
 
 def predictions_frame(trials: Sequence[Trial], scores: dict[str, np.ndarray]):
-    """One row per trial: latent variables, logit difference, choice and correctness."""
+    """One row per trial: latent variables, logit difference, choice and correctness.  A tie (logit
+    difference exactly 0, which bf16 scoring produces now and then) is no choice (``model_choice``
+    0) and not correct, as in :func:`summarize`'s accuracy."""
     import pandas as pd
     df = pd.DataFrame([t.to_dict() for t in trials]).drop(columns=["motion_samples", "color_samples"])
     df["logit_diff"] = scores["logit_diff"]
-    df["model_choice"] = np.where(scores["logit_diff"] > 0, 1, -1)
-    df["correct"] = df["model_choice"] == df["choice"]
     df["top1"] = scores["top1"]
+    return with_choices(df)
+
+
+def with_choices(df):
+    """`df` (with ``logit_diff`` and ``choice``) with ``model_choice`` (the sign of the logit
+    difference; 0 for a tie) and ``correct``."""
+    df["model_choice"] = np.sign(df["logit_diff"].to_numpy()).astype(int)
+    df["correct"] = df["model_choice"] == df["choice"]
     return df
 
 

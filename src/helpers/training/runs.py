@@ -55,7 +55,7 @@ from helpers.core import artifacts
 from helpers.models.arch import eager_attention
 from helpers.models.scoring import encode_prompts, pad_batch, score_trials
 from helpers.training.engine import ValidationSet, batch_at, make_optimizer, train_step
-from helpers.training.evaluation import predictions_frame, summarize
+from helpers.training.evaluation import predictions_frame, summarize, with_choices
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun
 from helpers.core.paths import runs_dir
@@ -164,8 +164,10 @@ class Run:
         return pd.DataFrame([r for r in rows if keep(r)])
 
     def predictions(self, split: str = "test"):
+        """Per-trial predictions; ``correct`` is recomputed from the logit difference (a tie is not
+        correct), so runs written before ties were counted that way agree with their metrics."""
         import pandas as pd
-        return pd.read_csv(self.path / f"predictions_{split}.csv")
+        return with_choices(pd.read_csv(self.path / f"predictions_{split}.csv"))
 
     def load_model(self, dtype=torch.float32):
         """``(model, tokenizer)`` of the trained weights."""
