@@ -79,3 +79,9 @@ def test_one_factor_baseline_is_about_a_half_for_the_response_type():
     assert 0.45 < b < 0.6
     df = pd.DataFrame({"context": [0, 0, 1, 1], "choice": [0, 1, 0, 1], "response_type": ["a", "b", "c", "d"]})
     assert one_factor_baseline(df) == 0.5
+
+
+def test_markdown_names_the_level_of_a_simultaneous_interval():
+    out = v.verdict("lin-decoding", "fine-tuned", 0.1, 0.05, 0.15, "e", level=1 - 0.05 / 3)
+    assert "98.3% CI" in out.markdown()
+    assert "(95% CI" in v.verdict("lin-decoding", "fine-tuned", 0.1, 0.05, 0.15, "e").markdown()

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.claims.verdict import Verdict, claim, verdict
+from helpers.claims.verdict import Verdict, alpha, claim, verdict
+from helpers.stats.multiplicity import bonferroni_level
 
 NUMBERS = "lin-attention-numbers"
 RELEVANCE = "lin-attention-relevance"
@@ -69,4 +70,4 @@ def relevance_verdict(table: pd.DataFrame, model: str, gate: str | None = None, 
         status = "inconclusive"
     return verdict(RELEVANCE, model, float(best["relevance"]), float(best["lo_sim"]), float(best["hi_sim"]),
                    evidence, statistic=f"relevance of L{int(best['layer'])}H{int(best['head'])}", gate=gate,
-                   status=status)
+                   status=status, level=bonferroni_level(1 - alpha(), len(table)))

@@ -138,4 +138,4 @@ def head_verdict(results: dict[tuple[str, str], pd.DataFrame], baseline: float, 
     value = float(best["hits"] / best["n"] - baseline)
     return verdict(HEADS, model, value, float(best["lo_sim"] - baseline), float(best["hi_sim"] - baseline), evidence,
                    statistic=f"L{int(best['layer'])}H{int(best['head'])} accuracy minus the one-factor baseline",
-                   gate=gate, status=status)
+                   gate=gate, status=status, level=bonferroni_level(1 - alpha(), len(j)))

@@ -53,4 +53,5 @@ def representation_verdict(silhouettes: dict[str, dict[str, np.ndarray]], table:
         status = "inconclusive"
     j = int(np.argmin(m))
     return verdict(ID, model, float(m[j]), float(lo[j]), float(hi[j]), evidence,
-                   statistic=f"silhouette by {variables[j]}, fine-tuned minus pretrained", gate=gate, status=status)
+                   statistic=f"silhouette by {variables[j]}, fine-tuned minus pretrained", gate=gate, status=status,
+                   level=level)

@@ -103,7 +103,7 @@ def sample_efficiency_verdict(correct: pd.DataFrame, curves: pd.DataFrame | None
         evidence += f" The fine-tuned arm is significantly worse at N = {', '.join(map(str, worse))}."
     return verdict(ID, "fine-tuned vs scratch", float(head.difference), float(head.diff_lo), float(head.diff_hi),
                    evidence, statistic=f"largest accuracy difference (at N = {int(head.n_train)})",
-                   gate=gate, status=status)
+                   gate=gate, status=status, level=float(t["level"].iloc[0]))
 
 
 def correct_table(runs) -> pd.DataFrame:

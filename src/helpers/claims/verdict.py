@@ -62,6 +62,7 @@ class Verdict:
     criterion: str
     evidence: str
     gate: str | None = None
+    level: float = 0.95         # confidence level of [lo, hi] (above 0.95 when simultaneous over a family)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -84,13 +85,18 @@ class Verdict:
         shown = "not judged (inconclusive)" if self.gate else self.status
         out = f"**Claim ({c.paper}, `{c.id}`): {c.words.rstrip('.')}.** Model: {self.model}. Verdict: **{shown}**."
         if math.isfinite(self.value):
-            interval = (f" (95% CI {self.lo:+.3f} to {self.hi:+.3f})"
+            interval = (f" ({_level_text(self.level)} CI {self.lo:+.3f} to {self.hi:+.3f})"
                         if math.isfinite(self.lo) and math.isfinite(self.hi) else "")
             out += f" Statistic: {self.statistic} = {self.value:+.3f}{interval}."
         if self.gate:
             out += f"\n\n*Gate failed: {self.gate}.* The analysis is shown, but a model that fails a gate is not judged."
         out += f"\n\n*Criterion:* {c.criterion}\n\n{self.evidence}"
         return out
+
+
+def _level_text(level: float) -> str:
+    """95% -> "95%", 0.98333 -> "98.3%"."""
+    return f"{level:.0%}" if abs(level * 100 - round(level * 100)) < 1e-9 else f"{level:.1%}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -145,7 +151,7 @@ def decide(value: float, lo: float, hi: float, material: float, null: float = 0.
 
 def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evidence: str,
             statistic: str = "", gate: str | None = None, status: str | None = None,
-            null: float = 0.0) -> Verdict:
+            null: float = 0.0, level: float = 0.95) -> Verdict:
     """A :class:`Verdict` of `claim_id` decided by :func:`decide` with the claim's material
     effect (or with `status` when the claim combines several conditions), made inconclusive by a
     failed `gate`."""
@@ -156,7 +162,7 @@ def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evide
         status = "inconclusive"
     return Verdict(claim=c.id, model=model, status=status, statistic=statistic or "effect",
                    value=float(value), lo=float(lo), hi=float(hi), criterion=c.criterion,
-                   evidence=evidence, gate=gate)
+                   evidence=evidence, gate=gate, level=float(level))
 
 
 # ---- the gates -------------------------------------------------------------------------------
