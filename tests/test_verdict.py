@@ -85,3 +85,9 @@ def test_markdown_names_the_level_of_a_simultaneous_interval():
     out = v.verdict("lin-decoding", "fine-tuned", 0.1, 0.05, 0.15, "e", level=1 - 0.05 / 3)
     assert "98.3% CI" in out.markdown()
     assert "(95% CI" in v.verdict("lin-decoding", "fine-tuned", 0.1, 0.05, 0.15, "e").markdown()
+
+
+def test_gate_note_names_the_failed_gate_and_says_the_verdicts_are_about_one_run():
+    note = v.gate_note({"fine-tuned": None, "scratch": "the scratch model does not solve the task: 70%"})
+    assert "passed by fine-tuned" in note and "The scratch model does not solve the task" in note
+    assert "about these runs" in note

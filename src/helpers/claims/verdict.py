@@ -211,4 +211,6 @@ def gate_note(gates: dict[str, str | None]) -> str:
     for m, g in gates.items():
         if g is not None:
             lines.append(f"*{g[0].upper() + g[1:]}.* Its analyses below are shown, marked, and not judged.")
+    lines.append("The analyses read one training run per model (the runs chapter 2 selected), so the "
+                 "verdicts of this chapter are about these runs, not about training seeds.")
     return " ".join(lines)
