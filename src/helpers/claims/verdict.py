@@ -68,10 +68,6 @@ class Verdict:
         if self.status not in STATUSES:
             raise ValueError(f"status={self.status!r} is not accepted: accepted values are {list(STATUSES)}")
 
-    def __iter__(self):
-        # ``status, evidence = verdict``: the shape of the verdicts before this type existed
-        return iter((self.status, self.evidence))
-
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for k in ("value", "lo", "hi"):
