@@ -4,16 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from helpers.figures.style import PAGE_WIDTH
+
 UMAP_ROWS = (("context", "context"), ("choice", "choice"),
              ("relevant_coh", "relevant coherence"), ("irrelevant_coh", "irrelevant coherence"))
 
 
-def umap_figure(embeddings: dict[str, np.ndarray], variables: pd.DataFrame, rows=UMAP_ROWS, size: float = 2.6):
+def umap_figure(embeddings: dict[str, np.ndarray], variables: pd.DataFrame, rows=UMAP_ROWS,
+                size: float | None = None):
     """UMAP scatter panels: models as columns, colouring variables as rows (context, choice,
-    signed relevant and irrelevant coherence)."""
+    signed relevant and irrelevant coherence).  Panels are `size` inches square; by default as
+    large as the page's width allows (at most 2.4 in)."""
     import matplotlib.pyplot as plt
     names = list(embeddings)
-    fig, axes = plt.subplots(len(rows), len(names), figsize=(size * len(names) + 1.2, size * len(rows)),
+    if size is None:
+        size = min(2.4, (PAGE_WIDTH - 1.4) / len(names))
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(size * len(names) + 1.4, size * len(rows)),
                              squeeze=False)
     for i, (col, title) in enumerate(rows):
         values = variables[col].to_numpy()
@@ -26,7 +32,8 @@ def umap_figure(embeddings: dict[str, np.ndarray], variables: pd.DataFrame, rows
                     m = values == v
                     ax.scatter(E[m, 0], E[m, 1], s=7, color=colour, alpha=0.8, label=words[v], linewidths=0)
                 if j == len(names) - 1:
-                    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2)
+                    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, handletextpad=0.2,
+                              borderaxespad=0.3)
             else:
                 lim = float(np.abs(values).max()) or 1.0
                 sc = ax.scatter(E[:, 0], E[:, 1], s=7, c=values, cmap="coolwarm", vmin=-lim, vmax=lim,
@@ -36,8 +43,8 @@ def umap_figure(embeddings: dict[str, np.ndarray], variables: pd.DataFrame, rows
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=10)
+                ax.set_title(name)
             if j == 0:
-                ax.set_ylabel(title, fontsize=9)
+                ax.set_ylabel(title)
     fig.tight_layout()
     return fig

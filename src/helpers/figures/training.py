@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from helpers.figures.style import model_color
+from helpers.figures.style import PAGE_WIDTH, model_color
 
 
 def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = None):
@@ -30,7 +30,7 @@ def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = N
     ax.set_xlabel("training trials N")
     ax.set_ylabel("held-out test accuracy")
     ax.set_ylim(0.3, 1.02)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
 
@@ -38,7 +38,8 @@ def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = N
 def psychometric(preds: dict[str, pd.DataFrame]):
     """P(' right') against the signed coherence of the relevant and the irrelevant stream,
     per context, one column per model (as in Mante et al.'s Fig. 1)."""
-    fig, axes = plt.subplots(2, len(preds), figsize=(4 * len(preds), 6.2), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(2, len(preds), figsize=(min(3.7 * len(preds), PAGE_WIDTH), 6.0), squeeze=False,
+                             sharey=True)
     for j, (name, df) in enumerate(preds.items()):
         for i, (var, label) in enumerate((("relevant_coh", "relevant"), ("irrelevant_coh", "irrelevant"))):
             ax = axes[i, j]
@@ -54,9 +55,9 @@ def psychometric(preds: dict[str, pd.DataFrame]):
             if j == 0:
                 ax.set_ylabel("P(answer = ' right')")
             if i == 0:
-                ax.set_title(name, fontsize=10)
+                ax.set_title(name)
             ax.set_ylim(-0.02, 1.02)
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend()
     fig.tight_layout()
     return fig
 
@@ -76,11 +77,11 @@ def accuracy_by(table: pd.DataFrame):
         ax.bar(np.arange(len(names)) + k * width, accs, width,
                yerr=[accs - d["lo"].to_numpy(), d["hi"].to_numpy() - accs], capsize=3,
                label=f"{column} = {v}")
-    ax.set_xticks(np.arange(len(names)) + width * (len(values) - 1) / 2, names, fontsize=8)
+    ax.set_xticks(np.arange(len(names)) + width * (len(values) - 1) / 2, names)
     ax.axhline(0.5, color="k", lw=0.8, ls=":")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -102,6 +103,6 @@ def training_loss(logs: dict[str, pd.DataFrame], val_logs: dict[str, pd.DataFram
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("answer-token loss")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
