@@ -73,6 +73,9 @@ SPECS: dict[str, Spec] = {
     "n_reference": Spec("int", "reference trials for mean-ablation and baselines (validation set)", 8, 100_000),
     "ablation_kinds": Spec("list[str]", "head ablations to run", choices=("zero", "mean")),
     "analysis_bf16": Spec("bool", "bf16 autocast in the analyses (fp32 when false)"),
+    "n_explorer_prompts": Spec("int", "test prompts embedded in chapter 4's kernel-free attention explorer "
+                               "(every layer and head of each model; the last are dropped if over its byte budget)",
+                               1, 50),
     "umap_neighbors": Spec("int", "UMAP n_neighbors", 2, 200),
     "cv_folds": Spec("int", "cross-validation folds of the decoders", 2, 20),
     "n_shuffles": Spec("int", "label shuffles for the chance baselines", 1, 1000),

@@ -1,13 +1,55 @@
-"""The attention explorer: an ipywidgets browser of single patterns.
+"""The attention explorers.
 
-It browses any *pattern source* (:class:`helpers.readouts.attention.PatternSource`: ``names``,
-``dims``, ``n_prompts`` and ``get(name, prompt, layer, head) -> (pattern, labels, types, title)``),
-so it computes nothing itself.  In a rendered page no kernel runs the callbacks: the widget's plain
-text says so, and ``widget.figure()`` draws its current state as a static figure.
+* :func:`web_explorer`: the **kernel-free** explorer that a static page (Quarto or the static
+  preview) shows: every head of every model on a few prompts, embedded in the page with its own
+  JavaScript (:func:`helpers.figures.html_explorer.matrix_explorer`); it needs no Python kernel
+  and no network.  Its data comes from :func:`helpers.readouts.attention.explorer_patterns`.
+* :func:`explorer`: an ipywidgets browser of single patterns for a running Jupyter session.  It
+  browses any *pattern source* (:class:`helpers.readouts.attention.PatternSource`: ``names``,
+  ``dims``, ``n_prompts`` and ``get(name, prompt, layer, head) -> (pattern, labels, types,
+  title)``), so it computes nothing itself.  In a rendered page no kernel runs the callbacks: the
+  widget's plain text says so, and ``widget.figure()`` draws its current state as a static figure.
 """
 from __future__ import annotations
 
 from helpers.figures.attention import pattern_figure
+from helpers.figures.html_explorer import DEFAULT_BUDGET, Matrix, MatrixExplorer, matrix_explorer
+from helpers.figures.style import TYPE_COLORS
+
+# the static pattern figure draws "other" tokens darker than the legend's light grey, to be legible
+LABEL_COLORS = {**TYPE_COLORS, "other": "#444"}
+
+
+def web_explorer(patterns, model: str | None = None, layer: int = 0, head: int = 0, prompt: int = 0,
+                 budget: int = DEFAULT_BUDGET) -> MatrixExplorer:
+    """The kernel-free attention explorer over `patterns`
+    (:class:`helpers.readouts.attention.ExplorerPatterns`): a select for the model, the layer, the
+    head and the prompt, the pattern (query x key, lower triangle) on one absolute 0-1 scale, token
+    labels coloured by type as in :func:`helpers.figures.attention.pattern_figure`, and a hover
+    readout.  Prompts at the end are dropped if the page would exceed `budget` bytes (the explorer
+    then says so); one prompt over budget raises :class:`~helpers.core.errors.ParameterError`."""
+    names = list(patterns.names)
+    model = names[0] if model is None else model
+    L = max(d[0] for d in patterns.dims.values())
+    H = max(d[1] for d in patterns.dims.values())
+    prompts = [patterns.prompt_label(i) for i in range(patterns.n_prompts)]
+    mats = {}
+    for mi, name in enumerate(names):
+        for p in range(patterns.n_prompts):
+            pats = patterns.patterns[(name, p)]
+            labels, types = patterns.labels[(name, p)], patterns.types[(name, p)]
+            for li in range(pats.shape[0]):
+                for hi in range(pats.shape[1]):
+                    mats[(mi, li, hi, p)] = Matrix(pats[li, hi], labels, row_groups=types)
+    return matrix_explorer(
+        {"model": names, "layer": range(L), "head": range(H), "prompt": prompts}, mats,
+        scale="sequential", vmin=0.0, vmax=1.0, lower=True,
+        title="{model}, layer {layer}, head {head}; prompt {prompt}", value_label="attention probability",
+        row_axis="query", col_axis="key", group_colors={t: LABEL_COLORS[t] for t in TYPE_COLORS},
+        initial={"model": model, "layer": layer, "head": head, "prompt": prompt},
+        drop_to_fit="prompt", budget=budget, name="Attention explorer",
+        caption="Rows: queries, columns: keys; the last row is the answer position. Token labels are "
+                "coloured by type. Values are stored to about 0.002.")
 
 STATIC_NOTE = ("Attention explorer: interactive only in a running Jupyter session (the rendered "
                "book cannot run Python callbacks); the figure below shows its initial state.")

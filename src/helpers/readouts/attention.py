@@ -8,8 +8,9 @@
 * :func:`first_layer_number_attention`, :func:`paired_difference`, :func:`number_profile` and
   :func:`relevance_table` are the tables the claims are judged on (bootstrap intervals over prompts,
   :mod:`helpers.stats`); the verdicts are in :mod:`helpers.claims.attention`;
-* :class:`PatternSource` computes single patterns on demand for the explorer
-  (:mod:`helpers.figures.explorer`).
+* :class:`PatternSource` computes single patterns on demand for the ipywidgets explorer
+  (:mod:`helpers.figures.explorer`); :func:`explorer_patterns` computes every head of a few prompts
+  at once (:class:`ExplorerPatterns`) for the kernel-free explorer embedded in the page.
 
 Tokens are typed by :func:`helpers.tasks.tokens.token_types`.  The *answer position* is the last
 prompt token (the ``:`` after ``Answer``), where the model's choice is read.  Attention masses at
@@ -347,6 +348,80 @@ class PatternSource:
                  f"({t.context} context, answer{t.answer!r})")
         return (self._cache[(name, i)][layer, head], token_labels(tok, t.prompt),
                 token_types(tok, t.prompt), title)
+
+
+def explorer_trials(trials: Sequence[Trial], n: int) -> list[Trial]:
+    """The first `n` trials with the contexts alternating (motion, color, motion, ...) as far as the
+    list allows: the prompts the kernel-free explorer embeds.  Order within a context is kept."""
+    if n < 1:
+        raise ValueError(f"n={n} is not accepted: the explorer needs at least one prompt")
+    by_context: dict[str, list[Trial]] = {}
+    for t in trials:
+        by_context.setdefault(t.context, []).append(t)
+    queues = [by_context[c] for c in sorted(by_context)]
+    out: list[Trial] = []
+    while len(out) < min(n, len(trials)):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+@dataclass
+class ExplorerPatterns:
+    """Every head's whole pattern of several models on a few prompts: what the kernel-free
+    explorer (:func:`helpers.figures.explorer.web_explorer`) embeds in the page.
+
+    ``patterns[(name, i)]`` is model `name`'s (n_layers, n_heads, n_tokens, n_tokens) fp32 array
+    on prompt `i`; ``labels[(name, i)]`` and ``types[(name, i)]`` are its tokens (each model's own
+    tokenizer).  It also has the pattern-source interface of :class:`PatternSource` (``names``,
+    ``dims``, ``n_prompts``, ``get``), so the ipywidgets explorer can browse it too."""
+    names: list[str]
+    dims: dict[str, tuple[int, int]]
+    trials: list[Trial]
+    patterns: dict[tuple[str, int], np.ndarray]
+    labels: dict[tuple[str, int], list[str]]
+    types: dict[tuple[str, int], list[str]]
+    bf16: bool = False
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.trials)
+
+    def prompt_label(self, i: int) -> str:
+        """A short description of prompt `i` (its context and answer)."""
+        t = self.trials[i]
+        return f"{i}: {t.context} context, answer {t.answer.strip()}"
+
+    def get(self, name: str, i: int, layer: int, head: int):
+        """``(pattern, labels, types, title)`` of one head of model `name` on prompt `i`."""
+        if name not in self.dims:
+            raise ValueError(f"model={name!r} is not accepted: accepted values are {self.names}")
+        t = self.trials[i]
+        title = (f"{name}, layer {layer}, head {head}; prompt {i} "
+                 f"({t.context} context, answer{t.answer!r})")
+        return (self.patterns[(name, i)][layer, head], self.labels[(name, i)], self.types[(name, i)], title)
+
+
+def explorer_patterns(models: Mapping[str, tuple], trials: Sequence[Trial], n_prompts: int,
+                      bf16: bool = False, progress: bool = False) -> ExplorerPatterns:
+    """All layers and heads of every model in `models` (name -> ``(model, tokenizer)``) on
+    `n_prompts` of `trials` chosen by :func:`explorer_trials` (contexts alternating): one forward
+    pass per model and prompt returns every head at once.  Memory: ``n_models x n_prompts x
+    n_layers x n_heads x n_tokens^2`` floats (about 9 MB per model and prompt for SmolLM2-135M)."""
+    if not models:
+        raise ValueError("explorer_patterns needs at least one model")
+    chosen = explorer_trials(trials, n_prompts)
+    names = list(models)
+    dims = {k: (Arch(m).n_layers, Arch(m).n_heads) for k, (m, _) in models.items()}
+    patterns, labels, types = {}, {}, {}
+    for name, (m, tok) in models.items():
+        for i, t in enumerate(progress_bar(chosen, show=progress, desc=f"explorer {name}", leave=False)):
+            ids = torch.tensor([tok.encode(t.prompt)])
+            patterns[(name, i)] = attention_patterns(m, ids, bf16=bf16)[:, 0].numpy()
+            labels[(name, i)] = token_labels(tok, t.prompt)
+            types[(name, i)] = token_types(tok, t.prompt)
+    return ExplorerPatterns(names, dims, chosen, patterns, labels, types, bf16)
 
 
 def query_type_table(stats: Mapping[str, AttentionStats]) -> pd.DataFrame:
