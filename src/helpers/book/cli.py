@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers {models,task,run,book,verdicts,fetch,profiles}``.
+"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,fetch,profiles}``.
 
 The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
 missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
@@ -89,6 +89,18 @@ def _book(args) -> int:
     return 0
 
 
+def _site(args) -> int:
+    from helpers.book.scorecard import build_command, resolve_build
+    from helpers.book.site import render_site
+    from helpers.core.errors import MissingBuild
+    folder = resolve_build(args.profile)
+    if not list((folder / "chapters").glob("*.ipynb")):
+        raise MissingBuild(f"{folder} holds no executed chapter to render: build it first with "
+                           f"`{build_command(folder)}`")
+    render_site(folder)
+    return 0
+
+
 def _verdicts(args) -> int:
     from helpers.book.scorecard import (default_builds, load_verdicts, pipe_table, readme_findings, rewrite_readme,
                                         scorecard_table, scorecard_text)
@@ -157,6 +169,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dry-run", action="store_true",
                    help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
     b.set_defaults(fn=_book)
+    s = sub.add_parser("site", help="render the site of a build again from its executed chapters (no kernel runs)")
+    s.add_argument("--profile", default="quick", help="profile, or build folder under _build (e.g. quick+seeds=0,1)")
+    s.set_defaults(fn=_site)
     v = sub.add_parser("verdicts", help="the scorecard: every claim's verdict in a profile's build "
                                         "(and in the other profiles built here)")
     v.add_argument("--profile", default="quick",

@@ -1,0 +1,199 @@
+"""The book's generated pages and downloads, written into a build folder after its chapters ran.
+
+The repository holds the pages' prose (``index.qmd``, ``conclusion.qmd``, ``references.qmd``);
+each may hold a marker line that :func:`write_pages` replaces by what this build measured:
+
+* ``<!-- build:findings -->`` (the landing page): what the build found, claim by claim, from its
+  ``verdicts.json``; which profile, models, date and commit produced the pages; how to rebuild them.
+* ``<!-- build:claims -->`` (the closing chapter): every claim of ``claims.yaml`` in the paper's
+  words beside this build's verdict and statistic.
+
+:func:`write_pages` also fills ``downloads/``: each executed chapter notebook
+(``downloads/notebooks/NN_name.ipynb``), the chapters' results tables (written by
+:func:`helpers.book.downloads.save_tables` while they run) and ``verdicts.json``. Both renderers
+(Quarto, the static preview) copy that folder beside the pages, so the links work in either.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from helpers.book.scorecard import (VERDICTS_FILE, _build_info, build_command, executed_anchors,
+                                    pipe_table, short_words, verdict_cell)
+from helpers.claims.verdict import claims
+from helpers.core.artifacts import atomic_write_text
+from helpers.core.paths import REPO
+
+FINDINGS_MARKER = "<!-- build:findings -->"
+CLAIMS_MARKER = "<!-- build:claims -->"
+PAGES = ("index.qmd", "conclusion.qmd", "references.qmd")
+DOWNLOADS = "downloads"
+STATUSES = ("replicated", "not replicated", "inconclusive")
+
+
+# ---- what produced the build ------------------------------------------------------------------
+
+def build_facts(folder: str | Path) -> dict[str, Any]:
+    """Profile, overrides, model sources, profile description, dates, commit and the command that
+    rebuilds the build in `folder` (from its ``verdicts.json`` and its profile)."""
+    from helpers.config.parameters import STUDY_PARAMETERS
+    from helpers.config.profiles import load_profile
+    from helpers.models.sources import TINY, base_of
+    from helpers.study import Study
+    folder = Path(folder)
+    info = _build_info(folder)
+    profile = info["profile"]
+    facts: dict[str, Any] = {"profile": profile, "overrides": info["overrides"], "date": info["date"],
+                             "commit": info["commit"], "chapters": info["chapters"],
+                             "command": build_command(folder), "entries": info["entries"]}
+    try:
+        description = " ".join(str(load_profile(profile).get("description", "")).split())
+        study = Study.from_profile(profile, **{k: v for k, v in info["overrides"].items() if k in STUDY_PARAMETERS})
+        facts["models"] = {"pretrained": study.pretrained_source, "scratch": study.scratch_source}
+    except Exception as e:                  # an unknown profile (a renamed one): say so, don't guess
+        description = f"(profile {profile!r} could not be read here: {e})"
+        facts["models"] = {}
+    facts["description"] = description
+    facts["tiny"] = any(base_of(str(s)) in TINY for s in facts["models"].values())
+    return facts
+
+
+def _status(entry: dict) -> str:
+    return "inconclusive" if entry.get("gate") else entry["status"]
+
+
+def _gate_words(gate: str) -> str:
+    """A failed gate in a few words: its text up to the first colon, without the details in brackets."""
+    return re.sub(r"\s*\(.*$", "", gate.split(":")[0]).strip()
+
+
+def _where(chapter: str, anchor: str, anchors: dict[str, str]) -> str:
+    return f"@{anchor}" if anchor in anchors else f"chapter {chapter} (not in this build)"
+
+
+def findings_markdown(folder: str | Path) -> str:
+    """The landing page's block: what the build found (counts, then one line per claim and model)
+    and the facts of the build, with the rebuild command."""
+    folder = Path(folder)
+    facts = build_facts(folder)
+    anchors = executed_anchors(folder)
+    entries = facts["entries"]
+    lines = ["## What this build found {.unnumbered}", ""]
+    if facts["tiny"]:
+        lines += ["::: {.callout-warning}",
+                  f"This build used the `{facts['profile']}` profile, whose models are tiny random networks: "
+                  "its verdicts test the book's machinery and say nothing about the papers' claims.", ":::", ""]
+    if not entries:
+        lines += ["No chapter of this build has recorded a verdict yet.", ""]
+    else:
+        counts = {s: sum(_status(e) == s for e in entries) for s in STATUSES}
+        gated = sum(bool(e.get("gate")) for e in entries)
+        lines += [f"Of the {len(entries)} verdicts this build recorded (claim x model), "
+                  f"**{counts['replicated']} replicated**, **{counts['not replicated']} not replicated** and "
+                  f"**{counts['inconclusive']} inconclusive**"
+                  + (f" ({gated} of them because a model failed a gate)" if gated else "")
+                  + ". The [scorecard](scorecard.qmd) gives each statistic with its interval; the chapters give "
+                    "the criteria and the evidence.", ""]
+        by_claim = claims()
+        for e in entries:
+            c = by_claim.get(e["claim"])
+            words = short_words(c.words, 110) if c else e["claim"]
+            where = _where(c.chapter, c.anchor, anchors) if c else e.get("chapter", "")
+            gate = f" (gate failed: {_gate_words(e['gate'])})" if e.get("gate") else ""
+            lines.append(f"- **{_status(e)}**{gate}: {words} *({e['model']}; {where})*")
+        lines.append("")
+    models = ", ".join(f"{k} `{v}`" for k, v in facts["models"].items()) or "unknown"
+    over = ", ".join(f"{k} = `{v}`" for k, v in facts["overrides"].items()) or "none"
+    rows = [["profile", f"`{facts['profile']}`: {facts['description']}"],
+            ["overrides of the profile", over],
+            ["models", models],
+            ["chapters executed", f"{facts['date'] or 'not recorded'} ({len(facts['chapters'])} chapters)"],
+            ["commit", f"`{facts['commit']}`" if facts["commit"] else "unknown (not a git checkout)"],
+            ["rebuild", f"`{facts['command']}` (or `make book PROFILE={facts['profile']}`)"]]
+    lines += ["## This build {.unnumbered}", "", pipe_table(["", ""], rows), "",
+              "The runs are cached by their configuration (`data/runs/`): rebuilding re-executes the "
+              "chapters and trains only what is missing. Each chapter page links its executed notebook "
+              "and its results tables; the scorecard links every verdict as JSON.", ""]
+    return "\n".join(lines)
+
+
+def claims_markdown(folder: str | Path) -> str:
+    """The closing chapter's table: each claim in the paper's words beside this build's verdict
+    (status, statistic and interval) and the section that tests it."""
+    folder = Path(folder)
+    entries = _build_info(folder)["entries"]
+    anchors = executed_anchors(folder)
+    rows = []
+    for c in claims().values():
+        mine = [e for e in entries if e["claim"] == c.id]
+        found = "<br>".join(f"{e['model']}: {verdict_cell(e, markdown=True)}" for e in mine) or "not run in this build"
+        rows.append([f"{c.paper}", " ".join(c.words.split()), found, _where(c.chapter, c.anchor, anchors)])
+    return pipe_table(["paper", "the claim, in the paper's words", "what this build found", "tested in"], rows)
+
+
+# ---- writing the pages and the downloads -----------------------------------------------------------
+
+def _fill(text: str, marker: str, body: str) -> str:
+    return text.replace(marker, body.strip()) if marker in text else text
+
+
+def write_pages(folder: str | Path, source: Path = REPO) -> list[Path]:
+    """Write the build's pages (``index.qmd``, ``conclusion.qmd``, ``references.qmd``, from the
+    repository's with their markers filled) and its ``downloads/`` folder.  Returns the pages."""
+    folder = Path(folder)
+    written = []
+    for name in PAGES:
+        src = source / name
+        if not src.exists():
+            continue
+        text = src.read_text()
+        if FINDINGS_MARKER in text:
+            text = _fill(text, FINDINGS_MARKER, findings_markdown(folder))
+        if CLAIMS_MARKER in text:
+            text = _fill(text, CLAIMS_MARKER, claims_markdown(folder))
+        atomic_write_text(folder / name, text)
+        written.append(folder / name)
+    write_downloads(folder)
+    return written
+
+
+def write_downloads(folder: str | Path) -> Path:
+    """``<folder>/downloads/``: the executed notebooks and ``verdicts.json`` copied in (the chapters'
+    CSV tables are already there)."""
+    folder = Path(folder)
+    out = folder / DOWNLOADS
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    for nb in sorted((folder / "chapters").glob("*.ipynb")):
+        shutil.copyfile(nb, out / "notebooks" / nb.name)
+    if (folder / VERDICTS_FILE).exists():
+        shutil.copyfile(folder / VERDICTS_FILE, out / VERDICTS_FILE)
+    return out
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def strip_widgets(path: str | Path) -> bool:
+    """Drop ipywidgets' saved state and views from an executed notebook (in place, atomically):
+    in a static page they cannot run, and Quarto would load widget code from a CDN for them.  The
+    chapter's kernel-free explorers are plain HTML outputs and stay.  Returns whether it changed."""
+    import nbformat
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    changed = nb.metadata.pop("widgets", None) is not None
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = []
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            if WIDGET_VIEW in data:
+                changed = True
+                continue
+            keep.append(o)
+        cell.outputs = keep
+    if changed:
+        atomic_write_text(path, nbformat.writes(nb))
+    return changed
