@@ -33,7 +33,10 @@ n_balance = 4000
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, models=False, tokenizer_sources=tokenizer_sources, task_seed=study.task_seed,
@@ -120,3 +123,13 @@ Markdown(f"""**Summary.** With these parameters an ideal observer is
 samples gets {acc['majority sign of relevant samples']:.1%}, and the best strategy that ignores the
 context gets {best_blind:.1%}. Chapter 2 therefore treats accuracy clearly above
 {best_blind:.0%} as evidence that a model uses the context.""")
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "01", {"baselines": baselines, "trials": df})

@@ -49,7 +49,10 @@ study_overrides = {}
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import ARMS, Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, train_sizes=study.train_sizes, seeds=study.seeds, grid_n_train=study.grid_n_train,
@@ -63,6 +66,7 @@ from IPython.display import Markdown
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.sample_efficiency import correct_table, sample_efficiency_verdict
 from helpers.figures import training as training_figures
+from helpers.figures.style import with_intervals
 from helpers.models.sources import source_info
 from helpers.tasks.decision import baseline_table
 from helpers.training import evaluation
@@ -76,9 +80,12 @@ Markdown(f"Pretrained source: **{study.pretrained_source}** — {info.descriptio
 # %%
 grids = {arm: study.grid_search(arm, train=True) for arm in ARMS}
 best = {arm: study.best_config(arm, grid=g) for arm, g in grids.items()}
-cols = ["arm", "lr", "n_train", "steps", "best_step", "converged", "val_accuracy", "val_acc_lo", "val_acc_hi",
+cols = ["arm", "lr", "steps", "best_step", "converged", "val_accuracy", "val_acc_lo", "val_acc_hi",
         "val_logit_diff", "best_val_loss", "final_train_loss", "train_seconds"]
-pd.concat(grids.values())[cols].assign(lr=lambda d: d["lr"].map("{:g}".format)).round(4)
+with_intervals(pd.concat(grids.values(), ignore_index=True)[cols]
+               .assign(lr=lambda d: d["lr"].map("{:g}".format), train_seconds=lambda d: d["train_seconds"].round(1)),
+               {"val_accuracy": ("val_acc_lo", "val_acc_hi")}, digits=4,
+               names={"val_accuracy": "val_accuracy [95% CI]", "train_seconds": "seconds"})
 
 # %%
 #| echo: false
@@ -105,7 +112,7 @@ table = (curves.set_index(["arm", "n_train", "seed"])
            "test_acc_hi", "test_logit_diff"]]
          .rename(columns={"test_acc_lo": "lo", "test_acc_hi": "hi", "test_logit_diff": "logit_diff"})
          .sort_index().round(3))
-table
+with_intervals(table, {"test_accuracy": ("lo", "hi")}, names={"test_accuracy": "test_accuracy [95% CI]"})
 
 # %%
 #| echo: false
@@ -156,7 +163,11 @@ fig = training_figures.training_loss({f"{arm} (N={n_max})": run.log() for arm, r
 
 # %%
 check = evaluation.bf16_agreement(final["fine-tuned"], test_trials)
-pd.Series(check, dtype=object) if check else Markdown("This profile runs in fp32 throughout.")
+Markdown(f"Re-scored in fp32, the run gives the same choice as in bf16 on "
+         f"**{check['same choice (share of test trials)']:.1%}** of the test trials; test accuracy "
+         f"{check['accuracy fp32']:.1%} in fp32 against {check['accuracy bf16']:.1%} in bf16, and the largest "
+         f"gap between the two logit differences is {check['max |logit diff fp32 - bf16|']:.3g}."
+         if check else "This profile runs in fp32 throughout.")
 
 # %% [markdown]
 # ## Verdict
@@ -165,3 +176,13 @@ pd.Series(check, dtype=object) if check else Markdown("This profile runs in fp32
 #| echo: false
 correct = correct_table(run for arm in ARMS for run in study.learning_curve_runs(arm, best=best[arm]))
 show_verdicts(study, "02", [sample_efficiency_verdict(correct, curves)])
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "02", {"grid-search": pd.concat(grids.values(), ignore_index=True), "learning-curves": curves})

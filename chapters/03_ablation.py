@@ -48,7 +48,10 @@ analysis_bf16 = True
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import ARMS, Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, n_ablation=n_ablation, n_reference=n_reference, ablation_kinds=ablation_kinds,
@@ -62,6 +65,7 @@ from helpers.book.scorecard import show_verdicts
 from helpers.claims.ablation import depth_verdicts
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures import ablation as ablation_figures
+from helpers.figures.style import with_intervals
 from helpers.interventions import ablation, effects
 
 runs = study.selected_runs()
@@ -86,16 +90,16 @@ pd.DataFrame({arm: {"clean accuracy on these prompts": float(np.mean(np.sign(r["
 
 # %%
 #| label: fig-head-ablation
-#| fig-cap: "Drop of the mean logit difference toward the correct answer when one head is ablated (red: the head helps), per layer and head, both models on one colour scale. Outlined: the heads Lin (2024) names, when the model is GPT-2-sized."
+#| fig-cap: "Drop of the mean logit difference toward the correct answer when one head is ablated (red: the head helps), per layer and head; one row of panels per ablation kind, both models of a row on one colour scale. Outlined: the heads Lin (2024) names, when the model is GPT-2-sized."
 tables = {(arm, kind): effects.effects_table(r["clean"], r[kind], choice)
           for arm, r in results.items() for kind in ablation_kinds}
 L_H = {arm: r["arch"] for arm, r in results.items()}
 is_gpt2 = all(r["family"] == "gpt2" and r["arch"] == (12, 12) for r in results.values())
 marks = effects.PAPER_HEADS_GPT2 if is_gpt2 else ()
-for kind in ablation_kinds:
-    maps = {f"{arm}, {kind}-ablation": tables[(arm, kind)]["ld_drop"].to_numpy().reshape(L_H[arm])
-            for arm in results}
-    fig = ablation_figures.head_heatmaps(maps, "drop of logit difference", marks)
+maps = {f"{kind}-ablation": {f"{arm}, {kind}-ablation": tables[(arm, kind)]["ld_drop"].to_numpy().reshape(L_H[arm])
+                             for arm in results}
+        for kind in ablation_kinds}
+fig = ablation_figures.head_heatmaps(maps, "drop of logit difference", marks)
 
 # %%
 #| label: fig-layer-profile
@@ -105,7 +109,7 @@ fig = ablation_figures.layer_profile({f"{arm} ({kind0})": tables[(arm, kind0)].g
                              for arm in results}, "summed drop of logit difference")
 
 # %%
-ablation.layer_ablation_table(results, choice, ablation_kinds).round(3).T
+ablation.layer_ablation_table(results, choice, ablation_kinds).round(3)
 
 # %% [markdown]
 # ## Heads whose ablation matters
@@ -118,7 +122,9 @@ ablation.layer_ablation_table(results, choice, ablation_kinds).round(3).T
 sig = pd.concat([t.assign(model=arm, ablation=kind) for (arm, kind), t in tables.items()])
 sig = sig[sig["significant"] & (sig["ld_drop"] > 0)].sort_values("ld_drop", ascending=False)
 cols = ["model", "ablation", "layer", "head", "ld_drop", "ld_drop_lo", "ld_drop_hi", "acc_drop", "acc_drop_lo", "acc_drop_hi"]
-sig[cols].groupby(["model", "ablation"]).head(8).round(3).reset_index(drop=True)
+with_intervals(sig[cols].groupby(["model", "ablation"]).head(8).reset_index(drop=True),
+               {"ld_drop": ("ld_drop_lo", "ld_drop_hi"), "acc_drop": ("acc_drop_lo", "acc_drop_hi")},
+               names={"ld_drop": "ld_drop [95% CI]", "acc_drop": "acc_drop [95% CI]"})
 
 # %% [markdown]
 # ### The heads Lin (2024) names
@@ -144,19 +150,21 @@ else:
 # the heads?
 
 # %%
-#| label: fig-screen
-#| fig-cap: "Attribution-patching estimate against the exact ablation effect, one point per head."
 screen = []
 for arm, r in results.items():
     for kind in ablation_kinds:
         exact = tables[(arm, kind)]["ld_drop"].to_numpy().reshape(L_H[arm])
         q = effects.screen_quality(r["attribution"][kind], exact, k=10)
         screen.append({"model": arm, "ablation": kind, **q})
+pd.DataFrame(screen).round(3)
+
+# %%
+#| label: fig-screen
+#| fig-cap: "Attribution-patching estimate against the exact ablation effect, one point per head."
 kind0 = ablation_kinds[0]
 fig = ablation_figures.screen_scatter(results["fine-tuned"]["attribution"][kind0],
                              tables[("fine-tuned", kind0)]["ld_drop"].to_numpy().reshape(L_H["fine-tuned"]),
                              f"fine-tuned, {kind0}-ablation")
-pd.DataFrame(screen).round(3)
 
 # %% [markdown]
 # ## Verdict
@@ -168,3 +176,15 @@ prof = {arm: effects.depth_profile(effects.per_prompt_drops(r["clean"], r[kind_v
         for arm, r in results.items()}
 display(Markdown(f"The verdicts use {kind_v}-ablation over the {len(trials)} prompts above."))
 show_verdicts(study, "03", depth_verdicts(prof["fine-tuned"], prof["scratch"], gates))
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "03", {"head-effects": pd.concat([t.assign(model=arm, ablation=kind) for (arm, kind), t in tables.items()],
+                                            ignore_index=True),
+                       "layer-ablation": ablation.layer_ablation_table(results, choice, ablation_kinds)})

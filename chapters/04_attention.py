@@ -70,11 +70,15 @@ profile = "quick"
 study_overrides = {}
 n_analysis = 200
 analysis_bf16 = True
+n_explorer_prompts = 2
 
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, train_sizes=study.train_sizes, seeds=study.seeds, grid_n_train=study.grid_n_train,
@@ -90,6 +94,7 @@ from helpers.claims import attention as claims
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures import attention as attention_figures
 from helpers.figures.explorer import explorer as attention_explorer
+from helpers.figures.explorer import web_explorer
 from helpers.models.sources import source_info
 from helpers.readouts import attention
 from helpers.tasks.tokens import token_type_table
@@ -165,9 +170,14 @@ attention.query_type_table(stats).round(3)
 # ## Claim (a): first-layer heads attend to the numbers
 
 # %%
+from helpers.figures.style import with_intervals
+
 claim_a = attention.first_layer_number_attention(stats, layer=0)
 difference = attention.paired_difference(stats["scratch"], stats["fine-tuned"], layer=0)
-display(claim_a.round(4))
+display(with_intervals(claim_a, {"mass": ("mass_lo", "mass_hi"), "excess": ("excess_lo", "excess_hi"),
+                                  "best_head_mass": ("best_head_lo", "best_head_hi")}, digits=4,
+                       names={"mass": "mass [95% CI]", "excess": "excess [95% CI]",
+                              "best_head_mass": "best head's mass [95% CI]"}))
 Markdown(f"Scratch minus fine-tuned, layer-0 head-mean mass on numbers (paired over the same prompts): "
          f"{difference[0]:+.1%} (95% CI {difference[1]:+.1%} to {difference[2]:+.1%}).")
 
@@ -190,7 +200,8 @@ fig = attention_figures.relevance_heatmaps(relevance)
 # %%
 top = pd.concat([r.assign(model=name).sort_values("relevance", ascending=False).head(5)
                  for name, r in relevance.items()])
-top[["model", "layer", "head", "relevance", "lo", "hi", "p_holm", "significant"]].round(4)
+with_intervals(top[["model", "layer", "head", "relevance", "lo", "hi", "p_holm", "significant"]],
+               {"relevance": ("lo", "hi")}, digits=4, names={"relevance": "relevance [95% CI]"})
 
 # %% [markdown]
 # ## Example patterns
@@ -219,20 +230,29 @@ fig = attention_figures.pattern_figure(
 # %% [markdown]
 # ## Explorer
 #
-# In a running notebook, the widget below browses every pattern: choose the model, the layer and
-# the head, and slide through the analysed prompts. A rendered page cannot run Python: there the
-# controls (if the browser shows them at all) do nothing, and @fig-explorer shows the explorer's
-# initial state as a static figure.
+# The explorer below shows every attention pattern of the three models, layer by layer and head by
+# head, on the first test prompts of each context (a motion prompt and a color prompt). Choose the
+# model, the layer, the head and the prompt; hover over a cell (or focus the heatmap and use the
+# arrow keys) to read the query token, the key token and the attention probability. It is part
+# of the page itself, drawn by the browser: it works in the rendered book without a Python kernel
+# and without a network connection. Its patterns are stored to about 0.002 and the number of
+# prompts is bounded (parameter `n_explorer_prompts`), so that the page stays small (at most
+# 1.5 MB for the explorer).
 
 # %%
+#| echo: false
+explorer_data = attention.explorer_patterns(models, trials, n_explorer_prompts, bf16=analysis_bf16)
+web_explorer(explorer_data, model="scratch", layer=0, head=scratch_head)
+
+# %% [markdown]
+# In a running Jupyter session, the widget below browses the patterns of all the analysed test
+# prompts, computing each on demand (its controls call Python, so the rendered book hides it).
+
+# %%
+#| output: false
 explorer = attention_explorer(attention.PatternSource(models, trials, bf16=analysis_bf16), model="scratch",
                               layer=0, head=scratch_head)
 explorer
-
-# %%
-#| label: fig-explorer
-#| fig-cap: "The explorer's initial state: the scratch model's layer-0 head with the most mass on numbers, on the first test prompt."
-fig = explorer.figure()
 
 # %% [markdown]
 # ## Verdict
@@ -245,3 +265,15 @@ display(Markdown("Whether the models' *accuracy* depends on these heads (the oth
                  "table is shown above for reference; the claim is about the trained models."))
 show_verdicts(study, "04", [claims.number_attention_verdict(claim_a, difference=difference, gate=gates["scratch"])]
               + [claims.relevance_verdict(relevance[name], name, gate=gates[name]) for name in ("fine-tuned", "scratch")])
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "04", {"first-layer-numbers": claim_a,
+                       "relevance": pd.concat([r.assign(model=n) for n, r in relevance.items()], ignore_index=True),
+                       "number-profile": pd.concat([p.assign(model=n) for n, p in profiles.items()], ignore_index=True)})

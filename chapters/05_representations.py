@@ -54,7 +54,10 @@ n_shuffles = 5
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, n_analysis=n_analysis, n_train=max(study.train_sizes), seed=study.seeds[0],
@@ -67,6 +70,7 @@ from helpers.book.scorecard import show_verdicts
 from helpers.claims.representations import representation_verdict
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures.representations import UMAP_ROWS, umap_figure
+from helpers.figures.style import with_intervals
 from helpers.readouts import activations, geometry
 from helpers.study import ANALYSED_MODELS
 from helpers.tasks.decision import choice_from_context_accuracy, task_variables
@@ -118,7 +122,7 @@ fig = umap_figure(embeddings, variables)
 
 # %%
 table = geometry.structure_table(states, variables, cv_folds=cv_folds, n_shuffles=n_shuffles, seed=seed)
-table.round(3)
+with_intervals(table, {"probe_accuracy": ("probe_lo", "probe_hi")}, names={"probe_accuracy": "probe_accuracy [95% CI]"})
 
 # %% [markdown]
 # ## Along the prompt
@@ -137,7 +141,7 @@ table.round(3)
 for m in at_landmarks:
     landmark_embeddings = {lm: geometry.embed_umap(X, n_neighbors=umap_neighbors, seed=seed)
                            for lm, X in at_landmarks[m].items() if lm != "context word"}
-    fig = umap_figure(landmark_embeddings, variables, rows=UMAP_ROWS[:2], size=2.2)
+    fig = umap_figure(landmark_embeddings, variables, rows=UMAP_ROWS[:2])
     fig.suptitle(m, fontsize=11, y=1.02)
 
 # %%
@@ -163,3 +167,13 @@ Markdown(f"Linear-probe accuracy (cross-validated, as above) of context and choi
 silhouettes = {m: {v: geometry.silhouette_samples_by(X, variables[v]) for v in ("context", "choice")}
                for m, X in states.items()}
 show_verdicts(study, "05", [representation_verdict(silhouettes, table, gate=gates["fine-tuned"])])
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "05", {"structure": table, "along-the-prompt": along})

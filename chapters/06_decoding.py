@@ -74,7 +74,10 @@ n_shuffles = 5
 # %%
 #| echo: false
 from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
 from helpers.study import Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, n_analysis=n_analysis, n_train=max(study.train_sizes), seed=study.seeds[0],
@@ -98,7 +101,8 @@ display(Markdown(gate_note(gates)))
 trials = study.trials("test", n_analysis)
 variables = task_variables(trials)
 seed = study.task_seed          # seeds folds, shuffles and the random rotation
-Markdown(f"Analysed: **{len(trials)}** held-out test trials ({variables['response_type'].value_counts().to_dict()}); "
+counts = variables["response_type"].value_counts()
+Markdown(f"Analysed: **{len(trials)}** held-out test trials ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
          f"fine-tuned lr = {runs['fine-tuned'].config.lr:g}, scratch lr = {runs['scratch'].config.lr:g}, "
          f"both at N = {max(study.train_sizes)}.")
 
@@ -195,3 +199,16 @@ show_verdicts(study, "06", [
     claims.mixed_selectivity_verdict(mixed_fraction, boot_diff, shuffled_ft, sel.mixed_summary(rotated)["mixed"],
                                      gate=gates["fine-tuned"]),
     claims.head_verdict(heads, baseline, gate=gates["fine-tuned"])])
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "06", {"by-position": by_position, "by-layer": by_layer,
+                       "mixed-selectivity": pd.concat([t.assign(model=m) for m, t in mixed.items()], ignore_index=True),
+                       "heads": pd.concat([t.assign(model=m, target=target) for (m, target), t in heads.items()],
+                                          ignore_index=True)})
