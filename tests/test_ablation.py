@@ -43,8 +43,8 @@ def test_hooks_are_removed_even_after_an_exception(source):
 
 def test_bad_hook_point_and_layer_are_named(trials):
     model, tok, arch = _model("tiny-gpt2")
-    with pytest.raises(ValueError, match=r"unknown hook point 'q'.*resid_pre"):
-        with arch.hooks({("q", 0): lambda z: None}):
+    with pytest.raises(ValueError, match=r"unknown hook point 'mlp_out'.*resid_pre"):
+        with arch.hooks({("mlp_out", 0): lambda z: None}):
             pass
     with pytest.raises(ValueError, match=r"layer 5 is out of range.*0..1"):
         with arch.hooks({("z", 5): lambda z: None}):

@@ -10,7 +10,29 @@ hook point       meaning                                     shape
 ``z``            each head's attention output, before the      (batch, pos, n_heads, d_head)
                  output projection (TransformerLens' hook_z)
 ``attn_out``     the attention block's output (all heads)      (batch, pos, d_model)
+``q``            each query head's query, the input of the     (batch, pos, n_heads, d_head)
+                 attention scores: after the projection and
+                 the rotary embedding (Llama), before the
+                 1/sqrt(d_head) scaling (TransformerLens'
+                 hook_q, with hook_rot_q's rotation)
+``k``            the key each query head reads: after the      (batch, pos, n_heads, d_head)
+                 projection and rotary embedding, *repeated
+                 per query head* (grouped key/value heads)
+``v``            the value each query head reads, repeated     (batch, pos, n_heads, d_head)
+                 per query head like ``k``
 ===============  ==========================================  =================================
+
+Grouped key/value heads (Llama-style, e.g. SmolLM2: 9 query heads share 3 key/value heads): ``k``
+and ``v`` are given **per query head**, after the key/value head has been repeated for each query
+head of its group (``repeat_kv``: query head ``h`` reads key/value head ``h // (n_heads /
+n_kv_heads)``).  Patching head ``h``'s ``k`` or ``v`` therefore changes what query head ``h`` reads
+and nothing else, even though its key/value head is shared: the other query heads of the group keep
+their copy (TransformerLens's "ungrouped" view).  Reading ``k``/``v`` gives equal copies for the
+heads of one group.  To do this, hooks on ``q``/``k``/``v`` switch the model, for the body of the
+``with`` only, to an attention function registered with transformers' ``AttentionInterface``
+(:data:`PATCHABLE_ATTENTION`): layers with such hooks repeat k/v per query head, call the hooks and
+run ``torch.nn.functional.scaled_dot_product_attention``; layers without them run transformers'
+SDPA attention unchanged.  The model's own implementation is restored on exit.
 
 Hooks are installed by :meth:`Arch.hooks`, a context manager that always removes them, also when
 the body raises.  :meth:`Arch.run_from` runs the layers from ``l`` on, starting from a cached
@@ -19,12 +41,14 @@ residual stream, which is what makes the head-ablation sweep cheap.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
 
-HOOK_POINTS = ("resid_pre", "z", "attn_out")
+HOOK_POINTS = ("resid_pre", "z", "attn_out", "q", "k", "v")
+QKV_POINTS = ("q", "k", "v")
 
 
 @dataclass
@@ -117,26 +141,10 @@ class Arch:
         outputs ``z`` (shape ``(batch, 1, n_heads, d_head)``) before the output projection.
         """
         import torch.nn.functional as F
-        layer = self.layers()[-1]
         attn = self.attention(self.n_layers - 1)
         B, T, _ = hidden.shape
         rows = torch.arange(B, device=hidden.device)
-        norm1 = layer.ln_1 if self.family == "gpt2" else layer.input_layernorm
-        x = norm1(hidden)
-        if self.family == "gpt2":
-            q, k, v = attn.c_attn(x).split(self.d_model, dim=2)
-            q = q.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
-            k = k.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
-            v = v.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
-        else:
-            q = attn.q_proj(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)
-            k = attn.k_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
-            v = attn.v_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
-            from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-            cos, sin = self._layer_kwargs(hidden)["position_embeddings"]
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            rep = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(self.n_layers - 1, hidden))   # (B, H, T, d_head)
         q_last = q[rows, :, last].unsqueeze(2)                            # (B, H, 1, d_head)
         visible = torch.arange(T, device=hidden.device)[None, :] <= last[:, None]
         dropout = attn.attn_dropout.p if (self.family == "gpt2" and self.model.training) else 0.0
@@ -148,9 +156,40 @@ class Arch:
         out = self.out_proj(self.n_layers - 1)(z.reshape(B, 1, self.n_heads * self.d_head))[:, 0]
         if self.family == "gpt2":
             out = attn.resid_dropout(out)
-        h = hidden[rows, last] + out
-        norm2 = layer.ln_2 if self.family == "gpt2" else layer.post_attention_layernorm
-        return h + layer.mlp(norm2(h))
+        return self.mlp_block(self.n_layers - 1, hidden[rows, last] + out)
+
+    def qkv(self, layer: int, hidden: torch.Tensor, position_ids: torch.Tensor | None = None):
+        """The ``q``, ``k``, ``v`` hook-point values of `layer` computed from `hidden`, the residual
+        stream entering the layer (``(batch, pos, d_model)``): three ``(batch, pos, n_heads,
+        d_head)`` tensors, k and v repeated per query head, the rotary embedding (Llama) applied at
+        `position_ids` (``(batch, pos)``; default ``0..pos-1``), so a few rows of a stream can be
+        projected at their own positions."""
+        attn = self.attention(layer)
+        B, T, _ = hidden.shape
+        norm1 = self.layers()[layer].ln_1 if self.family == "gpt2" else self.layers()[layer].input_layernorm
+        x = norm1(hidden)
+        if self.family == "gpt2":
+            q, k, v = (t.view(B, T, self.n_heads, self.d_head) for t in attn.c_attn(x).split(self.d_model, dim=2))
+            return q, k, v
+        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+        q = attn.q_proj(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        k = attn.k_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
+        v = attn.v_proj(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
+        if position_ids is None:
+            position_ids = torch.arange(T, device=hidden.device).unsqueeze(0)
+        cos, sin = self.base.rotary_emb(hidden, position_ids=position_ids)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        rep = self.n_heads // self.n_kv_heads
+        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+
+    def mlp_block(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """The rest of `layer` after its attention: ``h + mlp(norm(h))``, where `h` is the residual
+        stream with the attention output already added (any shape ending in d_model; MLPs act on
+        each position alone)."""
+        block = self.layers()[layer]
+        norm2 = block.ln_2 if self.family == "gpt2" else block.post_attention_layernorm
+        return h + block.mlp(norm2(h))
 
     def answer_states(self, ids: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """The final (normed) residual stream at each row's position `last`: what the unembedding
@@ -177,19 +216,30 @@ class Arch:
         replacement (same shape) or None to leave it unchanged.
         """
         handles = []
+        original = _attn_implementation(self.model)
+        switched = False
         try:
             for (point, layer), fn in fns.items():
                 if point not in HOOK_POINTS:
                     raise ValueError(f"unknown hook point {point!r}: accepted points are {HOOK_POINTS}")
                 if not 0 <= layer < self.n_layers:
                     raise ValueError(f"layer {layer} is out of range: accepted layers are 0..{self.n_layers - 1}")
+            if any(point in QKV_POINTS for point, _ in fns) and original != PATCHABLE_ATTENTION:
+                _register_patchable_attention()
+                switched = True
+                _set_attn_implementation(self.model, PATCHABLE_ATTENTION)
+            for (point, layer), fn in fns.items():
                 handles.append(self._install(point, layer, fn))
             yield
         finally:
             for h in handles:
                 h.remove()
+            if switched:
+                _set_attn_implementation(self.model, original or "sdpa")
 
     def _install(self, point: str, layer: int, fn: Callable):
+        if point in QKV_POINTS:
+            return _QKVHandle(self.attention(layer), point, fn)
         if point == "z":
             H, D = self.n_heads, self.d_head
 
@@ -251,3 +301,70 @@ def eager_attention(model) -> Iterator[None]:
     finally:
         if original is not None and _attn_implementation(model) != original:
             _set_attn_implementation(model, original)
+
+
+# ---- the patchable attention function (q/k/v hook points) ----------------------------------------
+
+PATCHABLE_ATTENTION = "helpers_patchable"
+_QKV_HOOKS: "weakref.WeakKeyDictionary[torch.nn.Module, list]" = weakref.WeakKeyDictionary()
+
+
+class _QKVHandle:
+    """One q/k/v hook on one attention module; ``remove()`` takes it off (idempotent)."""
+
+    def __init__(self, module: torch.nn.Module, point: str, fn: Callable):
+        self.module, self.entry = module, (point, fn)
+        _QKV_HOOKS.setdefault(module, []).append(self.entry)
+
+    def remove(self) -> None:
+        entries = _QKV_HOOKS.get(self.module)
+        if entries is None:
+            return
+        if self.entry in entries:
+            entries.remove(self.entry)
+        if not entries:
+            _QKV_HOOKS.pop(self.module, None)
+
+
+def _patchable_attention(module, query, key, value, attention_mask, dropout: float = 0.0,
+                         scaling: float | None = None, **kwargs):
+    """transformers' attention-function signature: query (B, H, T, d), key/value (B, H_kv, T, d).
+
+    Without q/k/v hooks on `module` this is transformers' SDPA attention.  With hooks, key and value
+    are repeated per query head, the hooks see and may replace ``(B, T, H, d)`` views of q, k and v,
+    and attention runs on the (possibly edited) per-query-head tensors."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    entries = _QKV_HOOKS.get(module)
+    if not entries:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    import torch.nn.functional as F
+    rep = query.shape[1] // key.shape[1]
+    if rep > 1:
+        key, value = key.repeat_interleave(rep, dim=1), value.repeat_interleave(rep, dim=1)
+    t = {"q": query.transpose(1, 2), "k": key.transpose(1, 2), "v": value.transpose(1, 2)}
+    for point, fn in list(entries):
+        new = fn(t[point])
+        if new is not None:
+            if new.shape != t[point].shape:
+                raise ValueError(f"a {point!r} hook returned shape {tuple(new.shape)}; expected "
+                                 f"{tuple(t[point].shape)} (batch, pos, n_heads, d_head)")
+            t[point] = new
+    q, k, v = (t[p].transpose(1, 2) for p in QKV_POINTS)
+    if attention_mask is not None:
+        attention_mask = attention_mask[:, :, :, : k.shape[-2]]
+    is_causal = attention_mask is None and q.shape[2] > 1 and getattr(module, "is_causal", True)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask, dropout_p=dropout,
+                                         scale=scaling, is_causal=is_causal)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register_patchable_attention() -> None:
+    """Register :data:`PATCHABLE_ATTENTION` (and SDPA's mask format for it) once per process."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+    if PATCHABLE_ATTENTION not in ALL_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(PATCHABLE_ATTENTION, _patchable_attention)
+    if PATCHABLE_ATTENTION not in ALL_MASK_ATTENTION_FUNCTIONS:
+        ALL_MASK_ATTENTION_FUNCTIONS.register(PATCHABLE_ATTENTION, sdpa_mask)
