@@ -96,6 +96,9 @@ def test_write_pages_fills_the_markers_and_the_downloads(builds, tmp_path):
 
 def test_save_tables_writes_csv_and_links_them(builds):
     study = Study.from_profile("smoke")
+    concat = pd.concat([pd.DataFrame({"layer": [0]}), pd.DataFrame({"layer": [1]})])     # index 0, 0
+    downloads.save_tables(study, "03", {"concat": concat})
+    assert (builds / "smoke" / "downloads" / "03_ablation" / "concat.csv").read_text() == "layer\n0\n1\n"
     md = downloads.save_tables(study, "03", {"effects": pd.DataFrame({"layer": [0, 1], "drop": [0.5, 0.25]}),
                                              "per-layer": pd.Series([1.0, 2.0], index=["a", "b"], name="x")})
     folder = builds / "smoke" / "downloads" / "03_ablation"

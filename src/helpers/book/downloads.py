@@ -42,7 +42,8 @@ def write_tables(folder: str | Path, chapter: str, tables: Mapping[str, object])
         if not isinstance(table, pd.DataFrame):
             raise ParameterError(f"table {name!r} is a {type(table).__name__}; save_tables takes pandas "
                                  "DataFrames (or Series)")
-        index = not isinstance(table.index, pd.RangeIndex)
+        # a named or labelled index is data; a bare integer index (0..n, or repeated by a concat) is not
+        index = any(n is not None for n in table.index.names) or not pd.api.types.is_integer_dtype(table.index)
         path = out / f"{name}.csv"
         atomic_write_text(path, table.to_csv(index=index))
         paths.append(path)
