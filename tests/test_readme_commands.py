@@ -228,3 +228,17 @@ def test_every_documented_command_has_a_rule():
             assert "--no-deps -r requirements-nodeps.txt" in makefile      # what `make setup` runs
             continue
         raise AssertionError(f"README/preface command without a test rule: {cmd!r}")
+
+
+def test_the_readme_python_examples_run_and_print_what_it_says(tmp_path):
+    """Each ``python`` block of the README runs as written (tiny models, offline) and prints the
+    output the README quotes for it."""
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks
+    for block in blocks:
+        r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600,
+                           cwd=tmp_path, env=dict(os.environ))          # the session's BOOK_DATA_DIR
+        assert r.returncode == 0, r.stderr[-2000:]
+        printed = r.stdout.strip().splitlines()[-1]
+        assert f"`{printed}`" in " ".join(readme.split()), printed
