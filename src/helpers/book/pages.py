@@ -24,6 +24,7 @@ from helpers.book.scorecard import (VERDICTS_FILE, _build_info, build_command, e
                                     pipe_table, short_words, verdict_cell)
 from helpers.claims.verdict import claims
 from helpers.core.artifacts import atomic_write_text
+from helpers.core.errors import BookError
 from helpers.core.paths import REPO
 
 FINDINGS_MARKER = "<!-- build:findings -->"
@@ -52,7 +53,7 @@ def build_facts(folder: str | Path) -> dict[str, Any]:
         description = " ".join(str(load_profile(profile).get("description", "")).split())
         study = Study.from_profile(profile, **{k: v for k, v in info["overrides"].items() if k in STUDY_PARAMETERS})
         facts["models"] = {"pretrained": study.pretrained_source, "scratch": study.scratch_source}
-    except Exception as e:                  # an unknown profile (a renamed one): say so, don't guess
+    except BookError as e:                  # an unknown profile (a renamed one): say so, don't guess
         description = f"(profile {profile!r} could not be read here: {e})"
         facts["models"] = {}
     facts["description"] = description
