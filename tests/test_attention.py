@@ -257,10 +257,12 @@ def test_explorer(tiny_models, gpt2_tok, trials):
     import matplotlib.pyplot as plt
     w = ex.explorer(A.PatternSource(tiny_models, trials[:3]))
     assert w.draws == 1
+    first = w.children[-1].value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"           # drawn into an Image widget, no Output capture
     assert repr(w) == ex.STATIC_NOTE
     c = w.controls
     c["head"].value = 3
-    assert w.draws == 2
+    assert w.draws == 2 and w.children[-1].value != first
     c["model"].value = "tiny-llama"
     assert w.draws == 3 and c["head"].value == 3 and list(c["layer"].options) == [0, 1]
     c["prompt"].value = 2

@@ -51,8 +51,8 @@ def web_explorer(patterns, model: str | None = None, layer: int = 0, head: int =
         caption="Rows: queries, columns: keys; the last row is the answer position. Token labels are "
                 "coloured by type. Values are stored to about 0.002.")
 
-STATIC_NOTE = ("Attention explorer: interactive only in a running Jupyter session (the rendered "
-               "book cannot run Python callbacks); the figure below shows its initial state.")
+STATIC_NOTE = ("Attention explorer (ipywidgets): interactive only in a running Jupyter session, "
+               "where its controls call Python; a static page shows the kernel-free explorer instead.")
 
 
 def _explorer_class():
@@ -68,10 +68,14 @@ def _explorer_class():
 
 def explorer(source, model: str | None = None, layer: int = 0, head: int = 0, prompt: int = 0):
     """Dropdowns for model, layer and head and a slider for the prompt over `source`; the figure is
-    redrawn on every change.  Returns the widget (display it in a notebook)."""
+    redrawn on every change, as a PNG in an ``ipywidgets.Image`` (not an ``Output`` widget: a
+    headless executor such as papermill's nbclient has to capture an ``Output`` widget's displays
+    itself, and that capture hung a smoke build once).  Returns the widget (display it in a
+    notebook)."""
+    import io
+
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     names, dims = list(source.names), dict(source.dims)
     model = names[0] if model is None else model
@@ -82,7 +86,7 @@ def explorer(source, model: str | None = None, layer: int = 0, head: int = 0, pr
     w_head = widgets.Dropdown(options=list(range(dims[model][1])), value=head, description="head")
     w_prompt = widgets.IntSlider(value=prompt, min=0, max=source.n_prompts - 1, description="prompt",
                                  continuous_update=False)
-    out = widgets.Output()
+    image = widgets.Image(format="png")
 
     def figure():
         pat, labels, types, title = source.get(w_model.value, w_prompt.value, w_layer.value, w_head.value)
@@ -93,11 +97,11 @@ def explorer(source, model: str | None = None, layer: int = 0, head: int = 0, pr
     def redraw(*_):
         if state["quiet"]:
             return
-        with out:
-            out.clear_output(wait=True)
-            fig = figure()
-            display(fig)
-            plt.close(fig)
+        fig = figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=144, bbox_inches="tight")
+        plt.close(fig)
+        image.value = buf.getvalue()
         box.draws += 1
 
     def on_model(change):
@@ -111,7 +115,7 @@ def explorer(source, model: str | None = None, layer: int = 0, head: int = 0, pr
             state["quiet"] = False
         redraw()
 
-    box = _explorer_class()([widgets.HBox([w_model, w_layer, w_head]), w_prompt, out])
+    box = _explorer_class()([widgets.HBox([w_model, w_layer, w_head]), w_prompt, image])
     box.draws = 0
     box.figure = figure
     box.controls = {"model": w_model, "layer": w_layer, "head": w_head, "prompt": w_prompt}
