@@ -109,3 +109,13 @@ def smoke_book(tmp_path_factory, session_data_dir, gpt2_tok):
     res = subprocess.run([sys.executable, "-m", "helpers", "book", "--profile", "smoke"],
                          env=env, capture_output=True, text=True, timeout=900)
     return data, build, res
+
+
+@pytest.fixture
+def builds(tmp_path, monkeypatch):
+    """An empty build root of this test's own (``$BOOK_BUILD_DIR``); no runner-set build folder."""
+    from helpers.book import scorecard
+    root = tmp_path / "build"
+    monkeypatch.setenv("BOOK_BUILD_DIR", str(root))
+    monkeypatch.delenv(scorecard.BUILD_ENV, raising=False)
+    return root

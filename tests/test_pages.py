@@ -18,14 +18,6 @@ from helpers.study import Study
 GATE = "the scratch model does not solve the task: 50.0% correct on 16 held-out trials"
 
 
-@pytest.fixture
-def builds(tmp_path, monkeypatch):
-    root = tmp_path / "build"
-    monkeypatch.setenv("BOOK_BUILD_DIR", str(root))
-    monkeypatch.delenv(scorecard.BUILD_ENV, raising=False)
-    return root
-
-
 def record(build, profile="quick"):
     """Three verdicts of a build: one replicated, one not replicated, one gated."""
     scorecard.record_verdicts(build, "02_training", [

@@ -22,15 +22,6 @@ from helpers.study import Study
 GATE = "the scratch model does not solve the task: 50.0% correct on 16 held-out trials"
 
 
-@pytest.fixture
-def builds(tmp_path, monkeypatch):
-    """An empty build root of this test's own; no runner-set build folder."""
-    root = tmp_path / "build"
-    monkeypatch.setenv("BOOK_BUILD_DIR", str(root))
-    monkeypatch.delenv(scorecard.BUILD_ENV, raising=False)
-    return root
-
-
 def efficiency(value=0.11, lo=0.04, hi=0.18):
     return verdict("lin-sample-efficiency", "fine-tuned vs scratch", value, lo, hi, "evidence 02")
 
