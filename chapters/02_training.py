@@ -66,7 +66,7 @@ from IPython.display import Markdown
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.sample_efficiency import correct_table, sample_efficiency_verdict
 from helpers.figures import training as training_figures
-from helpers.figures.style import with_intervals
+from helpers.book.tables import with_intervals
 from helpers.models.sources import source_info
 from helpers.tasks.decision import baseline_table
 from helpers.training import evaluation

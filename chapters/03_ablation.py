@@ -65,7 +65,7 @@ from helpers.book.scorecard import show_verdicts
 from helpers.claims.ablation import depth_verdicts
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures import ablation as ablation_figures
-from helpers.figures.style import with_intervals
+from helpers.book.tables import with_intervals
 from helpers.interventions import ablation, effects
 
 runs = study.selected_runs()

@@ -170,7 +170,7 @@ attention.query_type_table(stats).round(3)
 # ## Claim (a): first-layer heads attend to the numbers
 
 # %%
-from helpers.figures.style import with_intervals
+from helpers.book.tables import with_intervals
 
 claim_a = attention.first_layer_number_attention(stats, layer=0)
 difference = attention.paired_difference(stats["scratch"], stats["fine-tuned"], layer=0)

@@ -70,7 +70,7 @@ from helpers.book.scorecard import show_verdicts
 from helpers.claims.representations import representation_verdict
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.figures.representations import UMAP_ROWS, umap_figure
-from helpers.figures.style import with_intervals
+from helpers.book.tables import with_intervals
 from helpers.readouts import activations, geometry
 from helpers.study import ANALYSED_MODELS
 from helpers.tasks.decision import choice_from_context_accuracy, task_variables

@@ -243,7 +243,7 @@ def test_task_figures_fit_the_page():
 def test_with_intervals_makes_narrow_tables():
     import pandas as pd
 
-    from helpers.figures.style import with_intervals
+    from helpers.book.tables import with_intervals
     df = pd.DataFrame({"model": ["a"], "acc": [0.85321], "lo": [0.8], "hi": [0.9], "n": [3.14159]})
     out = with_intervals(df, {"acc": ("lo", "hi")}, names={"acc": "acc [95% CI]"})
     assert list(out.columns) == ["model", "acc [95% CI]", "n"]
