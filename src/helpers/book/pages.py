@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from helpers.book.scorecard import (VERDICTS_FILE, _build_info, build_command, executed_anchors,
+from helpers.book.scorecard import (VERDICTS_FILE, build_info, build_command, executed_anchors,
                                     pipe_table, short_words, verdict_cell)
 from helpers.claims.verdict import claims
 from helpers.core.artifacts import atomic_write_text
@@ -44,7 +44,7 @@ def build_facts(folder: str | Path) -> dict[str, Any]:
     from helpers.models.sources import TINY, base_of
     from helpers.study import Study
     folder = Path(folder)
-    info = _build_info(folder)
+    info = build_info(folder)
     profile = info["profile"]
     facts: dict[str, Any] = {"profile": profile, "overrides": info["overrides"], "date": info["date"],
                              "commit": info["commit"], "chapters": info["chapters"],
@@ -124,7 +124,7 @@ def claims_markdown(folder: str | Path) -> str:
     """The closing chapter's table: each claim in the paper's words beside this build's verdict
     (status, statistic and interval) and the section that tests it."""
     folder = Path(folder)
-    entries = _build_info(folder)["entries"]
+    entries = build_info(folder)["entries"]
     anchors = executed_anchors(folder)
     rows = []
     for c in claims().values():

@@ -270,7 +270,9 @@ def verdict_cell(entry: dict | None, markdown: bool = False) -> str:
     return text
 
 
-def _build_info(folder: Path) -> dict:
+def build_info(folder: Path) -> dict:
+    """What a build folder's ``verdicts.json`` says of it: name, path, profile, overrides, whether
+    anything was recorded, the dates and commits of its chapters, the chapters and the entries."""
     path = folder / VERDICTS_FILE
     data = _read(path) if path.exists() else {}
     ran = data.get("chapters") or {}
@@ -294,7 +296,7 @@ def scorecard_table(builds: Sequence[str | os.PathLike] | None = None, markdown:
     date, commit and chapters are in ``table.attrs["builds"]``."""
     import pandas as pd
     folders = [resolve_build(b) for b in builds] if builds is not None else built_profiles()
-    infos = [_build_info(f) for f in folders]
+    infos = [build_info(f) for f in folders]
     rows = []
     for c in claims().values():
         seen: dict[str, None] = {}
