@@ -10,6 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from helpers.book import checks
+from helpers.book.chapters import cell_options
 
 matplotlib.use("Agg")
 
@@ -49,11 +50,11 @@ def _nb(*cells):
 
 def test_cell_options_are_the_yaml_of_the_leading_option_lines():
     src = '#| label: fig-a\n#| fig-cap: "x: y"\n#| fig-subcap: ["one", "two"]\n#| echo: false\nx = 1\n#| not: this'
-    assert checks.cell_options(src) == {"label": "fig-a", "fig-cap": "x: y", "fig-subcap": ["one", "two"],
+    assert cell_options(src)[0] == {"label": "fig-a", "fig-cap": "x: y", "fig-subcap": ["one", "two"],
                                         "echo": False}
-    assert checks.cell_options("x = 1\n") == {}
+    assert cell_options("x = 1\n")[0] == {}
     with pytest.raises(ValueError, match="YAML"):
-        checks.cell_options('#| fig-cap: "unclosed\n')
+        cell_options('#| fig-cap: "unclosed\n')
 
 
 def test_a_good_chapter_has_no_problem():

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from helpers.book.preview import _cell_options, parse_bib, preview_site
+from helpers.book.chapters import cell_options
+from helpers.book.preview import parse_bib, preview_site
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
 BIB = """@inproceedings{lin2024fine,
@@ -300,8 +301,8 @@ def test_bib_parser_is_tolerant():
     assert bib["mante2013context"]["title"].startswith("Context-dependent")
 
 
-def test_cell_options():
-    opts, code = _cell_options('#| label: fig-x\n#| fig-subcap:\n#|   - a\n#|   - b\n#| echo: false\nx = 1\n#| later')
+def testcell_options():
+    opts, code = cell_options(strict=False, source='#| label: fig-x\n#| fig-subcap:\n#|   - a\n#|   - b\n#| echo: false\nx = 1\n#| later')
     assert opts == {"label": "fig-x", "fig-subcap": ["a", "b"], "echo": False}
     assert code == "x = 1\n#| later"
 
@@ -319,7 +320,7 @@ def test_the_smoke_build_previews_as_a_book(smoke_book):
         body = page.split("<main", 1)[1]
         text = _text(body)
         nb = nbformat.read(out / "chapters" / f"{ch}.ipynb", as_version=4)
-        labels = [_cell_options(c.source)[0].get("label", "") for c in nb.cells if c.cell_type == "code"]
+        labels = [cell_options(c.source, strict=False)[0].get("label", "") for c in nb.cells if c.cell_type == "code"]
         figures = [x for x in labels if str(x).startswith("fig-")]
         for k, label in enumerate(figures, start=1):
             assert f"Figure {n}.{k}:" in text, (ch, label)

@@ -9,6 +9,7 @@ model sources), ``runs`` (the study's trained runs, which chapter 2 builds).
 from __future__ import annotations
 
 import ast
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,34 @@ def chapter_needs(chapter: str) -> tuple[str, ...]:
     if bad:
         raise ParameterError(f"chapter {chapter}: unknown needs {sorted(bad)}; accepted are {list(NEEDS)}")
     return needs
+
+
+def cell_options(source: str, strict: bool = True) -> tuple[dict[str, Any], str]:
+    """A code cell's Quarto options (the YAML of its leading ``#|`` lines, after any blank lines;
+    ``{}`` when none) and its code without them.  Option lines that are not valid YAML raise
+    ``ValueError`` naming them, or with ``strict=False`` (a renderer that must show the page
+    anyway) are read line by line as ``key: value``."""
+    import yaml
+    lines = source.split("\n")
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    option_lines = []
+    while i < len(lines) and lines[i].startswith("#|"):
+        option_lines.append(lines[i][2:])
+        i += 1
+    code = "\n".join(lines[i:]).strip("\n")
+    if not option_lines:
+        return {}, code
+    try:
+        opts = yaml.safe_load(textwrap.dedent("\n".join(option_lines)))
+    except yaml.YAMLError as e:
+        if strict:
+            raise ValueError(f"cell options are not valid YAML: {option_lines!r} ({e})") from e
+        opts = {}
+        for line in option_lines:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                opts[k.strip()] = v.strip().strip("\"'")
+    return (opts if isinstance(opts, dict) else {}), code
+

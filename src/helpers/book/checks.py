@@ -16,27 +16,10 @@ import hashlib
 import struct
 from typing import Any, Iterator, Mapping
 
-import yaml
+from helpers.book.chapters import cell_options
 
 IMAGE_TYPES = ("image/png", "image/svg+xml")
 MAX_WIDTH_PX = 800          # the body column of Quarto's default HTML page, in CSS px
-
-
-def cell_options(source: str) -> dict[str, Any]:
-    """The Quarto options of a cell: the YAML of its leading ``#|`` lines (``{}`` when none).
-    Lines that are not valid YAML raise ``ValueError`` naming them."""
-    lines = []
-    for line in source.splitlines():
-        if not line.startswith("#|"):
-            break
-        lines.append(line[3:] if line.startswith("#| ") else line[2:])
-    if not lines:
-        return {}
-    try:
-        opts = yaml.safe_load("\n".join(lines))
-    except yaml.YAMLError as e:
-        raise ValueError(f"cell options are not valid YAML: {lines!r} ({e})") from e
-    return opts if isinstance(opts, dict) else {}
 
 
 def _images(cell) -> list[tuple[str, Any, dict]]:
@@ -73,7 +56,7 @@ def _where(chapter: str, i: int, cell, opts: Mapping) -> str:
 def _code_cells(nb) -> Iterator[tuple[int, Any, dict]]:
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") == "code":
-            yield i, cell, cell_options(cell.get("source", ""))
+            yield i, cell, cell_options(cell.get("source", ""))[0]
 
 
 def figure_problems(nb, chapter: str, retina: bool = True, max_width_px: int | None = MAX_WIDTH_PX) -> list[str]:

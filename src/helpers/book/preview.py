@@ -31,12 +31,11 @@ import base64
 import html
 import re
 import shutil
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
+from helpers.book.chapters import cell_options
 
 PREVIEW_DIR = "preview"
 _CROSSREF_KINDS = {"fig": "Figure", "tbl": "Table", "eq": "Equation", "sec": "Section"}
@@ -848,29 +847,6 @@ def _mathml(latex: str, block: bool) -> str:
 
 # ---- notebooks ----------------------------------------------------------------------------------
 
-def _cell_options(source: str) -> tuple[dict[str, Any], str]:
-    """The ``#|`` options at the top of a code cell and the code without them."""
-    lines = source.split("\n")
-    i = 0
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-    opts_lines = []
-    while i < len(lines) and lines[i].startswith("#|"):
-        opts_lines.append(lines[i][2:])
-        i += 1
-    opts: dict[str, Any] = {}
-    if opts_lines:
-        try:
-            loaded = yaml.safe_load(textwrap.dedent("\n".join(opts_lines)))
-            opts = loaded if isinstance(loaded, dict) else {}
-        except yaml.YAMLError:
-            for line in opts_lines:
-                if ":" in line:
-                    k, v = line.split(":", 1)
-                    opts[k.strip()] = v.strip().strip("\"'")
-    return opts, "\n".join(lines[i:]).strip("\n")
-
-
 def _truthy(v, default=True) -> bool:
     if v is None:
         return default
@@ -935,7 +911,7 @@ class _NotebookRenderer:
         return "\n".join(parts), params
 
     def code_cell(self, cell, tags: set[str]) -> str:
-        opts, code = _cell_options(cell.source)
+        opts, code = cell_options(cell.source, strict=False)
         if not _truthy(opts.get("include")) or "remove-cell" in tags:
             return ""
         echo = _truthy(opts.get("echo")) and "remove-input" not in tags
