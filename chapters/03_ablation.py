@@ -73,10 +73,9 @@ gates = task_gates(runs, study.trials("test", study.n_test))
 display(Markdown(gate_note(gates)))
 trials, reference = study.trials("test", n_ablation), study.trials("val", n_reference)
 results = {}
-for arm in ARMS:
-    model, tok = study.load(arm, runs)
-    results[arm] = ablation.ablation_results(model, tok, trials, reference, ablation_kinds, bf16=analysis_bf16)
-    del model
+for arm in ARMS:     # computed once per run and prompts, then read from disk (chapter 7 reads it too)
+    results[arm] = ablation.cached_ablation_results(runs[arm], lambda arm=arm: study.load(arm, runs), trials,
+                                                    reference, ablation_kinds, bf16=analysis_bf16)
 choice = np.array([t.choice for t in trials])
 pd.DataFrame({arm: {"clean accuracy on these prompts": float(np.mean(np.sign(r["clean"]) == choice)),
                     "mean logit diff toward correct": float(np.mean(r["clean"] * choice)),

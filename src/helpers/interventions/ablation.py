@@ -255,6 +255,27 @@ def ablation_results(model, tokenizer, trials: Sequence[Trial], reference: Seque
     return res
 
 
+ABLATION_VERSION = 1
+
+
+def cached_ablation_results(run, load, trials: Sequence[Trial], reference: Sequence[Trial],
+                            kinds: Sequence[str] = KINDS, bf16: bool = False) -> dict:
+    """:func:`ablation_results` of a training `run`, computed once per run, prompts, reference
+    prompts, kinds and precision and then read from disk (:func:`helpers.core.cache.cached`):
+    chapter 3 computes it, chapter 7 reads the fine-tuned model's sweep again.  `load()` returns
+    ``(model, tokenizer)`` and is called only when the result is not cached."""
+    from helpers.core.cache import cached
+    config = {"version": ABLATION_VERSION, "run": run.config.key(), "kinds": sorted(kinds), "bf16": bool(bf16),
+              "trials": [t.prompt for t in trials], "reference": [t.prompt for t in reference]}
+
+    def compute():
+        model, tokenizer = load()
+        return ablation_results(model, tokenizer, trials, reference, kinds, bf16=bf16)
+    res = cached("ablation", config, compute)
+    res["arch"] = tuple(int(x) for x in res["arch"])
+    return res
+
+
 def layer_ablation_table(results: dict, choice: np.ndarray, kinds: Sequence[str] = KINDS):
     """Drop of the mean logit difference toward the correct answer when a whole layer's attention
     is ablated: one column per (model, kind), one row per layer.  `results` maps a model name to

@@ -52,6 +52,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from helpers.interventions.metrics import ForcedChoice
 from helpers.models.arch import Arch
 
 ALL = "all"
@@ -284,10 +285,14 @@ def _kept(circuit: Circuit, layer: int, B: int, T: int, H: int, pos: dict[str, t
 
 # ---- running circuits --------------------------------------------------------------------------
 
-def _metric(arch: Arch, hidden: torch.Tensor, last: torch.Tensor, correct: torch.Tensor):
+def _metric(arch: Arch, hidden: torch.Tensor, last: torch.Tensor, correct: torch.Tensor,
+            wrong: torch.Tensor | None = None):
     h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     logits = arch.model.get_output_embeddings()(h).float()
-    right = logits.argmax(-1) == correct
+    if wrong is None:
+        right = logits.argmax(-1) == correct
+    else:
+        right = (ForcedChoice(correct, wrong)(logits) > 0).to(correct.device)
     p = torch.softmax(logits, -1)[torch.arange(len(correct), device=logits.device), correct]
     return right, p
 
@@ -295,14 +300,16 @@ def _metric(arch: Arch, hidden: torch.Tensor, last: torch.Tensor, correct: torch
 @torch.no_grad()
 def run_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[int]], circuit: Circuit | None,
                 means: CircuitMeans | None, correct_ids, last=None,
-                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                batch_size: int = 64, wrong_ids=None) -> tuple[np.ndarray, np.ndarray]:
     """Per prompt: (is the argmax at the last position the correct token, probability of the
     correct token), with every head outside `circuit` mean-ablated.  ``circuit=None``: the full
-    model, nothing ablated."""
+    model, nothing ablated.  With `wrong_ids` (the other answer of a two-alternative task) a
+    prompt is correct when the correct token's logit beats the wrong one's instead."""
     arch = _as_arch(model)
     last = _last_of(ids, last)
     pos = _positions_of(positions, ids, last)
     correct = torch.as_tensor(correct_ids, dtype=torch.long, device=ids.device)
+    wrong = None if wrong_ids is None else torch.as_tensor(wrong_ids, dtype=torch.long, device=ids.device)
     if circuit is not None:
         if means is None:
             raise ValueError("evaluating a circuit needs `means` (from circuit_means on reference prompts)")
@@ -324,7 +331,7 @@ def run_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[int]]
                 fns[("z", l)] = fn
         with arch.hooks(fns):
             hidden = arch.base(input_ids=ids[rows]).last_hidden_state
-        r, p = _metric(arch, hidden, b_last, correct[rows])
+        r, p = _metric(arch, hidden, b_last, correct[rows], None if wrong is None else wrong[rows])
         rights.append(r.cpu())
         ps.append(p.cpu())
     return torch.cat(rights).numpy(), torch.cat(ps).double().numpy()
@@ -403,14 +410,15 @@ class CircuitEvaluation:
 def evaluate_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[int]], circuit: Circuit,
                      mean_acts: CircuitMeans, correct_ids, last=None, *, n_random: int = 10, seed: int = 0,
                      minimality: bool = True, level: float = 0.95, n_boot: int = 2000,
-                     batch_size: int = 64) -> CircuitEvaluation:
+                     batch_size: int = 64, wrong_ids=None) -> CircuitEvaluation:
     """Accuracy of `circuit` (every other head mean-ablated at every position, its heads kept at
     their groups' positions) and of the full model on the prompts `ids` (right-padded; `last` the
     index of each prompt's last token), faithfulness with its interval, `n_random` random circuits
-    of the same group sizes, and the minimality check (module docstring)."""
+    of the same group sizes, and the minimality check (module docstring).  `wrong_ids`: see
+    :func:`run_circuit` (two-alternative accuracy)."""
     from helpers.stats.intervals import wilson_ci, z_for
     arch = _as_arch(model)
-    args = dict(last=last, batch_size=batch_size)
+    args = dict(last=last, batch_size=batch_size, wrong_ids=wrong_ids)
     model_correct, model_p = run_circuit(arch, ids, positions, None, None, correct_ids, **args)
     correct, p = run_circuit(arch, ids, positions, circuit, mean_acts, correct_ids, **args)
     n = len(correct)
@@ -433,7 +441,7 @@ def evaluate_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[
 
 def minimality_table(model, ids, positions, circuit: Circuit, mean_acts: CircuitMeans, correct_ids,
                      circuit_correct: np.ndarray, model_accuracy: float, last=None, level: float = 0.95,
-                     batch_size: int = 64):
+                     batch_size: int = 64, wrong_ids=None):
     """One row per (group, head) entry: accuracy and faithfulness of the circuit without it, the
     accuracy drop with Newcombe's paired interval at the Bonferroni level over the entries, and
     its status (``needed`` / ``no effect`` / ``harmful``; ``flagged`` = not needed)."""
@@ -446,7 +454,7 @@ def minimality_table(model, ids, positions, circuit: Circuit, mean_acts: Circuit
     rows = []
     for group, (l, h) in entries:
         c, _ = run_circuit(model, ids, positions, circuit.without(group, (l, h)), mean_acts, correct_ids,
-                           last=last, batch_size=batch_size)
+                           last=last, batch_size=batch_size, wrong_ids=wrong_ids)
         drop, lo, hi = paired_diff_ci(circuit_correct, c, level=lvl)
         status = "needed" if lo > 0 else ("harmful" if hi < 0 else "no effect")
         rows.append({"group": group, "layer": l, "head": h, "accuracy_without": float(c.mean()),

@@ -7,7 +7,9 @@ per prompt (``(batch,)``), since the correct answer differs between prompts.
 
 * :class:`LogitDiff`: ``logit(a) - logit(b)``, e.g. the correct minus the wrong answer;
 * :class:`Prob`: the probability of the correct token (softmax over the whole vocabulary);
-* :class:`Accuracy`: 1.0 where the argmax over the vocabulary is the correct token, else 0.0.
+* :class:`Accuracy`: 1.0 where the argmax over the vocabulary is the correct token, else 0.0;
+* :class:`ForcedChoice`: 1.0 where the correct token's logit beats the other answer's (the
+  decision task's two-alternative accuracy: the sign of the logit difference), else 0.0.
 """
 from __future__ import annotations
 
@@ -72,3 +74,12 @@ class Accuracy(Metric):
 
     def __call__(self, logits):
         return (logits.argmax(-1) == self.correct.to(logits.device)).float()
+
+
+class ForcedChoice(LogitDiff):
+    """1.0 where ``logit(a) > logit(b)`` (a: the correct answer, b: the other one), else 0.0: the
+    accuracy of a two-alternative forced choice, which the decision task's chapters use."""
+    name = "forced_choice"
+
+    def __call__(self, logits):
+        return (super().__call__(logits) > 0).float()

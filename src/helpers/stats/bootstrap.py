@@ -85,7 +85,7 @@ def bootstrap_ci(values: np.ndarray, stat: Callable = np.mean, n_boot: int = 200
                             rng=np.random.default_rng(seed))
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        lo, hi = (float(v) for v in percentile_interval(np.asarray(res.bootstrap_distribution), level))
+        lo, hi = (float(v) for v in percentile_interval(np.asarray(res.bootstrap_distribution), level, ignore_nan=True))
     return (lo, hi)
 
 
