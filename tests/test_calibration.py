@@ -297,3 +297,74 @@ def test_a_head_that_knows_context_and_choice_replicates():
     Z[:, 0, 1, 1] += 4.0 * choice
     table = head_decoding(Z, y, cv_folds=3)
     assert c_decoding.head_verdict({("fine-tuned", "response_type"): table}, 0.5).status == "replicated"
+
+
+# ---- the circuit claims (chapters 7-8) ----------------------------------------------------------
+
+def _faith_status(rng, p_model, f_true, n=200):
+    """A circuit right on a random share f_true of the prompts the model gets right (and never
+    elsewhere): true faithfulness f_true."""
+    import types
+
+    from helpers.claims.circuits import faithfulness_verdict
+    from helpers.interventions.circuits import faithfulness_ci
+    model = rng.random(n) < p_model
+    circuit = model & (rng.random(n) < f_true)
+    f, lo, hi = faithfulness_ci(circuit, model, n_boot=300, seed=int(rng.integers(1 << 30)))
+    ev = types.SimpleNamespace(circuit=types.SimpleNamespace(heads={(0, 0)}), faithfulness=f, faithfulness_ci=(lo, hi),
+                               n=n, accuracy=circuit.mean(), model_accuracy=model.mean(), random=None)
+    return faithfulness_verdict(ev, n_model_heads=100).status
+
+
+def test_faithfulness_at_the_null_rarely_replicates():
+    """True faithfulness 0.75 (the claim's null): 'replicated' in 2 of 60 draws at 200 prompts
+    ('not replicated' in 29: 0.75 is short of the material 0.8)."""
+    rng = np.random.default_rng(20)
+    statuses = [_faith_status(rng, 0.9, 0.75) for _ in range(60)]
+    assert rate(statuses) <= bound(60)
+
+
+def test_a_faithful_circuit_replicates_and_an_unfaithful_one_does_not():
+    """True faithfulness 0.97: 'replicated' in 20 of 20 draws; 0.6: 'not replicated' in 20 of 20."""
+    rng = np.random.default_rng(21)
+    assert rate([_faith_status(rng, 0.9, 0.97) for _ in range(20)]) >= 0.9
+    assert rate([_faith_status(rng, 0.9, 0.6) for _ in range(20)], "not replicated") >= 0.9
+
+
+def _cmap_outcomes(rng, p_a, p_b, p_circuit, p_random, n=200, draws=5):
+    out = {"A": (rng.random(n) < p_a).astype(float), "B": (rng.random(n) < p_b).astype(float),
+           "circuit": (rng.random(n) < p_circuit).astype(float)}
+    out.update({f"random {i}": (rng.random(n) < p_random).astype(float) for i in range(draws)})
+    return out
+
+
+def test_cmap_circuit_null_rarely_replicates():
+    """The circuit's patch no better than random heads: 'replicated' in 3 of 80 draws."""
+    from helpers.claims.circuits import cmap_circuit_verdict
+    rng = np.random.default_rng(22)
+    statuses = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.6, 0.6), n_boot=300,
+                                     seed=int(rng.integers(1 << 30))).status for _ in range(80)]
+    assert rate(statuses) <= bound(80)
+
+
+def test_cmap_circuit_detects_a_planted_lift():
+    """Circuit patch at 85%, random heads at 55%: 'replicated' in 20 of 20 draws."""
+    from helpers.claims.circuits import cmap_circuit_verdict
+    rng = np.random.default_rng(23)
+    statuses = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.85, 0.55), n_boot=300,
+                                     seed=int(rng.integers(1 << 30))).status for _ in range(20)]
+    assert rate(statuses) >= 0.9
+
+
+def test_cmap_reliance_null_rarely_replicates():
+    """Both receivers get the same share of the advantage (half of it): 'replicated' in 1 of 40
+    draws; the donor's outcomes are shared, as in the chapter."""
+    from helpers.claims.circuits import cmap_reliance_verdict
+    rng = np.random.default_rng(24)
+    statuses = []
+    for _ in range(40):
+        pre = _cmap_outcomes(rng, 0.5, 0.9, 0.7, 0.5, draws=0)
+        scr = _cmap_outcomes(rng, 0.5, 0.9, 0.7, 0.5, draws=0)
+        scr["B"] = pre["B"]
+        statuses.append(cmap_reliance_verdict(pre, scr, n_boot=300, seed=int(rng.integers(1 << 30))).status)
+    assert rate(statuses) <= bound(40)

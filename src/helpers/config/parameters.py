@@ -79,6 +79,19 @@ SPECS: dict[str, Spec] = {
     "umap_neighbors": Spec("int", "UMAP n_neighbors", 2, 200),
     "cv_folds": Spec("int", "cross-validation folds of the decoders", 2, 20),
     "n_shuffles": Spec("int", "label shuffles for the chance baselines", 1, 1000),
+    # chapters 7-8: the decision task's circuit and cross-model patching
+    "n_circuit_pairs": Spec("int", "counterfactual pairs per kind for the path-patching search (validation trials)",
+                            4, 10_000),
+    "n_resid_pairs": Spec("int", "counterfactual pairs of the residual-stream patching map", 2, 10_000),
+    "resid_layer_step": Spec("int", "the residual-stream map patches every k-th layer (and the last)", 1, 100),
+    "circuit_keep": Spec("int", "at most this many heads kept per path-patching group (Prakash et al.'s fixed count)",
+                         1, 1000),
+    "circuit_min_share": Spec("float", "a kept head's path carries at least this share of the counterfactual's flip "
+                              "of the logit difference", 0.0, 1.0),
+    "n_circuit_eval": Spec("int", "held-out test trials on which circuits and CMAP are evaluated", 8, 100_000),
+    "n_random_circuits": Spec("int", "random circuits (and random head sets for CMAP) of the circuit's size", 1, 1000),
+    "n_dcm_pairs": Spec("int", "DCM pairs per desideratum (split 50/25/25: train, choose, test)", 8, 100_000),
+    "dcm_epochs": Spec("int", "DCM training epochs", 1, 100),
 }
 
 

@@ -305,3 +305,156 @@ def baseline_table(trials: Sequence[Trial]):
 def best_context_blind(table) -> float:
     """The best accuracy of the strategies that ignore the context, from :func:`baseline_table`."""
     return float(table.loc[table["strategy"].str.startswith("ignore context"), "accuracy"].max())
+
+
+# ---- counterfactual pairs ---------------------------------------------------------------------
+
+COUNTERFACTUALS = {
+    "evidence": "the relevant stream's shown samples negated (context and irrelevant stream unchanged): "
+                "the answer always flips",
+    "context": "the context word swapped (both streams unchanged): the answer flips when the two streams' "
+               "shown sums have opposite signs; other trials have no such pair",
+}
+
+
+@dataclass(frozen=True)
+class CounterfactualPair:
+    """A clean trial and its counterfactual: the same prompt with one task variable changed so that
+    the answer flips (see :data:`COUNTERFACTUALS`)."""
+    clean: Trial
+    counterfactual: Trial
+    kind: str
+
+
+def _negate(samples: Sequence[float]) -> tuple[float, ...]:
+    return tuple(-x if x else 0.0 for x in samples)      # keeps "+0.00" as it was written
+
+
+def counterfactual(trial: Trial, kind: str) -> Trial | None:
+    """The counterfactual trial of `kind` (:data:`COUNTERFACTUALS`), or None when it would not
+    change the answer (a ``"context"`` swap of a trial whose two streams agree, or whose irrelevant
+    stream sums to exactly zero).  Every field of the returned trial is recomputed, so its labels
+    are audited like any other trial's.  Prompts keep their token layout: a sign or a context word
+    is swapped for another, nothing else moves (checked per tokenizer by :func:`pair_token_ids`)."""
+    if kind not in COUNTERFACTUALS:
+        raise ParameterError(f"kind={kind!r} is not accepted: accepted values are {list(COUNTERFACTUALS)}")
+    motion, color = trial.motion_samples, trial.color_samples
+    motion_coh, color_coh, context = trial.motion_coh, trial.color_coh, trial.context
+    if kind == "evidence":
+        if context == "motion":
+            motion, motion_coh = _negate(motion), -motion_coh
+        else:
+            color, color_coh = _negate(color), -color_coh
+    else:
+        context = "color" if context == "motion" else "motion"
+    rel = round(sum(motion if context == "motion" else color) * 100)
+    if rel == 0:
+        return None
+    choice = 1 if rel > 0 else -1
+    if choice == trial.choice:
+        return None
+    return Trial(prompt=make_prompt(context, motion, color), answer=ANSWERS[choice], choice=choice,
+                 context=context, motion_coh=motion_coh, color_coh=color_coh,
+                 motion_samples=tuple(motion), color_samples=tuple(color),
+                 motion_sum=round(sum(round(x * 100) for x in motion) / 100, 2),
+                 color_sum=round(sum(round(x * 100) for x in color) / 100, 2))
+
+
+def counterfactual_pairs(trials: Sequence[Trial], kind: str) -> list[CounterfactualPair]:
+    """The pairs of `kind` of every trial that has one (all trials for ``"evidence"``; the
+    trials whose streams disagree for ``"context"``), in the order of `trials`."""
+    out = []
+    for t in trials:
+        cf = counterfactual(t, kind)
+        if cf is not None:
+            out.append(CounterfactualPair(t, cf, kind))
+    return out
+
+
+def pair_token_ids(tokenizer, pairs: Sequence[CounterfactualPair]):
+    """Token ids of the clean and the counterfactual prompts, ``(clean, counterfactual)``, each
+    ``(n, T)``: patching aligns positions one to one, so every prompt of the pairs must have the
+    same token length (true of SmolLM2's tokenizer, which writes every digit and sign as its own
+    token).  Raises :class:`~helpers.core.errors.ParameterError` naming the first pair that does
+    not; :func:`same_length_pairs` keeps the pairs of the most common length."""
+    import torch
+    clean = [tokenizer.encode(p.clean.prompt) for p in pairs]
+    cf = [tokenizer.encode(p.counterfactual.prompt) for p in pairs]
+    if not pairs:
+        raise ParameterError("no counterfactual pairs were given")
+    T = len(clean[0])
+    for i, (a, b) in enumerate(zip(clean, cf)):
+        if len(a) != T or len(b) != T:
+            raise ParameterError(
+                f"pair {i} has prompts of {len(a)} and {len(b)} tokens, the first pair {T}: patching needs one "
+                f"token length; keep the pairs of one length with same_length_pairs ({pairs[i].clean.prompt!r})")
+    return torch.tensor(clean), torch.tensor(cf)
+
+
+def same_length_pairs(tokenizer, pairs: Sequence[CounterfactualPair]) -> list[CounterfactualPair]:
+    """The pairs whose clean and counterfactual prompts both have the most common token length of
+    the clean prompts (with the book's task every prompt has one length in SmolLM2's and GPT-2's
+    tokenizers; a tokenizer or a prompt format where a sign or a context word changes the token
+    count would not).  The chapters report how many were kept."""
+    from collections import Counter
+    lengths = [(len(tokenizer.encode(p.clean.prompt)), len(tokenizer.encode(p.counterfactual.prompt)))
+               for p in pairs]
+    if not lengths:
+        return []
+    T = Counter(a for a, _ in lengths).most_common(1)[0][0]
+    return [p for p, (a, b) in zip(pairs, lengths) if a == b == T]
+
+
+# ---- desiderata for DCM -------------------------------------------------------------------------
+
+DESIDERATA = {
+    "choice": "the source's own answer (heads that carry the decision copy it)",
+    "context": "the answer the base's numbers give under the source's context",
+    "evidence": "the answer the source's numbers give under the base's context (the relevant evidence's sign)",
+}
+
+
+def answer_under(context: str, numbers_of: Trial) -> int | None:
+    """The answer (+1/-1) that `numbers_of`'s shown samples give under `context`; None when the
+    stream that context makes relevant sums to exactly zero."""
+    s = numbers_of.motion_sum if context == "motion" else numbers_of.color_sum
+    return None if round(s * 100) == 0 else (1 if s > 0 else -1)
+
+
+def desideratum_targets(base: Trial, source: Trial) -> dict[str, int | None]:
+    """What each desideratum of :data:`DESIDERATA` predicts the patched base run answers."""
+    return {"choice": source.choice, "context": answer_under(source.context, base),
+            "evidence": answer_under(base.context, source)}
+
+
+def dcm_pairs(trials: Sequence[Trial], desideratum: str, n: int, seed: int = 0) -> list[tuple[Trial, Trial, int]]:
+    """`n` distinct (base, source, target) triples for the DCM `desideratum` (:data:`DESIDERATA`):
+    the bases taken in turn from `trials` (a base for which 20 random sources give no pair is
+    skipped on that pass), each source drawn at random from `trials`, a pair kept only when the
+    desideratum's target differs from the base's answer **and** the other two desiderata predict
+    the base's answer: so a mask that moves the answer to the target can only have found heads
+    carrying this variable (on a binary answer, that is the only way to tell them apart)."""
+    if desideratum not in DESIDERATA:
+        raise ParameterError(f"desideratum={desideratum!r} is not accepted: accepted values are {list(DESIDERATA)}")
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"n={n!r} is out of range: accepted values are integers >= 1")
+    rng = np.random.default_rng([seed, list(DESIDERATA).index(desideratum)])
+    out: list[tuple[Trial, Trial, int]] = []
+    seen: set[tuple[int, int]] = set()
+    for _ in range(4 * (n // max(len(trials), 1) + 1)):          # passes over the bases, in turn
+        for i, base in enumerate(trials):
+            for _ in range(20):                                   # sources tried for this base
+                j = int(rng.integers(len(trials)))
+                source = trials[j]
+                t = desideratum_targets(base, source)
+                others = [v for k, v in t.items() if k != desideratum]
+                if (j == i or (i, j) in seen or t[desideratum] is None or t[desideratum] == base.choice
+                        or any(v != base.choice for v in others)):
+                    continue
+                seen.add((i, j))
+                out.append((base, source, int(t[desideratum])))
+                break
+            if len(out) == n:
+                return out
+    raise ParameterError(f"found only {len(out)} of {n} distinct pairs for desideratum {desideratum!r} in "
+                         f"{len(trials)} trials: give more trials")

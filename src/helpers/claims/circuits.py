@@ -1,0 +1,98 @@
+"""Prakash et al.'s claims asked of the decision task, and Lin's read through cross-model patching:
+``prakash-circuit-faithful`` (chapter 7), ``prakash-cmap-circuit`` and ``lin-cmap-pretrained``
+(chapter 8).  Inputs are the measurements of :mod:`helpers.interventions.decision_circuit`."""
+from __future__ import annotations
+
+import numpy as np
+
+from helpers.claims.verdict import Verdict, claim, verdict
+from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
+
+MAX_SHARE_OF_HEADS = 0.10        # "small": at most this share of the model's heads (Llama-7B's: 7%)
+
+
+def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None) -> Verdict:
+    """``prakash-circuit-faithful`` from a :class:`~helpers.interventions.circuits.CircuitEvaluation`
+    of the fine-tuned model's circuit on held-out prompts."""
+    c = claim("prakash-circuit-faithful")
+    t = float(c.threshold)
+    size = len(ev.circuit.heads)
+    f, (lo, hi) = ev.faithfulness, ev.faithfulness_ci
+    rnd = (f" Random circuits of the same group sizes: mean {ev.random.mean:.2f} (sd {ev.random.sd:.2f}, "
+           f"{len(ev.random.faithfulness)} draws)." if ev.random is not None else "")
+    evidence = (f"The circuit holds {size} of the model's {n_model_heads} heads ({size / n_model_heads:.0%}); "
+                f"on {ev.n} held-out prompts it is right on {ev.accuracy:.1%} against the full model's "
+                f"{ev.model_accuracy:.1%}: faithfulness {f:.2f} (95% CI {lo:.2f} to {hi:.2f}).{rnd}")
+    status = None
+    if size > MAX_SHARE_OF_HEADS * n_model_heads:
+        status = "inconclusive"
+        evidence += (f" A circuit of more than {MAX_SHARE_OF_HEADS:.0%} of the heads is not small: the claim is "
+                     "not judged on it (lower `circuit_keep`).")
+    return verdict(c.id, "fine-tuned", f - t, lo - t, hi - t, evidence,
+                   statistic=f"faithfulness minus {t:g}", gate=gate, status=status)
+
+
+def cmap_circuit_verdict(outcomes: dict[str, np.ndarray], circuit_name: str = "circuit", gate: str | None = None,
+                         n_boot: int = 2000, seed: int = 0) -> Verdict:
+    """``prakash-cmap-circuit`` from the per-prompt outcomes of
+    :func:`~helpers.interventions.decision_circuit.cmap_table` into the pretrained model
+    (``"A"``, ``"B"``, the circuit, ``"random i"``)."""
+    outcomes = {k: np.asarray(v, float) for k, v in outcomes.items()}
+    randoms = [v for k, v in outcomes.items() if k.startswith("random ")]
+    patched = outcomes.get(circuit_name)
+    if patched is None or not randoms:
+        return verdict("prakash-cmap-circuit", "pretrained", float("nan"), float("nan"), float("nan"),
+                       "No circuit head was found, so there is nothing to patch: not judged.",
+                       statistic="circuit patch minus random patches", gate=gate, status="inconclusive")
+    diff = np.asarray(patched, float) - np.mean(randoms, axis=0)
+    lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
+    a, b = outcomes["A"].mean(), outcomes["B"].mean()
+    evidence = (f"Pretrained model alone {a:.1%}, fine-tuned model {b:.1%}; with the fine-tuned circuit's "
+                f"head outputs patched in {patched.mean():.1%}; with {len(randoms)} random head sets of the same "
+                f"size {np.mean(randoms):.1%} on average (range {min(r.mean() for r in randoms):.1%} to "
+                f"{max(r.mean() for r in randoms):.1%}), on {len(diff)} held-out prompts.")
+    return verdict("prakash-cmap-circuit", "pretrained", float(diff.mean()), float(lo), float(hi), evidence,
+                   statistic="accuracy, circuit patch minus random patches", gate=gate)
+
+
+def _moved(patched, a, b):
+    gap = b.mean(-1) - a.mean(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(gap > 0, (patched.mean(-1) - a.mean(-1)) / gap, np.nan)
+
+
+def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, np.ndarray],
+                          circuit_name: str = "circuit", gate: str | None = None, n_boot: int = 2000,
+                          seed: int = 0) -> Verdict:
+    """``lin-cmap-pretrained`` from the per-prompt CMAP outcomes of the fine-tuned circuit into the
+    pretrained and into the scratch model (the same prompts, in the same order)."""
+    stat = "moved share, pretrained minus scratch"
+    if circuit_name not in pretrained or circuit_name not in scratch:
+        return verdict("lin-cmap-pretrained", "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
+                       "No circuit head was found, so there is nothing to patch: not judged.", statistic=stat,
+                       gate=gate, status="inconclusive")
+    arr = {name: {k: np.asarray(v, float) for k, v in o.items()} for name, o in
+           (("pretrained", pretrained), ("scratch", scratch))}
+    if len(arr["pretrained"]["B"]) != len(arr["scratch"]["B"]) or not np.array_equal(arr["pretrained"]["B"], arr["scratch"]["B"]):
+        raise ValueError("the two CMAP results must come from the same prompts (the donor's outcomes differ)")
+    moved = {k: float(_moved(o[circuit_name], o["A"], o["B"])) for k, o in arr.items()}
+    text = {k: (f"{moved[k]:.0%}" if np.isfinite(moved[k]) else "undefined") for k in moved}
+    evidence = (f"Fine-tuned model {arr['pretrained']['B'].mean():.1%}. Pretrained model {arr['pretrained']['A'].mean():.1%}, "
+                f"with the circuit patched in {arr['pretrained'][circuit_name].mean():.1%} (share of the advantage moved: "
+                f"{text['pretrained']}); scratch model {arr['scratch']['A'].mean():.1%}, with the same patch "
+                f"{arr['scratch'][circuit_name].mean():.1%} ({text['scratch']}).")
+    if not all(np.isfinite(v) for v in moved.values()):
+        worse = [k for k, v in moved.items() if not np.isfinite(v)]
+        return verdict("lin-cmap-pretrained", "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
+                       evidence + f" The {' and '.join(worse)} model{'s are' if len(worse) > 1 else ' is'} not worse than the fine-tuned model on these "
+                       "prompts: there is no advantage to move, so the claim is not judged.",
+                       statistic=stat, gate=gate, status="inconclusive")
+    idx = resample_indices(len(arr["pretrained"]["B"]), n_boot, seed)
+    boots = {k: _moved(o[circuit_name][idx], o["A"][idx], o["B"][idx]) for k, o in arr.items()}
+    diff = boots["pretrained"] - boots["scratch"]
+    dropped = int(np.isnan(diff).sum())
+    lo, hi = percentile_interval(diff, ignore_nan=True)
+    evidence += (f" Percentile bootstrap over prompts ({n_boot} resamples, {dropped} dropped because a receiver "
+                 f"was not worse than the donor in them).")
+    return verdict("lin-cmap-pretrained", "pretrained vs scratch", moved["pretrained"] - moved["scratch"],
+                   float(lo), float(hi), evidence, statistic=stat, gate=gate)

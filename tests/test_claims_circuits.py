@@ -1,0 +1,189 @@
+"""The verdicts of chapters 7-8 (:mod:`helpers.claims.circuits`) reach each of their statuses on
+hand-made measurements with known answers: ``prakash-circuit-faithful`` (faithfulness against 0.8,
+small circuits only), ``prakash-cmap-circuit`` (the circuit's patch against random head sets) and
+``lin-cmap-pretrained`` (the share of the donor's advantage moved into the pretrained against the
+scratch model)."""
+import types
+
+import numpy as np
+import pytest
+
+from helpers.claims.circuits import (MAX_SHARE_OF_HEADS, cmap_circuit_verdict, cmap_reliance_verdict,
+                                     faithfulness_verdict)
+from helpers.claims.verdict import claim
+
+
+# ---- prakash-circuit-faithful ------------------------------------------------------------------
+
+def _evaluation(f, lo, hi, n_heads=3, random=None):
+    heads = {(i // 4, i % 4) for i in range(n_heads)}
+    return types.SimpleNamespace(circuit=types.SimpleNamespace(heads=heads), faithfulness=f,
+                                 faithfulness_ci=(lo, hi), n=200, accuracy=0.9 * f, model_accuracy=0.9,
+                                 random=random)
+
+
+def test_faithfulness_claim_is_against_0_75_with_a_5_point_margin():
+    c = claim("prakash-circuit-faithful")
+    assert float(c.threshold) == 0.75 and c.material == 0.05
+
+
+@pytest.mark.parametrize("f,lo,hi,status", [(0.95, 0.85, 1.02, "replicated"),
+                                            (0.81, 0.76, 0.86, "replicated"),
+                                            (0.78, 0.76, 0.86, "inconclusive"),     # above 0.75, short of 0.8
+                                            (0.60, 0.50, 0.70, "not replicated"),
+                                            (0.72, 0.63, 0.79, "not replicated"),
+                                            (0.82, 0.70, 0.90, "inconclusive"),
+                                            (0.75, 0.70, 0.81, "inconclusive")])
+def test_faithfulness_verdict_statuses(f, lo, hi, status):
+    v = faithfulness_verdict(_evaluation(f, lo, hi), n_model_heads=144)
+    assert v.status == status and v.gate is None
+    assert v.claim == "prakash-circuit-faithful" and v.model == "fine-tuned"
+    assert (v.value, v.lo, v.hi) == pytest.approx((f - 0.75, lo - 0.75, hi - 0.75))
+    assert "3 of the model's 144 heads (2%)" in v.evidence
+    assert f"faithfulness {f:.2f} (95% CI {lo:.2f} to {hi:.2f})" in v.evidence
+    assert "Random circuits" not in v.evidence
+
+
+def test_faithfulness_verdict_reports_random_circuits():
+    rnd = types.SimpleNamespace(mean=0.12, sd=0.05, faithfulness=np.array([0.1, 0.2, 0.06]))
+    v = faithfulness_verdict(_evaluation(0.95, 0.85, 1.0, random=rnd), n_model_heads=144)
+    assert v.status == "replicated"
+    assert "Random circuits of the same group sizes: mean 0.12 (sd 0.05, 3 draws)." in v.evidence
+
+
+def test_a_large_circuit_is_not_judged():
+    assert MAX_SHARE_OF_HEADS == 0.10
+    v = faithfulness_verdict(_evaluation(0.99, 0.95, 1.0, n_heads=15), n_model_heads=144)     # 10.4%
+    assert v.status == "inconclusive" and v.gate is None
+    assert "not small" in v.evidence
+    at_limit = faithfulness_verdict(_evaluation(0.99, 0.95, 1.0, n_heads=14), n_model_heads=140)  # exactly 10%
+    assert at_limit.status == "replicated"
+    big_and_bad = faithfulness_verdict(_evaluation(0.3, 0.2, 0.4, n_heads=30), n_model_heads=144)
+    assert big_and_bad.status == "inconclusive"
+
+
+def test_a_failed_gate_makes_the_faithfulness_verdict_inconclusive():
+    gate = "the fine-tuned model does not solve the task: 55.0% correct"
+    v = faithfulness_verdict(_evaluation(0.95, 0.85, 1.0), n_model_heads=144, gate=gate)
+    assert v.status == "inconclusive" and v.gate == gate
+    assert v.value == pytest.approx(0.20)
+
+
+# ---- prakash-cmap-circuit ----------------------------------------------------------------------
+
+N = 100
+
+
+def _half(n=N, shift=0):
+    """Outcomes right on every other prompt (50%)."""
+    return ((np.arange(n) + shift) % 2).astype(float)
+
+
+def test_cmap_circuit_verdict_replicated_when_the_circuit_beats_random_heads():
+    out = {"A": _half(), "B": np.ones(N), "circuit": np.ones(N),
+           "random 0": _half(), "random 1": _half(shift=1), "random 2": _half()}
+    v = cmap_circuit_verdict(out, n_boot=500)
+    assert v.status == "replicated" and v.claim == "prakash-cmap-circuit" and v.model == "pretrained"
+    # per prompt: 1 - mean of the random draws, which is 1/3 or 2/3, half the prompts each
+    assert v.value == pytest.approx(0.5)
+    assert 0 < v.lo < 0.5 < v.hi < 1
+    assert "Pretrained model alone 50.0%, fine-tuned model 100.0%" in v.evidence
+    assert "patched in 100.0%; with 3 random head sets" in v.evidence
+    assert "on 100 held-out prompts" in v.evidence
+
+
+def test_cmap_circuit_verdict_not_replicated_when_the_circuit_is_random():
+    out = {"A": _half(), "B": np.ones(N), "circuit": _half(), "random 0": _half()}
+    v = cmap_circuit_verdict(out, n_boot=500)
+    assert v.status == "not replicated"
+    assert (v.value, v.lo, v.hi) == (0.0, 0.0, 0.0)
+    # a near-random circuit on many prompts: the interval lies below the 5 points
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, 2, 2000).astype(float) for _ in range(4)]
+    out = {"A": draws[0], "B": np.ones(2000), "circuit": draws[1], "random 0": draws[2], "random 1": draws[3]}
+    v = cmap_circuit_verdict(out, n_boot=500)
+    assert v.status == "not replicated" and v.hi < 0.05
+
+
+def test_cmap_circuit_verdict_inconclusive():
+    v = cmap_circuit_verdict({"A": _half(), "B": np.ones(N)})                      # no circuit head
+    assert v.status == "inconclusive" and np.isnan(v.value) and "nothing to patch" in v.evidence
+    v = cmap_circuit_verdict({"A": _half(), "B": np.ones(N), "circuit": np.ones(N)})   # no random set
+    assert v.status == "inconclusive"
+    # a small edge on few prompts: the interval straddles
+    out = {"A": _half(20), "B": np.ones(20), "circuit": np.r_[np.ones(12), np.zeros(8)],
+           "random 0": _half(20)}
+    v = cmap_circuit_verdict(out, n_boot=500)
+    assert v.status == "inconclusive" and v.value == pytest.approx(0.1) and v.lo < 0 < v.hi
+    gate = "the fine-tuned model does not solve the task"
+    v = cmap_circuit_verdict({"A": _half(), "B": np.ones(N), "circuit": np.ones(N), "random 0": _half()},
+                             gate=gate, n_boot=500)
+    assert v.status == "inconclusive" and v.gate == gate and v.value == pytest.approx(0.5)
+
+
+# ---- lin-cmap-pretrained -----------------------------------------------------------------------
+
+M = 400
+
+
+def test_reliance_replicated_when_only_the_pretrained_model_receives_the_advantage():
+    pre = {"A": _half(M), "B": np.ones(M), "circuit": np.ones(M)}
+    scr = {"A": _half(M, 1), "B": np.ones(M), "circuit": _half(M, 1)}
+    v = cmap_reliance_verdict(pre, scr, n_boot=500)
+    assert v.status == "replicated" and v.claim == "lin-cmap-pretrained" and v.model == "pretrained vs scratch"
+    assert (v.value, v.lo, v.hi) == pytest.approx((1.0, 1.0, 1.0))
+    assert "share of the advantage moved: 100%" in v.evidence and "(0%)" in v.evidence
+    assert "0 dropped" in v.evidence
+
+
+def test_reliance_not_replicated_when_both_receive_the_same_share():
+    same = {"A": _half(M), "B": np.ones(M), "circuit": np.r_[np.ones(M // 2), _half(M // 2)]}
+    v = cmap_reliance_verdict(same, dict(same), n_boot=500)
+    assert v.status == "not replicated" and (v.value, v.lo, v.hi) == pytest.approx((0.0, 0.0, 0.0))
+    # different receivers, each moved half of the donor's advantage: an interval around 0, below 25 points
+    rng = np.random.default_rng(1)
+    a1, a2 = (rng.integers(0, 2, M).astype(float) for _ in range(2))
+
+    def half_moved(a):
+        c = a.copy()
+        wrong = np.flatnonzero(a == 0)
+        c[wrong[: len(wrong) // 2]] = 1.0
+        return c
+    pre = {"A": a1, "B": np.ones(M), "circuit": half_moved(a1)}
+    scr = {"A": a2, "B": np.ones(M), "circuit": half_moved(a2)}
+    v = cmap_reliance_verdict(pre, scr, n_boot=500)
+    assert v.value == pytest.approx(0.0, abs=0.01)
+    assert v.lo < 0 < v.hi < 0.25
+    assert v.status == "not replicated"
+
+
+def test_reliance_inconclusive_when_a_receiver_is_not_worse_than_the_donor():
+    pre = {"A": _half(M), "B": np.r_[np.ones(300), np.zeros(100)],
+           "circuit": np.r_[np.ones(300), np.zeros(100)]}
+    scr = {"A": np.r_[np.ones(350), np.zeros(50)], "B": pre["B"].copy(), "circuit": _half(M)}
+    v = cmap_reliance_verdict(pre, scr, n_boot=500)
+    assert v.status == "inconclusive" and np.isnan(v.value)
+    assert "The scratch model is not worse than the fine-tuned model" in v.evidence
+    assert "share of the advantage moved: 100%" in v.evidence and "(undefined)" in v.evidence
+    v = cmap_reliance_verdict({"A": np.ones(M), "B": np.ones(M), "circuit": np.ones(M)},
+                              {"A": np.ones(M), "B": np.ones(M), "circuit": np.ones(M)}, n_boot=500)
+    assert v.status == "inconclusive" and "The pretrained and scratch models are not worse" in v.evidence
+
+
+def test_reliance_inconclusive_without_a_circuit_or_with_a_failed_gate():
+    pre = {"A": _half(M), "B": np.ones(M), "circuit": np.ones(M)}
+    scr = {"A": _half(M, 1), "B": np.ones(M), "circuit": _half(M, 1)}
+    v = cmap_reliance_verdict({"A": pre["A"], "B": pre["B"]}, scr)
+    assert v.status == "inconclusive" and "nothing to patch" in v.evidence
+    v = cmap_reliance_verdict(pre, scr, gate="the fine-tuned model does not solve the task", n_boot=500)
+    assert v.status == "inconclusive" and v.value == pytest.approx(1.0)
+
+
+def test_reliance_needs_the_same_prompts():
+    pre = {"A": _half(M), "B": np.ones(M), "circuit": np.ones(M)}
+    other_donor = {"A": _half(M), "B": np.r_[np.zeros(1), np.ones(M - 1)], "circuit": np.ones(M)}
+    with pytest.raises(ValueError, match="same prompts"):
+        cmap_reliance_verdict(pre, other_donor)
+    shorter = {k: v[:-1] for k, v in pre.items()}
+    with pytest.raises(ValueError, match="same prompts"):
+        cmap_reliance_verdict(pre, shorter)
