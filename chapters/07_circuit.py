@@ -113,7 +113,7 @@ pd.DataFrame([{"counterfactual": kind, "what changes": dc.COUNTERFACTUALS[kind],
 
 # %%
 #| label: fig-resid-patching
-#| fig-cap: "Residual-stream patching of the fine-tuned model: the share of the counterfactual's flip of the logit difference when the stream entering a layer (rows) is patched from the counterfactual at one token (columns); 1 is the whole flip. Mean over the first pairs of each kind."
+#| fig-cap: "Residual-stream patching of the fine-tuned model: the share of the counterfactual's flip of the logit difference when the stream entering a layer (rows) is patched from the counterfactual at one token position (columns, labelled with the first pair's prompt; every prompt has the same layout); 1 is the whole flip. Mean over the first pairs of each kind, whose relevant stream is motion in some and color in others."
 from helpers.figures import circuits as circuit_figures
 from helpers.tasks.tokens import token_labels
 

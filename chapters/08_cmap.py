@@ -27,8 +27,9 @@
 #   it can do: it is shown, not judged.
 # * **CMAP from the fine-tuned model into the pretrained one**: on the same held-out prompts, the
 #   pretrained model runs with the outputs of the circuit's heads at the last position taken from
-#   the fine-tuned model; the whole circuit, each group alone, and random head sets of the circuit's
-#   size. How much of the fine-tuned model's advantage moves?
+#   the fine-tuned model; the whole circuit, each group alone (a group that is the whole circuit is
+#   shown once), and random head sets of the circuit's size. How much of the fine-tuned model's
+#   advantage moves?
 # * **The control: CMAP into the scratch model**, the same architecture trained on the task from a
 #   random initialisation, whose components never learned to read the fine-tuned (pretrained)
 #   model's head outputs.
