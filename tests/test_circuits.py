@@ -175,3 +175,16 @@ def test_faithfulness_interval():
     assert f == pytest.approx(circ.mean() / model.mean())
     assert lo < f < hi and 0.4 < f < 0.6
     assert np.isnan(faithfulness_ci(circ, np.zeros(200, bool))[0])
+
+
+def test_given_full_model_outcomes_give_the_same_evaluation(setup):
+    """Passing the full model's outcomes (computed once for several circuits) changes nothing."""
+    arch, ids, correct, positions, means, _ = setup
+    c = Circuit({"A": ("last", [(1, 1), (0, 2)])})
+    full = run_circuit(arch, ids, positions, None, None, correct)
+    a = evaluate_circuit(arch, ids, positions, c, means, correct, n_random=2, seed=3, n_boot=200)
+    b = evaluate_circuit(arch, ids, positions, c, means, correct, n_random=2, seed=3, n_boot=200,
+                         model_outcomes=full)
+    assert a.summary() == b.summary()
+    assert np.array_equal(a.model_correct, b.model_correct) and np.array_equal(a.correct, b.correct)
+    assert a.minimality.equals(b.minimality)

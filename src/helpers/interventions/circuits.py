@@ -410,16 +410,19 @@ class CircuitEvaluation:
 def evaluate_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[int]], circuit: Circuit,
                      mean_acts: CircuitMeans, correct_ids, last=None, *, n_random: int = 10, seed: int = 0,
                      minimality: bool = True, level: float = 0.95, n_boot: int = 2000,
-                     batch_size: int = 64, wrong_ids=None) -> CircuitEvaluation:
+                     batch_size: int = 64, wrong_ids=None, model_outcomes=None) -> CircuitEvaluation:
     """Accuracy of `circuit` (every other head mean-ablated at every position, its heads kept at
     their groups' positions) and of the full model on the prompts `ids` (right-padded; `last` the
     index of each prompt's last token), faithfulness with its interval, `n_random` random circuits
     of the same group sizes, and the minimality check (module docstring).  `wrong_ids`: see
-    :func:`run_circuit` (two-alternative accuracy)."""
+    :func:`run_circuit` (two-alternative accuracy).  `model_outcomes`: the full model's
+    ``run_circuit(..., circuit=None)`` on the same prompts, when it was already computed (several
+    circuits evaluated on one set of prompts)."""
     from helpers.stats.intervals import wilson_ci, z_for
     arch = _as_arch(model)
     args = dict(last=last, batch_size=batch_size, wrong_ids=wrong_ids)
-    model_correct, model_p = run_circuit(arch, ids, positions, None, None, correct_ids, **args)
+    model_correct, model_p = (run_circuit(arch, ids, positions, None, None, correct_ids, **args)
+                              if model_outcomes is None else model_outcomes)
     correct, p = run_circuit(arch, ids, positions, circuit, mean_acts, correct_ids, **args)
     n = len(correct)
     z = z_for(level)

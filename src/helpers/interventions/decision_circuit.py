@@ -327,11 +327,12 @@ def evaluate_circuits(arch: Arch, circuit: Circuit, test: EvalPrompts, reference
     circuits that act at the last position only), and no head at all (every head mean-ablated: the
     floor); the three references only with `references`."""
     from helpers.core.device import autocast, model_device
-    from helpers.interventions.circuits import circuit_means, evaluate_circuit
+    from helpers.interventions.circuits import circuit_means, evaluate_circuit, run_circuit
     pos = {"last": test.last}
     with autocast(model_device(arch.model), bf16):
         means = circuit_means(arch, reference.ids, reference.last, {"last": reference.last})
-        common = dict(last=test.last, wrong_ids=test.wrong, seed=seed)
+        full = run_circuit(arch, test.ids, pos, None, None, test.correct, last=test.last, wrong_ids=test.wrong)
+        common = dict(last=test.last, wrong_ids=test.wrong, seed=seed, model_outcomes=full)   # the full model once
         out = {"circuit": evaluate_circuit(arch, test.ids, pos, circuit, means, test.correct, n_random=n_random,
                                            minimality=minimality and circuit.size > 0, **common)}
         if not references:
