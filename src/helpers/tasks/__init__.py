@@ -1,2 +1,3 @@
-"""Tasks as text prompts: the context-dependent decision task today (:mod:`.decision`, with token
-types in :mod:`.tokens`); the :class:`.base.Task` protocol that a second task implements."""
+"""Tasks as text prompts, behind one protocol (:mod:`.base`: :class:`.base.Task`, :class:`.base.Trial`,
+counterfactual pairs, token offsets): the context-dependent decision task (:mod:`.decision`, with
+token types in :mod:`.tokens`) and Prakash et al.'s entity tracking (:mod:`.entity`)."""

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import ParameterError
+from helpers.tasks.base import CounterfactualPair, pair_token_ids, same_length_pairs  # noqa: F401 (re-exported)
 
 CONTEXTS = ("motion", "color")
 MOTION_LEVELS = (0.05, 0.15, 0.50)
@@ -79,6 +80,11 @@ class Trial:
     color_samples: tuple[float, ...]
     motion_sum: float       # sum of the shown motion samples
     color_sum: float
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The two answers a choice is between."""
+        return tuple(ANSWERS.values())
 
     @property
     def motion_sign(self) -> int:
@@ -186,6 +192,16 @@ def make_splits(cfg: TaskConfig, n_train: int, n_val: int, n_test: int) -> dict[
         seen |= local
         out[split] = trials
     return out
+
+
+@dataclass(frozen=True)
+class DecisionTask:
+    """The decision task as a :class:`helpers.tasks.base.Task`: its config and its splits."""
+    config: TaskConfig = TaskConfig()
+    name: str = "decision"
+
+    def make_splits(self, n_train: int, n_val: int, n_test: int) -> dict[str, list[Trial]]:
+        return make_splits(self.config, n_train, n_val, n_test)
 
 
 def write_jsonl(trials: Iterable[Trial], path: str | Path | None = None) -> str:
@@ -317,15 +333,6 @@ COUNTERFACTUALS = {
 }
 
 
-@dataclass(frozen=True)
-class CounterfactualPair:
-    """A clean trial and its counterfactual: the same prompt with one task variable changed so that
-    the answer flips (see :data:`COUNTERFACTUALS`)."""
-    clean: Trial
-    counterfactual: Trial
-    kind: str
-
-
 def _negate(samples: Sequence[float]) -> tuple[float, ...]:
     return tuple(-x if x else 0.0 for x in samples)      # keeps "+0.00" as it was written
 
@@ -369,40 +376,6 @@ def counterfactual_pairs(trials: Sequence[Trial], kind: str) -> list[Counterfact
         if cf is not None:
             out.append(CounterfactualPair(t, cf, kind))
     return out
-
-
-def pair_token_ids(tokenizer, pairs: Sequence[CounterfactualPair]):
-    """Token ids of the clean and the counterfactual prompts, ``(clean, counterfactual)``, each
-    ``(n, T)``: patching aligns positions one to one, so every prompt of the pairs must have the
-    same token length (true of SmolLM2's tokenizer, which writes every digit and sign as its own
-    token).  Raises :class:`~helpers.core.errors.ParameterError` naming the first pair that does
-    not; :func:`same_length_pairs` keeps the pairs of the most common length."""
-    import torch
-    clean = [tokenizer.encode(p.clean.prompt) for p in pairs]
-    cf = [tokenizer.encode(p.counterfactual.prompt) for p in pairs]
-    if not pairs:
-        raise ParameterError("no counterfactual pairs were given")
-    T = len(clean[0])
-    for i, (a, b) in enumerate(zip(clean, cf)):
-        if len(a) != T or len(b) != T:
-            raise ParameterError(
-                f"pair {i} has prompts of {len(a)} and {len(b)} tokens, the first pair {T}: patching needs one "
-                f"token length; keep the pairs of one length with same_length_pairs ({pairs[i].clean.prompt!r})")
-    return torch.tensor(clean), torch.tensor(cf)
-
-
-def same_length_pairs(tokenizer, pairs: Sequence[CounterfactualPair]) -> list[CounterfactualPair]:
-    """The pairs whose clean and counterfactual prompts both have the most common token length of
-    the clean prompts (with the book's task every prompt has one length in SmolLM2's and GPT-2's
-    tokenizers; a tokenizer or a prompt format where a sign or a context word changes the token
-    count would not).  The chapters report how many were kept."""
-    from collections import Counter
-    lengths = [(len(tokenizer.encode(p.clean.prompt)), len(tokenizer.encode(p.counterfactual.prompt)))
-               for p in pairs]
-    if not lengths:
-        return []
-    T = Counter(a for a, _ in lengths).most_common(1)[0][0]
-    return [p for p, (a, b) in zip(pairs, lengths) if a == b == T]
 
 
 # ---- desiderata for DCM -------------------------------------------------------------------------

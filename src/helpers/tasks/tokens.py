@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from helpers.tasks.base import token_offsets
+
 TOKEN_TYPES = ("context word", "motion numbers", "color numbers", "punctuation", "other")
 
 
@@ -51,30 +53,6 @@ def char_types(prompt: str) -> list[str | None]:
     return out
 
 
-def _offsets(tokenizer, prompt: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """Token ids (exactly ``tokenizer.encode(prompt)``) and each token's character span."""
-    ids = tokenizer.encode(prompt)
-    try:
-        enc = tokenizer(prompt, return_offsets_mapping=True)
-        offsets = [tuple(o) for o in enc["offset_mapping"]]
-        if list(enc["input_ids"]) == list(ids):
-            return ids, offsets
-    except (NotImplementedError, KeyError, TypeError, ValueError):
-        pass
-    # fallback for tokenizers without offsets: decode growing prefixes (special tokens: empty span)
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    offsets, pos = [], 0
-    for i in range(len(ids)):
-        if ids[i] in special:
-            offsets.append((pos, pos))
-            continue
-        text = tokenizer.decode([t for t in ids[: i + 1] if t not in special])
-        end = min(len(text), len(prompt))
-        offsets.append((pos, end))
-        pos = end
-    return ids, offsets
-
-
 def token_types(tokenizer, prompt: str) -> list[str]:
     """A type from :data:`TOKEN_TYPES` for every token of ``tokenizer.encode(prompt)``.
 
@@ -83,7 +61,7 @@ def token_types(tokenizer, prompt: str) -> list[str]:
     separator, "punctuation".
     """
     chars = char_types(prompt)
-    _, offsets = _offsets(tokenizer, prompt)
+    _, offsets = token_offsets(tokenizer, prompt)
     out = []
     for s, e in offsets:
         if e <= s:
