@@ -46,8 +46,8 @@ def val_loss_of(run) -> float:
     val = make_splits(cfg.task, cfg.n_train, cfg.n_val, cfg.n_test)["val"]
     ids = check_answer_tokens(tok)
     vs = engine.ValidationSet(encode_prompts(tok, [t.prompt for t in val]),
-                              torch.tensor([ids[t.choice] for t in val]), [t.choice for t in val], ids,
-                              tok.pad_token_id, torch.device("cpu"))
+                              torch.tensor([ids[t.choice] for t in val]), [[ids[+1], ids[-1]]] * len(val),
+                              [0 if t.choice == 1 else 1 for t in val], tok.pad_token_id, torch.device("cpu"))
     return vs.evaluate(model, cfg.bf16)[0]
 
 

@@ -64,3 +64,40 @@ def score_trials(model, tokenizer, trials: Sequence[Trial], batch_size: int = 32
         out_top1[b] = (logits.argmax(-1) == target).numpy()
     model.train(was_training)
     return {"logit_diff": out_diff, "top1": out_top1}
+
+
+@torch.no_grad()
+def score_candidates(model, tokenizer, prompts: Sequence[str], answer_ids: Sequence[int],
+                     candidate_ids: Sequence[Sequence[int]], batch_size: int = 32, bf16: bool = False,
+                     progress: bool = False, desc: str = "evaluate") -> dict[str, np.ndarray]:
+    """Per prompt, at its last token: the logits of its candidate answers ``(n, k)``, whether the
+    answer is the top-1 token over the whole vocabulary (``top1``), the answer's probability over
+    the vocabulary (``p_answer``) and which candidate has the largest logit (``pick``, an index
+    into the prompt's candidates).  A task whose prompts offer different answers (entity tracking:
+    the context's objects) scores through this; the decision task's :func:`score_trials` is the
+    same readout with two fixed candidates."""
+    cand = np.asarray(candidate_ids, dtype=np.int64)
+    answers = np.asarray(answer_ids, dtype=np.int64)
+    if cand.ndim != 2 or len(cand) != len(prompts) or len(answers) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts need {len(prompts)} answer ids and a (n, k) array of candidate "
+                         f"ids: got {answers.shape} and {cand.shape}")
+    seqs = encode_prompts(tokenizer, prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    was_training = model.training
+    model.eval()
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    out = {"candidate_logits": np.zeros(cand.shape), "top1": np.zeros(len(prompts), dtype=bool),
+           "p_answer": np.zeros(len(prompts))}
+    device = model_device(model)
+    for b in progress_bar(batches, show=progress, desc=desc, leave=False):
+        ids, last = pad_batch([seqs[i] for i in b], pad)
+        with autocast(device, bf16):
+            logits = last_position_logits(model, ids.to(device), last.to(device)).cpu()
+        target = torch.as_tensor(answers[b])
+        out["candidate_logits"][b] = logits.gather(1, torch.as_tensor(cand[b])).numpy()
+        out["top1"][b] = (logits.argmax(-1) == target).numpy()
+        out["p_answer"][b] = logits.softmax(-1).gather(1, target[:, None])[:, 0].numpy()
+    model.train(was_training)
+    out["pick"] = out["candidate_logits"].argmax(1)
+    return out

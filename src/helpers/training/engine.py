@@ -80,35 +80,44 @@ class ValidationSet:
     """The validation trials, tokenised and padded once, in batches of similar length.
 
     :meth:`evaluate` gives the loss the training step minimises (cross-entropy over the full
-    vocabulary at the answer position, mean over trials) and the accuracy of the choice (sign of
-    the ``' right' - ' left'`` logit difference); no gradients, bf16 autocast when asked, one
-    forward pass per batch, logits of the answer position only.
+    vocabulary at the answer position, mean over trials) and the accuracy of the forced choice
+    among each trial's candidate answers (``candidates``: ``(n, k)`` token ids, ``correct``: the
+    index of the answer among them; correct when the answer's logit is strictly the largest, so a
+    tie is not correct; for the decision task the candidates are `` right`` and `` left`` and this
+    is the sign of their logit difference); no gradients, bf16 autocast when asked, one forward
+    pass per batch, logits of the answer position only.
     """
 
-    def __init__(self, seqs: Sequence[Sequence[int]], targets: torch.Tensor, choices: Sequence[int],
-                 answer_ids: dict[int, int], pad_id: int, device: torch.device, batch_size: int = 64):
+    def __init__(self, seqs: Sequence[Sequence[int]], targets: torch.Tensor, candidates, correct,
+                 pad_id: int, device: torch.device, batch_size: int = 64):
+        candidates = torch.as_tensor(np.asarray(candidates), dtype=torch.long)
+        correct = torch.as_tensor(np.asarray(correct), dtype=torch.long)
+        if candidates.ndim != 2 or len(candidates) != len(seqs) or len(correct) != len(seqs):
+            raise ValueError(f"{len(seqs)} validation trials need (n, k) candidates and n correct indices: got "
+                             f"{tuple(candidates.shape)} and {tuple(correct.shape)}")
         order = np.argsort([len(s) for s in seqs], kind="stable")      # less padding
         self.batches = []
         for i in range(0, len(order), batch_size):
             b = order[i:i + batch_size]
             ids, last = pad_batch([seqs[j] for j in b], pad_id)
             self.batches.append((ids.to(device), last.to(device), targets[b].to(device),
-                                 torch.tensor([choices[j] for j in b], device=device)))
+                                 candidates[b].to(device), correct[b].to(device)))
         self.n = len(seqs)
-        self.right, self.left = answer_ids[+1], answer_ids[-1]
         self.device = device
 
     @torch.no_grad()
     def evaluate(self, model, bf16: bool) -> tuple[float, float]:
-        """(mean answer-position loss, accuracy) of `model` on the validation trials."""
+        """(mean answer-position loss, forced-choice accuracy) of `model` on the validation trials."""
         was_training = model.training
         model.eval()
         total, correct = 0.0, 0
-        for ids, last, targets, choice in self.batches:
+        for ids, last, targets, cand, right in self.batches:
             with autocast(self.device, bf16):
                 logits = last_position_logits(model, ids, last)
             total += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
-            diff = logits[:, self.right] - logits[:, self.left]
-            correct += int((torch.sign(diff) == choice).sum())
+            c = logits.gather(1, cand)
+            answer = c.gather(1, right[:, None])[:, 0]
+            others = c.scatter(1, right[:, None], float("-inf")).max(1).values
+            correct += int((answer > others).sum())
         model.train(was_training)
         return total / self.n, correct / self.n

@@ -53,15 +53,17 @@ import torch
 
 from helpers.core import artifacts
 from helpers.models.arch import eager_attention
-from helpers.models.scoring import encode_prompts, pad_batch, score_trials
+from helpers.models.scoring import encode_prompts, pad_batch
 from helpers.training.engine import ValidationSet, batch_at, make_optimizer, train_step
-from helpers.training.evaluation import predictions_frame, summarize, with_choices
+from helpers.training.evaluation import with_choices
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun
 from helpers.core.paths import runs_dir
 from helpers.core.progress import bar as progress_bar, quiet_libraries
 from helpers.models.sources import is_scratch, load_source, validate_source
-from helpers.tasks.decision import TaskConfig, check_answer_tokens, make_splits
+from helpers.tasks.decision import TaskConfig
+from helpers.tasks.entity import EntityConfig
+from helpers.training.task_io import task_from_dict, task_io, task_to_dict
 
 FORMAT_VERSION = 2          # 2: early stopping (max_steps, eval_every, patience) replaced epochs
 EARLY_STOP = "early stop: validation loss did not improve for {patience} evaluations"
@@ -72,7 +74,7 @@ STEP_CAP = "step cap reached"
 class RunConfig:
     source: str
     n_train: int
-    task: TaskConfig = field(default_factory=TaskConfig)
+    task: TaskConfig | EntityConfig = field(default_factory=TaskConfig)
     lr: float = 1e-4
     max_steps: int = 1000       # the cap: a run stops here if its validation loss still improves
     eval_every: int = 16        # optimiser steps between two evaluations of the validation loss
@@ -102,8 +104,9 @@ class RunConfig:
         if self.eval_every > self.max_steps:
             raise ValueError(f"eval_every={self.eval_every} is out of range: accepted values are integers "
                              f"1..max_steps={self.max_steps} (at least one evaluation before the cap)")
-        if not isinstance(self.task, TaskConfig):
-            raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig")
+        if not isinstance(self.task, (TaskConfig, EntityConfig)):
+            raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig "
+                             "or a helpers.tasks.entity.EntityConfig")
         if not isinstance(self.bf16, bool):
             raise ValueError(f"bf16={self.bf16!r} is not accepted: expected True or False")
         floats = {"lr": (self.lr, "0 < lr <= 1", lambda v: 0 < v <= 1),
@@ -120,13 +123,14 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d["task"] = task_to_dict(self.task)
         d["format_version"] = FORMAT_VERSION
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
         d = {k: v for k, v in d.items() if k != "format_version"}
-        d["task"] = TaskConfig(**d["task"])
+        d["task"] = task_from_dict(d["task"])
         return cls(**d)
 
     def key(self) -> str:
@@ -167,7 +171,8 @@ class Run:
         """Per-trial predictions; ``correct`` is recomputed from the logit difference (a tie is not
         correct), so runs written before ties were counted that way agree with their metrics."""
         import pandas as pd
-        return with_choices(pd.read_csv(self.path / f"predictions_{split}.csv"))
+        frame = pd.read_csv(self.path / f"predictions_{split}.csv")
+        return with_choices(frame) if isinstance(self.config.task, TaskConfig) else frame
 
     def load_model(self, dtype=torch.float32):
         """``(model, tokenizer)`` of the trained weights."""
@@ -291,16 +296,16 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     model, tok = load_source(cfg.source, seed=cfg.seed)
     device = default_device()
     model.to(device)
-    splits = make_splits(cfg.task, cfg.n_train, cfg.n_val, cfg.n_test)
-    answer_ids = check_answer_tokens(tok, cfg.source)
+    io = task_io(cfg.task)
+    splits = io.make_splits(cfg.task, cfg.n_train, cfg.n_val, cfg.n_test)
     train = splits["train"]
     seqs = encode_prompts(tok, [t.prompt for t in train])
-    targets = torch.tensor([answer_ids[t.choice] for t in train])
+    targets = torch.as_tensor(io.answer_ids(tok, train, cfg.source))
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     val = splits["val"]
     validation = ValidationSet(encode_prompts(tok, [t.prompt for t in val]),
-                               torch.tensor([answer_ids[t.choice] for t in val]), [t.choice for t in val],
-                               answer_ids, pad, device)
+                               torch.as_tensor(io.answer_ids(tok, val, cfg.source)),
+                               *io.candidates(tok, val, cfg.source), pad, device)
 
     opt, sched = make_optimizer(model, cfg, device)
     start, log, stopping = 0, [], _Stopping()
@@ -365,11 +370,8 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
                "val_loss_curve": [{"step": r["step"], "val_loss": r["val_loss"], "val_accuracy": r["val_accuracy"]}
                                   for r in evals]}
     for split in ("val", "test"):
-        trials = splits[split]
-        scores = score_trials(model, tok, trials, bf16=cfg.bf16, progress=progress,
-                              desc=f"evaluate {split}")
-        metrics[split] = summarize(trials, scores["logit_diff"], scores["top1"])
-        predictions_frame(trials, scores).to_csv(staging / f"predictions_{split}.csv", index=False)
+        metrics[split], frame = io.score(model, tok, splits[split], cfg.bf16, progress, f"evaluate {split}")
+        frame.to_csv(staging / f"predictions_{split}.csv", index=False)
     model.to("cpu").save_pretrained(str(staging / "model"), safe_serialization=True)
     tok.save_pretrained(str(staging / "model"))
     (staging / "run_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
