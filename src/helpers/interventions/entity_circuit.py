@@ -1,0 +1,172 @@
+"""Entity tracking's circuit (chapters 9-10): Prakash et al.'s four groups on this package's tools.
+
+* **Counterfactual pairs** (:func:`helpers.tasks.entity.counterfactual_pairs`: another context,
+  queried at another box) tokenised by :func:`entity_batch`, with each prompt's role positions
+  found from its tokens (:func:`helpers.tasks.entity.role_positions`).
+* **The search** (:func:`search_groups`), group by group as Prakash et al. do it
+  (:func:`~helpers.interventions.path_patching.iterate_groups`), with :data:`GROUPS`:
+
+  ======================  =================  ==============================================
+  group                   senders at         receivers
+  ======================  =================  ==============================================
+  value fetchers          last token         the logits
+  position transmitters   last token         the value fetchers' q at the last token
+  position detectors      query label        the transmitters' v at the query label
+  structure readers       earlier label      the detectors' v at the earlier label
+  ======================  =================  ==============================================
+
+  ("earlier label": the query label's occurrence in the context.)  Score: Prakash et al.'s
+  ``(p_patched - p_clean) / p_clean`` of the correct object (the answer is one token of a large
+  vocabulary, so the probability does not saturate as it does on the decision task's two answers).
+  Selection: the `keep` most negative scores per group (their fixed count), each strictly negative
+  (a sender with no path scores exactly 0).
+* **The circuit** (:func:`circuit_of`): each group's heads kept at its senders' position role,
+  evaluated by :func:`~helpers.interventions.circuits.evaluate_circuit` (every other head
+  mean-ablated at every position, means per position over reference prompts of the same box count).
+
+Search results are cached by their config (:func:`helpers.core.cache.cached`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+
+from helpers.core.cache import cached
+from helpers.core.errors import ParameterError
+from helpers.interventions.circuits import Circuit, Group as CircuitGroup
+from helpers.interventions.path_patching import Group, iterate_groups
+from helpers.models.arch import Arch
+from helpers.tasks.base import CounterfactualPair, pair_token_ids
+from helpers.tasks.entity import ROLES, EntityTrial, answer_ids, role_positions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# group -> (sender role, receiver point, receiver role)
+GROUPS = {
+    "value fetchers": ("last", "logits", None),
+    "position transmitters": ("last", "q", "last"),
+    "position detectors": ("query label", "v", "query label"),
+    "structure readers": ("earlier label", "v", "earlier label"),
+}
+SEARCH_VERSION = 1
+
+Head = tuple[int, int]
+
+
+@dataclass
+class EntityBatch:
+    """Clean and counterfactual prompts tokenised (one token length), the clean answers' token ids,
+    and each clean prompt's role positions (``role -> (n,)``)."""
+    pairs: list[CounterfactualPair]
+    ids: torch.Tensor
+    cf_ids: torch.Tensor
+    correct: torch.Tensor
+    positions: dict[str, torch.Tensor]
+
+    def first(self, n: int) -> "EntityBatch":
+        return EntityBatch(self.pairs[:n], self.ids[:n], self.cf_ids[:n], self.correct[:n],
+                           {r: p[:n] for r, p in self.positions.items()})
+
+
+def prompts_positions(tokenizer, trials: Sequence[EntityTrial], device=None) -> dict[str, torch.Tensor]:
+    """``role -> (n,)`` token positions of :data:`helpers.tasks.entity.ROLES` in each trial."""
+    roles = [role_positions(tokenizer, t) for t in trials]
+    return {r: torch.tensor([rp.role(r) for rp in roles], device=device or "cpu") for r in ROLES}
+
+
+def entity_batch(tokenizer, pairs: Sequence[CounterfactualPair], device=None) -> EntityBatch:
+    """:class:`EntityBatch` of `pairs` (every prompt of one token length, or
+    :class:`~helpers.core.errors.ParameterError` naming the first that is not)."""
+    pairs = list(pairs)
+    ids, cf = pair_token_ids(tokenizer, pairs)
+    dev = device or "cpu"
+    correct = torch.as_tensor(answer_ids(tokenizer, [p.clean for p in pairs]), device=dev)
+    return EntityBatch(pairs, ids.to(dev), cf.to(dev), correct, prompts_positions(tokenizer, [p.clean for p in pairs], dev))
+
+
+def search_groups(arch: Arch, batch: EntityBatch, keep: int, groups: Sequence[str] = tuple(GROUPS)) -> dict:
+    """Path patching group by group (module docstring), `keep` heads at most per group: per group,
+    the kept heads and every sender's score.  Stops at a group that keeps no head."""
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown or not groups or groups[0] != "value fetchers":
+        raise ParameterError(f"groups={list(groups)!r} are not accepted: accepted are names from {list(GROUPS)}, "
+                             "in order, starting with 'value fetchers'")
+    specs = []
+    for name in groups:
+        sender, point, receiver = GROUPS[name]
+        specs.append(Group(name, batch.positions[sender], point, keep=keep, threshold=np.nextafter(0.0, -1.0),
+                           receiver_positions=None if receiver is None else batch.positions[receiver]))
+    results = iterate_groups(arch, batch.ids, batch.cf_ids, batch.correct, specs, last=batch.positions["last"])
+    out = {r.group.name: {"heads": [list(h) for h in r.heads], "scores": r.result.scores} for r in results}
+    out["clean_p"] = results[0].result.clean
+    out["n_pairs"] = int(batch.ids.shape[0])
+    return out
+
+
+def search_circuit(arch: Arch, batch: EntityBatch, keep: int, run_key: str, bf16: bool = False) -> dict:
+    """:func:`search_groups`, cached by the run's key, the prompts, `keep` and the precision."""
+    from helpers.core.device import autocast, model_device
+    config = {"version": SEARCH_VERSION, "run": run_key, "keep": int(keep), "bf16": bool(bf16),
+              "pairs": [[p.clean.prompt, p.counterfactual.prompt] for p in batch.pairs]}
+
+    def compute():
+        with autocast(model_device(arch.model), bf16):
+            return search_groups(arch, batch, keep)
+    return cached("entity-circuit", config, compute)
+
+
+def circuit_of(search: dict) -> Circuit:
+    """The circuit of a search: each group that kept a head, at its senders' position role."""
+    return Circuit([CircuitGroup(name, GROUPS[name][0], [tuple(h) for h in search[name]["heads"]])
+                    for name in GROUPS if name in search and search[name]["heads"]])
+
+
+def search_table(search: dict) -> "pd.DataFrame":
+    """One row per kept head: group, layer, head, score, rank."""
+    import pandas as pd
+    rows = []
+    for name in GROUPS:
+        if name not in search:
+            continue
+        for rank, (l, h) in enumerate(search[name]["heads"], 1):
+            rows.append({"group": name, "layer": l, "head": h, "score": float(search[name]["scores"][l, h]),
+                         "rank": rank})
+    return pd.DataFrame(rows, columns=["group", "layer", "head", "score", "rank"])
+
+
+@dataclass
+class EvalPrompts:
+    """Trials tokenised for circuit evaluation and CMAP: ids (one token length), role positions,
+    the correct object's token id."""
+    trials: list[EntityTrial]
+    ids: torch.Tensor
+    positions: dict[str, torch.Tensor]
+    correct: torch.Tensor
+
+
+def eval_prompts(tokenizer, trials: Sequence[EntityTrial], device=None) -> EvalPrompts:
+    from helpers.models.scoring import encode_prompts
+    seqs = encode_prompts(tokenizer, [t.prompt for t in trials])
+    if len({len(s) for s in seqs}) != 1:
+        raise ParameterError("the prompts have different token lengths: evaluate one box count at a time")
+    dev = device or "cpu"
+    return EvalPrompts(list(trials), torch.tensor(seqs, device=dev), prompts_positions(tokenizer, trials, dev),
+                       torch.as_tensor(answer_ids(tokenizer, trials), device=dev))
+
+
+def evaluate(arch: Arch, circuit: Circuit, test: EvalPrompts, reference: EvalPrompts, n_random: int,
+             seed: int = 0, minimality: bool = True, bf16: bool = False):
+    """The circuit on held-out prompts (top-1 accuracy over the vocabulary, Prakash's metric), every
+    other head mean-ablated at every position with means over `reference`; `n_random` random
+    circuits of the same group sizes; minimality."""
+    from helpers.core.device import autocast, model_device
+    from helpers.interventions.circuits import circuit_means, evaluate_circuit
+    with autocast(model_device(arch.model), bf16):
+        means = circuit_means(arch, reference.ids, reference.positions["last"], reference.positions)
+        return evaluate_circuit(arch, test.ids, test.positions, circuit, means, test.correct,
+                                last=test.positions["last"], n_random=n_random, seed=seed,
+                                minimality=minimality and circuit.size > 0)

@@ -1,0 +1,89 @@
+"""Entity tracking's circuit search and evaluation (helpers.interventions.entity_circuit) on tiny
+random GPT-2 and Llama (grouped key/value heads) models: every group's scores equal the naive
+path-patching loop run with that group's sender and receiver positions by hand, the kept heads
+follow the selection rule, and the all-heads circuit is exactly faithful."""
+import numpy as np
+import pytest
+import torch
+
+from helpers.core.errors import ParameterError
+from helpers.interventions import entity_circuit as ec
+from helpers.interventions import path_patching as pp
+from helpers.interventions.circuits import ALL, Circuit
+from helpers.models.arch import Arch
+from helpers.models.sources import load_source
+from helpers.tasks.entity import EntityConfig, counterfactual_pairs, make_splits, role_positions
+
+CFG = EntityConfig(n_boxes=3, seed=2)
+
+
+@pytest.fixture(scope="module", params=["tiny-gpt2", "tiny-llama"])
+def tiny(request, session_data_dir):
+    torch.manual_seed(0)
+    model, tok = load_source(request.param, seed=1)
+    return Arch(model.eval()), tok
+
+
+@pytest.fixture(scope="module")
+def trials():
+    return make_splits(CFG, 0, 12, 12)
+
+
+def test_batch_positions_are_the_role_positions(tiny, trials):
+    arch, tok = tiny
+    batch = ec.entity_batch(tok, counterfactual_pairs(CFG, trials["test"], seed=0))
+    for i, p in enumerate(batch.pairs):
+        rp = role_positions(tok, p.clean)
+        assert [int(batch.positions[r][i]) for r in ("last", "query label", "earlier label")] == \
+               [rp.last, rp.query_label, rp.earlier_label]
+        assert tok.decode([int(batch.correct[i])]) == p.clean.answer
+    assert batch.ids.shape == batch.cf_ids.shape and (batch.ids != batch.cf_ids).any(1).all()
+    assert batch.first(5).ids.shape[0] == 5 and batch.first(5).positions["last"].shape == (5,)
+
+
+def test_each_group_equals_the_naive_loop_with_its_positions(tiny, trials):
+    arch, tok = tiny
+    batch = ec.entity_batch(tok, counterfactual_pairs(CFG, trials["test"], seed=0)).first(6)
+    with torch.no_grad():
+        search = ec.search_groups(arch, batch, keep=arch.n_layers * arch.n_heads)
+    receivers = "logits"
+    pos = batch.positions
+    for name in ec.GROUPS:
+        if name not in search:
+            break
+        sender, point, receiver = ec.GROUPS[name]
+        naive = pp.path_patch_naive(arch, batch.ids, batch.cf_ids, batch.correct, pos[sender], receivers,
+                                    point if receiver else "q", None if receiver is None else pos[receiver],
+                                    last=pos["last"])
+        np.testing.assert_allclose(search[name]["scores"], naive.scores, atol=1e-4)
+        kept = search[name]["heads"]
+        negative = np.sort(naive.scores[naive.scores < 0])
+        assert [naive.scores[l, h] for l, h in kept] == pytest.approx(list(negative), abs=1e-4)
+        receivers = [tuple(h) for h in kept]
+    assert "value fetchers" in search and search["n_pairs"] == 6
+
+
+def test_keep_caps_each_group_and_circuit_of_uses_the_sender_roles(tiny, trials):
+    arch, tok = tiny
+    batch = ec.entity_batch(tok, counterfactual_pairs(CFG, trials["test"], seed=0)).first(6)
+    with torch.no_grad():
+        search = ec.search_groups(arch, batch, keep=2)
+    assert all(len(search[g]["heads"]) <= 2 for g in ec.GROUPS if g in search)
+    circuit = ec.circuit_of(search)
+    for g in circuit.groups:
+        assert g.position == ec.GROUPS[g.name][0] and sorted(g.heads) == sorted(map(tuple, search[g.name]["heads"]))
+    table = ec.search_table(search)
+    assert len(table) == circuit.size and (table["score"] < 0).all()
+    with pytest.raises(ParameterError, match="starting with 'value fetchers'"):
+        ec.search_groups(arch, batch, keep=2, groups=("position detectors",))
+
+
+def test_every_head_everywhere_is_the_full_model(tiny, trials):
+    arch, tok = tiny
+    test, ref = ec.eval_prompts(tok, trials["test"]), ec.eval_prompts(tok, trials["val"])
+    ev = ec.evaluate(arch, Circuit.all_heads(arch.n_layers, arch.n_heads, position=ALL), test, ref, n_random=0,
+                     minimality=False)
+    assert ev.accuracy == ev.model_accuracy
+    assert (ev.correct == ev.model_correct).all()
+    with pytest.raises(ParameterError, match="one box count at a time"):
+        ec.eval_prompts(tok, trials["test"][:2] + make_splits(EntityConfig(n_boxes=4), 0, 0, 1)["test"])
