@@ -54,13 +54,13 @@
 profile = "quick"
 study_overrides = {}
 n_circuit_pairs = 16
-n_resid_pairs = 8
+n_resid_pairs = 4
 resid_layer_step = 6
 circuit_keep = 6
 circuit_min_share = 0.02
 n_circuit_eval = 200
 n_random_circuits = 5
-n_dcm_pairs = 96
+n_dcm_pairs = 64
 dcm_epochs = 4
 n_ablation = 32
 n_reference = 32

@@ -22,7 +22,7 @@ evaluation is in ``metrics.json`` (``val_loss_curve``) and in ``log.jsonl`` (row
 ``val_loss``; :meth:`Run.val_log`).  The validation set thus both stops the run and, in the grid
 search, chooses the learning rate; every reported number is on the test set, which neither sees.
 
-Training is resumable: every ``checkpoint_seconds`` of training (default 120 s; a checkpoint of a
+Training is resumable: every ``checkpoint_seconds`` of training (default 300 s; a checkpoint of a
 135M-parameter model and its optimiser is about 1.6 GB and takes seconds to write, so it is not
 written every few steps) the state (weights, optimiser, schedule, RNG, log, and the early-stopping
 state: best validation loss, its step and weights, evaluations since it improved) is written
@@ -284,7 +284,7 @@ class _Interrupt(Exception):
     """Raised by tests to simulate a crash after a given step."""
 
 
-def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float = 120.0,
+def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float = 300.0,
               stop_after_step: int | None = None) -> Path:
     """Train `cfg` until its validation loss stops improving (or to its step cap), restore the
     best evaluation's weights, and write the artifact.  `stop_after_step` simulates an
