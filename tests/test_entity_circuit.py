@@ -87,3 +87,29 @@ def test_every_head_everywhere_is_the_full_model(tiny, trials):
     assert (ev.correct == ev.model_correct).all()
     with pytest.raises(ParameterError, match="one box count at a time"):
         ec.eval_prompts(tok, trials["test"][:2] + make_splits(EntityConfig(n_boxes=4), 0, 0, 1)["test"])
+
+
+def test_dcm_batches_put_each_group_at_its_role_in_base_and_source(tiny, trials):
+    from helpers.tasks.entity import dcm_pairs
+    arch, tok = tiny
+    triples = dcm_pairs(CFG, trials["test"], "label", n=6, seed=0)
+    for role in ("last", "query label", "earlier label"):
+        pairs = ec.dcm_batch(tok, triples, role)
+        for i, (b, s, target) in enumerate(triples):
+            assert int(pairs.base_pos[i]) == role_positions(tok, b).role(role)
+            assert int(pairs.source_pos[i]) == role_positions(tok, s).role(role)
+            assert tok.decode([int(pairs.target[i])]) == target
+    earlier = ec.dcm_batch(tok, triples, "earlier label")
+    assert (earlier.base_pos != earlier.source_pos).any()         # the queried boxes differ
+    with pytest.raises(ParameterError, match="accepted values are"):
+        ec.dcm_batch(tok, triples, "object")
+
+
+def test_dcm_groups_reports_every_head_of_every_group_and_desideratum(tiny, trials):
+    arch, tok = tiny
+    circuit = Circuit({"value fetchers": ("last", [(1, 0), (1, 1)]), "position detectors": ("query label", [(0, 2)])})
+    table = ec.dcm_groups(arch, tok, circuit, CFG, trials["test"], n_pairs=8, epochs=1, batch_size=4)
+    assert len(table) == 3 * 3                    # (2 + 1 heads) x 3 desiderata
+    assert set(table["group"]) == {"value fetchers", "position detectors"}
+    assert set(table["desideratum"]) == {"object", "position", "label"}
+    assert table["test accuracy"].between(0, 1).all() and (table["pairs"] == 8).all()

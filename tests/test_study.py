@@ -87,3 +87,26 @@ def test_command_reproduces_profile_and_overrides():
     s = Study.from_profile("quick", train_sizes=[64, 128], seeds=[0, 1])
     assert s.command("02") == ("python -m helpers run 02 --profile quick -p train_sizes '[64, 128]' "
                                "-p seeds '[0, 1]'")
+
+
+def test_entity_tracking_runs_and_trials(fresh_data_dir):
+    """The entity-tracking part of the study: the task the book teaches, one learning rate per arm,
+    runs that chapter 9 trains and later chapters only read."""
+    s = tiny(et_boxes=4, et_train_sizes=[8, 12], et_lr_finetune=1e-3, et_lr_scratch=3e-3, et_max_steps=2, et_min_delta=0.5,
+             et_n_val=10, et_n_test=12)
+    assert s.entity_task.n_boxes == 4 and s.entity_task.seed == s.task_seed
+    ft, sc = s.entity_config("fine-tuned"), s.entity_config("scratch")
+    assert (ft.n_train, ft.lr, ft.source) == (12, 1e-3, "tiny-gpt2") and (sc.lr, sc.source) == (3e-3, "scratch:tiny-gpt2")
+    assert ft.task == s.entity_task and ft.max_steps == 2 and ft.min_delta == 0.5 and ft.n_val == 10 and ft.n_test == 12
+    test = s.entity_trials("test", 12)
+    assert test[:5] == s.entity_trials("test", 5) and all(t.n_boxes == 4 for t in test)
+    assert not {(t.objects, t.labels) for t in test} & {(t.objects, t.labels) for t in s.entity_trials("val", 10)}
+    assert s.entity_trials("test", 3, boxes=2)[0].n_boxes == 2
+    assert len(s.missing_entity_runs()) == 2
+    with pytest.raises(MissingRun, match=r"chapter 9 trains them: python -m helpers run 09 --profile smoke"):
+        s.entity_run("fine-tuned")
+    with pytest.raises(ParameterError, match="accepted values are \\['fine-tuned', 'scratch'\\]"):
+        s.entity_config("base")
+    curve = s.entity_curve("fine-tuned", train=True)
+    assert curve["n_train"].tolist() == [8, 12] and curve["test_choice_accuracy"].between(0, 1).all()
+    assert s.entity_run("fine-tuned").config == ft and len(s.missing_entity_runs()) == 1

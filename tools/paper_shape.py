@@ -1,6 +1,6 @@
 """Exercise the `paper` profile's code paths without GPT-2's weights (the hub is unreachable here).
 
-Runs chapters 2-8 with the `paper` profile, its pretrained source replaced by a local folder holding
+Runs chapters 2-9 with the `paper` profile, its pretrained source replaced by a local folder holding
 a *randomly initialised* GPT-2 (124M, 12 layers x 12 heads, GPT-2's real tokenizer) and its sizes
 shrunk, so that everything GPT-2-specific runs at GPT-2's real size: the named-head table and marks
 of chapter 3, attention over GPT-2's tokenization, the decoders on 768-wide states.  Its numbers
@@ -22,7 +22,8 @@ SMALL = dict(scratch_source="scratch:gpt2", grid_lrs_finetune=[1e-4], grid_lrs_s
              grid_n_train=16, train_sizes=[16], seeds=[0], max_steps=2, eval_every=2, patience=1, n_val=16, n_test=40,
              n_analysis=40, n_ablation=8, n_reference=8, n_shuffles=2, cv_folds=3, umap_neighbors=5,
              n_circuit_pairs=4, n_resid_pairs=2, resid_layer_step=6, circuit_keep=2, n_circuit_eval=16,
-             n_random_circuits=2, n_dcm_pairs=8, dcm_epochs=1)
+             n_random_circuits=2, n_dcm_pairs=8, dcm_epochs=1, et_train_sizes=[14], et_max_steps=2, et_n_val=14,
+             et_n_test=21, et_box_counts=[2, 7], n_zero_shot=14, n_et_pairs=4, et_keep=2, n_et_eval=14)
 
 
 def main(argv=None) -> int:
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
         model.save_pretrained(str(folder), safe_serialization=True)
         tok.save_pretrained(str(folder))
     params = dict(SMALL, pretrained_source=str(folder))
-    for chapter in ["02", "03", "04", "05", "06", "07", "08"]:
+    for chapter in ["02", "03", "04", "05", "06", "07", "08", "09"]:
         accepted = set(chapter_parameters(chapter)) | set(STUDY_PARAMETERS)
         overrides = {k: v for k, v in params.items() if k in accepted}
         if args.dry_run:

@@ -26,7 +26,9 @@ from helpers.config.profiles import study_parameters
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun, ParameterError
 from helpers.models.sources import load_source
+from helpers.tasks import entity
 from helpers.tasks.decision import TaskConfig, Trial, make_splits
+from helpers.tasks.entity import EntityConfig, EntityTrial
 from helpers.training import experiments
 from helpers.training.runs import Run, RunConfig, get_run, run_path
 
@@ -160,6 +162,58 @@ class Study:
             out += [f"{arm} N={c.n_train} lr={c.lr:g} seed={c.seed}" for c in missing]
         return out
 
+    # ---- entity tracking (chapters 9-10) ---------------------------------------------------------
+
+    @property
+    def entity_task(self) -> EntityConfig:
+        """The entity-tracking task the book teaches: ``et_boxes`` boxes, the study's task seed."""
+        return EntityConfig(n_boxes=self.et_boxes, seed=self.task_seed)
+
+    def entity_trials(self, split: str, n: int, boxes: int | None = None) -> list[EntityTrial]:
+        """The first `n` entity-tracking trials of a split (of `boxes` boxes, default the study's),
+        drawn beside the study's validation and test sets as its runs draw theirs."""
+        if split not in ("train", "val", "test"):
+            raise ParameterError(f"split={split!r} is not accepted: accepted values are 'train', 'val', 'test'")
+        task = self.entity_task if boxes is None else EntityConfig(n_boxes=boxes, seed=self.task_seed)
+        sizes = {"train": 0, "val": self.et_n_val, "test": self.et_n_test}
+        sizes[split] = max(sizes[split], n)
+        return entity.make_splits(task, sizes["train"], sizes["val"], sizes["test"])[split][:n]
+
+    def entity_config(self, arm: str, n_train: int | None = None, seed: int | None = None) -> RunConfig:
+        """An entity-tracking run of `arm` (``fine-tuned``: the pretrained source taught the task;
+        ``scratch``: the same architecture from scratch), at `n_train` trials (default the largest
+        size: the run the analyses read), one learning rate per arm, the study's stopping rule with
+        ``et_min_delta`` (on a task the model has learned, the validation loss keeps falling by ever
+        smaller amounts and a run with ``min_delta = 0`` would only stop at its cap)."""
+        if arm not in ARMS:
+            raise ParameterError(f"arm={arm!r} is not accepted: accepted values are {list(ARMS)}")
+        lr = self.et_lr_finetune if arm == "fine-tuned" else self.et_lr_scratch
+        return RunConfig(source=self.sources[arm], task=self.entity_task, lr=float(lr),
+                         n_train=int(max(self.et_train_sizes) if n_train is None else n_train),
+                         max_steps=self.et_max_steps, eval_every=self.eval_every, patience=self.patience,
+                         min_delta=float(self.et_min_delta), batch_size=self.batch_size, n_val=self.et_n_val,
+                         n_test=self.et_n_test, bf16=self.bf16, seed=int(self.seeds[0] if seed is None else seed))
+
+    def entity_curve_runs(self, arm: str, train: bool = False) -> list[Run]:
+        """The arm's entity-tracking runs at every size and seed (chapter 9 trains them)."""
+        cfgs = [self.entity_config(arm, n, s) for n in self.et_train_sizes for s in self.seeds]
+        return self._needs_runs(lambda: [get_run(c, train=train) for c in cfgs], train, chapter="09")
+
+    def entity_curve(self, arm: str, train: bool = False) -> pd.DataFrame:
+        """One row per entity-tracking run of the arm (:func:`helpers.training.experiments.run_row`)."""
+        return pd.DataFrame([experiments.run_row(r) for r in self.entity_curve_runs(arm, train)])
+
+    def entity_run(self, arm: str, train: bool = False) -> Run:
+        """The arm's entity-tracking run at the largest size, first seed; the fine-tuned one is the
+        book's entity-tracking **base**."""
+        cfg = self.entity_config(arm)
+        return self._needs_runs(lambda: get_run(cfg, train=train), train, chapter="09")
+
+    def missing_entity_runs(self) -> list[str]:
+        """The entity-tracking runs chapters after 9 read that are not trained, in words."""
+        return [f"entity tracking, {arm} N={c.n_train} lr={c.lr:g} seed={c.seed}"
+                for arm in ARMS for c in [self.entity_config(arm)] if not run_path(c).exists()]
+
     # ---- models --------------------------------------------------------------------------------
 
     @property
@@ -188,11 +242,11 @@ class Study:
             parts += ["-p", k, json.dumps(v)]
         return " ".join(shlex.quote(p) for p in parts)
 
-    def _needs_runs(self, fn, train: bool):
+    def _needs_runs(self, fn, train: bool, chapter: str = "02"):
         try:
             return fn()
         except MissingRun as e:
             if train:
                 raise
-            raise MissingRun(f"{e}. The analysis chapters only read trained runs; chapter 2 trains "
-                             f"them: {self.command('02')}") from None
+            raise MissingRun(f"{e}. The analysis chapters only read trained runs; chapter {int(chapter)} trains "
+                             f"them: {self.command(chapter)}") from None

@@ -11,10 +11,13 @@ from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_
 MAX_SHARE_OF_HEADS = 0.10        # "small": at most this share of the model's heads (Llama-7B's: 7%)
 
 
-def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None) -> Verdict:
-    """``prakash-circuit-faithful`` from a :class:`~helpers.interventions.circuits.CircuitEvaluation`
-    of the fine-tuned model's circuit on held-out prompts."""
-    c = claim("prakash-circuit-faithful")
+def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_id: str = "prakash-circuit-faithful",
+                         model: str = "fine-tuned", knob: str = "circuit_keep") -> Verdict:
+    """``prakash-circuit-faithful`` (or `claim_id`, a claim with the same criterion:
+    ``prakash-et-circuit-faithful`` of chapter 9) from a
+    :class:`~helpers.interventions.circuits.CircuitEvaluation` of `model`'s circuit on held-out
+    prompts; `knob` names the parameter that sets the circuit's size."""
+    c = claim(claim_id)
     t = float(c.threshold)
     size = len(ev.circuit.heads)
     f, (lo, hi) = ev.faithfulness, ev.faithfulness_ci
@@ -27,8 +30,8 @@ def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None) -> Ver
     if size > MAX_SHARE_OF_HEADS * n_model_heads:
         status = "inconclusive"
         evidence += (f" A circuit of more than {MAX_SHARE_OF_HEADS:.0%} of the heads is not small: the claim is "
-                     "not judged on it (lower `circuit_keep`).")
-    return verdict(c.id, "fine-tuned", f - t, lo - t, hi - t, evidence,
+                     f"not judged on it (lower `{knob}`).")
+    return verdict(c.id, model, f - t, lo - t, hi - t, evidence,
                    statistic=f"faithfulness minus {t:g}", gate=gate, status=status)
 
 

@@ -62,15 +62,17 @@ def convergence_gate(curves: pd.DataFrame) -> str | None:
 
 
 def sample_efficiency_verdict(correct: pd.DataFrame, curves: pd.DataFrame | None = None,
-                              n_boot: int = N_BOOT, seed: int = 0) -> Verdict:
-    """The verdict on ``lin-sample-efficiency`` (criterion in ``claims.yaml``).  `correct` is the
-    long per-trial table (see the module docstring); `curves` (one row per run, with
-    ``converged``) gives the convergence gate, which is skipped when `curves` is None."""
-    c = claim(ID)
+                              n_boot: int = N_BOOT, seed: int = 0, claim_id: str = ID) -> Verdict:
+    """The verdict on ``lin-sample-efficiency`` (criterion in ``claims.yaml``), or on `claim_id`, a
+    claim with the same criterion (``lin-et-sample-efficiency``: the question asked of entity
+    tracking in chapter 9).  `correct` is the long per-trial table (see the module docstring);
+    `curves` (one row per run, with ``converged``) gives the convergence gate, which is skipped
+    when `curves` is None."""
+    c = claim(claim_id)
     t = sample_efficiency_table(correct, n_boot, seed)
     gate = convergence_gate(curves) if curves is not None else None
     if t.empty:
-        return verdict(ID, "fine-tuned vs scratch", np.nan, np.nan, np.nan,
+        return verdict(c.id, "fine-tuned vs scratch", np.nan, np.nan, np.nan,
                        "Both arms are needed at the same training-set sizes.", gate=gate)
     better = t[(t["diff_lo"] > 0) & (t["difference"] >= c.material)]["n_train"].tolist()
     worse = t[t["diff_hi"] < 0]["n_train"].tolist()
@@ -101,7 +103,7 @@ def sample_efficiency_verdict(correct: pd.DataFrame, curves: pd.DataFrame | None
                 + " ".join(parts) + " " + reach)
     if worse:
         evidence += f" The fine-tuned arm is significantly worse at N = {', '.join(map(str, worse))}."
-    return verdict(ID, "fine-tuned vs scratch", float(head.difference), float(head.diff_lo), float(head.diff_hi),
+    return verdict(c.id, "fine-tuned vs scratch", float(head.difference), float(head.diff_lo), float(head.diff_hi),
                    evidence, statistic=f"largest accuracy difference (at N = {int(head.n_train)})",
                    gate=gate, status=status, level=float(t["level"].iloc[0]))
 

@@ -191,6 +191,15 @@ def task_gate(model: str, correct: Sequence[bool], trials) -> str | None:
     return gate_reason(model, passed, text)
 
 
+def entity_gate(model: str, correct: Sequence[bool], n_boxes: int) -> str | None:
+    """The solves-task gate on entity tracking: `model`'s top-1 accuracy on held-out prompts of
+    `n_boxes` boxes (Prakash et al.'s metric), its interval above 1 / boxes, what any strategy that
+    ignores the query gets (always the first box, always the last-mentioned, ...)."""
+    passed, text = solves_task(correct, 1 / n_boxes)
+    text = text.replace("the best context-blind strategy's", "a strategy that ignores the query:")
+    return gate_reason(model, passed, text)
+
+
 def task_gates(runs: dict, trials) -> dict[str, str | None]:
     """:func:`task_gate` of every run in `runs` (name -> a finished run with ``predictions('test')``)
     on its test `trials`."""

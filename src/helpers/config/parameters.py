@@ -92,6 +92,25 @@ SPECS: dict[str, Spec] = {
     "n_random_circuits": Spec("int", "random circuits (and random head sets for CMAP) of the circuit's size", 1, 1000),
     "n_dcm_pairs": Spec("int", "DCM pairs per desideratum (split 50/25/25: train, choose, test)", 8, 100_000),
     "dcm_epochs": Spec("int", "DCM training epochs", 1, 100),
+    # chapters 9-10: entity tracking (study parameters: the task taught and its runs)
+    "et_boxes": Spec("int", "boxes per context of the entity-tracking task the book teaches and analyses", 2, 26),
+    "et_train_sizes": Spec("list[int]", "training-set sizes (trials) of the entity-tracking learning curves; the "
+                           "largest trains the base", 1, 10**6),
+    "et_lr_finetune": Spec("float", "learning rate of the pretrained model taught entity tracking", 1e-7, 1.0),
+    "et_lr_scratch": Spec("float", "learning rate of the same architecture trained on entity tracking from scratch",
+                          1e-7, 1.0),
+    "et_max_steps": Spec("int", "step cap of the entity-tracking runs (they stop early like every run)", 1, 10**7),
+    "et_min_delta": Spec("float", "an entity-tracking run's validation loss improves only when it drops by more than "
+                         "this (a model that has learned the task lowers it by ever smaller amounts)", 0.0, 10.0),
+    "et_n_val": Spec("int", "entity-tracking validation trials (early stopping)", 10, 10**6),
+    "et_n_test": Spec("int", "entity-tracking held-out test trials", 10, 10**6),
+    # chapter 9
+    "et_box_counts": Spec("list[int]", "box counts at which the pretrained model is measured zero-shot", 2, 26),
+    "n_zero_shot": Spec("int", "test trials per box count of the zero-shot measurement", 10, 100_000),
+    "n_et_pairs": Spec("int", "counterfactual pairs of the entity-tracking path-patching search", 4, 10_000),
+    "et_keep": Spec("int", "at most this many heads kept per entity-tracking group (Prakash et al.'s fixed count)",
+                    1, 1000),
+    "n_et_eval": Spec("int", "held-out trials on which the entity-tracking circuit is evaluated", 8, 100_000),
 }
 
 
@@ -99,7 +118,9 @@ SPECS: dict[str, Spec] = {
 # run; every other parameter belongs to the chapter that declares it
 STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scratch_source",
                     "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
-                    "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16")
+                    "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
+                    "et_boxes", "et_train_sizes", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
+                    "et_n_test")
 
 
 def _is_int(v) -> bool:
@@ -155,3 +176,6 @@ def check_relations(params: dict[str, Any]) -> None:
     if "grid_n_train" in params and "train_sizes" in params and params["grid_n_train"] not in params["train_sizes"]:
         raise ParameterError(f"parameter grid_n_train={params['grid_n_train']} must be one of "
                          f"train_sizes={params['train_sizes']} (the grid's best run is reused by the curve)")
+    if "eval_every" in params and "et_max_steps" in params and params["eval_every"] > params["et_max_steps"]:
+        raise ParameterError(f"parameter eval_every={params['eval_every']} must be at most "
+                             f"et_max_steps={params['et_max_steps']} (a run evaluates at least once before its cap)")

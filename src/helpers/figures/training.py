@@ -9,7 +9,8 @@ import pandas as pd
 from helpers.figures.style import PAGE_WIDTH, model_color
 
 
-def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = None):
+def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = None, chance: float = 0.5,
+                    ylim: tuple[float, float] = (0.3, 1.02)):
     """Test accuracy (Wilson 95% CI) against training-set size, both arms on the same axes.
 
     With several seeds, each seed is a faint point and the line is the mean across seeds."""
@@ -23,13 +24,13 @@ def learning_curves(curves: pd.DataFrame, baselines: dict[str, float] | None = N
             ax.errorbar(r["n_train"], r["test_accuracy"],
                         yerr=[[r["test_accuracy"] - r["test_acc_lo"]], [r["test_acc_hi"] - r["test_accuracy"]]],
                         color=c, alpha=0.5, capsize=3, fmt="none")
-    ax.axhline(0.5, color="k", lw=0.8, ls=":", label="chance")
+    ax.axhline(chance, color="k", lw=0.8, ls=":", label="chance")
     for i, (name, acc) in enumerate((baselines or {}).items()):
         ax.axhline(acc, color="#999", lw=0.8, ls=["--", "-."][i % 2], label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("training trials N")
     ax.set_ylabel("held-out test accuracy")
-    ax.set_ylim(0.3, 1.02)
+    ax.set_ylim(*ylim)
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig

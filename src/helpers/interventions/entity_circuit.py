@@ -170,3 +170,61 @@ def evaluate(arch: Arch, circuit: Circuit, test: EvalPrompts, reference: EvalPro
         return evaluate_circuit(arch, test.ids, test.positions, circuit, means, test.correct,
                                 last=test.positions["last"], n_random=n_random, seed=seed,
                                 minimality=minimality and circuit.size > 0)
+
+
+# ---- DCM on entity tracking -----------------------------------------------------------------------
+
+def dcm_batch(tokenizer, triples: Sequence[tuple[EntityTrial, EntityTrial, str]], role: str, device=None):
+    """:class:`~helpers.interventions.dcm.Pairs` from :func:`helpers.tasks.entity.dcm_pairs`
+    triples for a group at position `role` (:data:`helpers.tasks.entity.ROLES`): base and source
+    prompts, the role's position in each (they differ when the role is the earlier label), the
+    target object's token id."""
+    from helpers.interventions.dcm import Pairs
+    from helpers.models.scoring import encode_prompts
+    if role not in ROLES:
+        raise ParameterError(f"role={role!r} is not accepted: accepted values are {list(ROLES)}")
+    base = encode_prompts(tokenizer, [b.prompt for b, _, _ in triples])
+    src = encode_prompts(tokenizer, [s.prompt for _, s, _ in triples])
+    if len({len(x) for x in base + src}) != 1:
+        raise ParameterError("DCM pairs of different token lengths: use one box count")
+    dev = device or "cpu"
+    pos_b = prompts_positions(tokenizer, [b for b, _, _ in triples], dev)[role]
+    pos_s = prompts_positions(tokenizer, [s for _, s, _ in triples], dev)[role]
+    targets = []
+    for _, _, t in triples:
+        ids = tokenizer.encode(t, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ParameterError(f"target {t!r} is {len(ids)} tokens: entity tracking needs one-token objects")
+        targets.append(ids[0])
+    return Pairs(torch.tensor(base, device=dev), torch.tensor(src, device=dev), pos_b, pos_s,
+                 torch.tensor(targets, device=dev))
+
+
+def dcm_groups(arch: Arch, tokenizer, circuit: Circuit, cfg, trials: Sequence[EntityTrial], n_pairs: int,
+               epochs: int, batch_size: int = 16, seed: int = 0, bf16: bool = False) -> "pd.DataFrame":
+    """DCM on each group of `circuit` (at its position role) for each desideratum of
+    :data:`helpers.tasks.entity.DESIDERATA`: `n_pairs` pairs (the same bases and sources for every
+    desideratum, each with its target), split 50/25/25 into training, evaluation and test.  One
+    row per group, desideratum and head: ``selected`` (its kept rounded mask is 0) and the
+    desideratum's accuracies."""
+    import pandas as pd
+    from helpers.core.device import autocast, model_device
+    from helpers.core.progress import bar
+    from helpers.interventions.dcm import split_pairs, train_dcm
+    from helpers.tasks.entity import DESIDERATA, dcm_pairs
+    dev = model_device(arch.model)
+    rows = []
+    jobs = [(g, d) for g in circuit.groups for d in DESIDERATA]
+    for g, d in bar(jobs, desc="DCM", leave=False):
+        pairs = dcm_batch(tokenizer, dcm_pairs(cfg, trials, d, n_pairs, seed), g.position, dev)
+        train, evalp, test = split_pairs(pairs, seed=seed)
+        with autocast(dev, bf16):
+            res = train_dcm(arch, sorted(g.heads), train, evalp, test, epochs=epochs, batch_size=batch_size,
+                            seed=seed)
+        before = float(res.evals["eval_accuracy"].iloc[0])
+        for l, h in res.group:
+            rows.append({"group": g.name, "desideratum": d, "layer": l, "head": h, "selected": (l, h) in res.heads,
+                         "eval accuracy before": before, "eval accuracy": res.eval_accuracy,
+                         "test accuracy": res.test_accuracy, "test lo": res.test_accuracy_ci[0],
+                         "test hi": res.test_accuracy_ci[1], "pairs": len(pairs)})
+    return pd.DataFrame(rows)

@@ -30,7 +30,10 @@ def run_row(run) -> dict:
         s = m[split]
         row[f"{split}_accuracy"] = s["accuracy"]
         row[f"{split}_acc_lo"], row[f"{split}_acc_hi"] = s["accuracy_ci"]
-        row[f"{split}_logit_diff"] = s["logit_diff"]
+        row[f"{split}_logit_diff"] = s.get("logit_diff", float("nan"))      # decision task only
+        if "choice_accuracy" in s:                                             # entity tracking
+            row[f"{split}_choice_accuracy"] = s["choice_accuracy"]
+            row[f"{split}_choice_lo"], row[f"{split}_choice_hi"] = s["choice_accuracy_ci"]
     return row
 
 

@@ -1,0 +1,248 @@
+# ---
+# jupyter:
+#   book:
+#     needs:
+#     - models
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Entity tracking: can our models do it, and with what circuit? {#sec-entity}
+#
+# Prakash et al. (2024) studied **entity tracking**: a context puts one object in each of several
+# boxes, each box labelled by a letter, and a query names one box,
+#
+# > The magnet is in Box X, the bell is in Box T, the coin is in Box A. Box T contains the → ` bell`
+#
+# Llama-7B answers 66% of their 7-box prompts (the queried object is the top-1 token), and does so
+# with a circuit of 72 heads in four groups found by path patching: **value fetchers** (at the last
+# token, they copy the object into the answer), **position transmitters** (at the last token, they
+# tell the fetchers which box), **position detectors** (at the query label) and **structure
+# readers** (at the label's earlier occurrence in the context). This part of the book asks their
+# question of our models, and Lin's question of their task:
+#
+# 1. Can the offline pretrained model (SmolLM2-135M in the default profiles) track entities at all?
+# 2. If not, teach it: fine-tune it on the task, and train the same architecture from scratch on
+#    the same data (Lin's comparison, on Prakash's task). The fine-tuned model is the book's
+#    entity-tracking **base**, which the next chapter (being written) fine-tunes further.
+# 3. Does the base track entities with a small circuit of Prakash's four groups?
+#
+# This chapter **trains** the entity-tracking runs (as @sec-training does for the decision task);
+# each is a cached artifact, so re-running it trains only what is missing.
+
+# %% tags=["parameters"]
+profile = "quick"
+study_overrides = {}
+et_box_counts = [2, 3, 5, 7]
+n_zero_shot = 100
+n_et_pairs = 16
+et_keep = 4
+n_et_eval = 150
+n_random_circuits = 5
+n_reference = 32
+analysis_bf16 = True
+
+# %%
+#| echo: false
+from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
+from helpers.study import ARMS, Study
+
+setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
+
+study = Study.from_profile(profile, **study_overrides)
+run_card(study, et_boxes=study.et_boxes, et_train_sizes=study.et_train_sizes, et_lr_finetune=study.et_lr_finetune,
+         et_lr_scratch=study.et_lr_scratch, et_max_steps=study.et_max_steps, et_box_counts=et_box_counts,
+         n_zero_shot=n_zero_shot, n_et_pairs=n_et_pairs, et_keep=et_keep, n_et_eval=n_et_eval,
+         n_random_circuits=n_random_circuits, analysis_bf16=analysis_bf16)
+
+# %% [markdown]
+# ## The task
+#
+# Objects are distinct common nouns and labels distinct capital letters, drawn at random per
+# context; every object and label is one token with its leading space in both tokenizers the book
+# uses (checked), so prompts of one box count have one token length. Every context is queried at
+# each of its boxes; training, validation and test sets never share a context. The token positions
+# of the roles come from the tokenizer's character spans, not from fixed offsets
+# (`helpers.tasks.entity`; `python -m helpers task entity-tracking` writes trials as JSON lines).
+
+# %%
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from helpers.book.tables import with_intervals
+from helpers.tasks import entity
+
+examples = study.entity_trials("test", study.et_boxes)
+pd.DataFrame([{"prompt": t.prompt, "answer": t.answer, "query index": t.query_index} for t in examples])
+
+# %% [markdown]
+# ## The pretrained model, zero-shot
+#
+# The pretrained model on held-out prompts of each box count: how often the queried object is the
+# top-1 token (Prakash et al.'s accuracy), how often it has the largest logit among the context's
+# objects (a forced choice; chance is 1 / boxes), and how often that choice falls on the object
+# mentioned last.
+
+# %%
+#| label: fig-et-zero-shot
+#| fig-cap: "The pretrained model on entity tracking without training, by the number of boxes (95% Wilson intervals over test prompts). Dotted: chance among the context's objects."
+from helpers.figures import entity as entity_figures
+from helpers.training import entity_evaluation as ee
+
+pretrained, tok = study.load("pretrained")
+zero = ee.box_count_table(pretrained, tok, et_box_counts, n_zero_shot, seed=study.task_seed, bf16=analysis_bf16)
+fig = entity_figures.box_counts(zero)
+
+# %%
+with_intervals(zero, {r: (f"{r}_lo", f"{r}_hi") for r in ee.RATES},
+               names={r: f"{r} [95% CI]" for r in ee.RATES})
+
+# %%
+#| echo: false
+at = zero.set_index("boxes")
+above = [int(b) for b, r in at.iterrows() if r["choice_accuracy_lo"] > r["chance"]]
+Markdown(
+    f"Above chance (the forced choice's interval above 1 / boxes) at: {', '.join(map(str, above)) if above else 'no box count'}. "
+    + ("A model at chance has no entity-tracking mechanism to analyse: " if not above else
+       "Above chance is not tracking entities as Llama-7B does: ")
+    + "the rest of this chapter teaches the task before asking for a circuit.")
+
+# %% [markdown]
+# ## Teaching the task: fine-tuned and from scratch
+#
+# Both arms train on nested training sets of `et_train_sizes` prompts of `et_boxes` boxes with the
+# book's one stopping rule (@sec-training: validation loss every `eval_every` steps, stop after
+# `patience` evaluations without improvement, keep the best weights), one learning rate per arm
+# (no grid search here: the profile states it). The loss is the cross-entropy of the queried
+# object at the last position.
+
+# %%
+#| label: fig-et-learning-curves
+#| fig-cap: "Entity tracking after training: held-out test accuracy (the queried object is the top-1 token) against the number of training prompts, both arms (95% Wilson intervals). Dotted: chance among the context's objects; dashed: Llama-7B's accuracy on 7-box prompts (Prakash et al.)."
+from helpers.figures import training as training_figures
+
+curves = pd.concat([study.entity_curve(arm, train=True) for arm in ARMS], ignore_index=True)
+fig = training_figures.learning_curves(curves, {"Llama-7B (Prakash et al., 7 boxes)": 0.66},
+                                       chance=1 / study.et_boxes, ylim=(0.0, 1.02))
+
+# %%
+table = (curves.set_index(["arm", "n_train", "seed"])
+         [["steps", "best_step", "stop_reason", "final_train_loss", "test_accuracy", "test_acc_lo", "test_acc_hi",
+           "test_choice_accuracy"]]
+         .rename(columns={"test_acc_lo": "lo", "test_acc_hi": "hi"}).sort_index().round(3))
+with_intervals(table, {"test_accuracy": ("lo", "hi")}, names={"test_accuracy": "test_accuracy [95% CI]"})
+
+# %%
+#| echo: false
+from helpers.claims.sample_efficiency import correct_table, sample_efficiency_verdict
+from helpers.claims.verdict import entity_gate
+
+runs = {arm: study.entity_run(arm) for arm in ARMS}
+base = runs["fine-tuned"]
+gates = {arm: entity_gate(arm, run.predictions("test")["correct"].to_numpy(dtype=bool), study.et_boxes)
+         for arm, run in runs.items()}
+m = base.metrics["test"]
+Markdown(f"The **base** (fine-tuned, N = {base.config.n_train}): {m['accuracy']:.1%} "
+         f"({m['accuracy_ci'][0]:.1%} to {m['accuracy_ci'][1]:.1%}) of {m['n']} held-out {study.et_boxes}-box prompts "
+         f"(Llama-7B on 7 boxes: 66%); forced choice {m['choice_accuracy']:.1%}, chance {1 / study.et_boxes:.1%}. "
+         + " ".join(f"*{g[0].upper() + g[1:]}.*" for g in gates.values() if g)
+         + (" Both arms pass the solves-task gate (top-1 accuracy interval above 1 / boxes)."
+            if not any(gates.values()) else ""))
+
+# %% [markdown]
+# ## The base's circuit: path patching in Prakash et al.'s four groups
+#
+# Counterfactual pairs: each held-out validation prompt against another context (objects disjoint
+# from the clean one's) queried at another box; every prompt has the same layout, so positions
+# align. Path patching group by group (`helpers.interventions.entity_circuit`): value fetchers
+# (senders at the last token, receivers the logits), position transmitters (last token → the
+# fetchers' queries), position detectors (query label → the transmitters' values there),
+# structure readers (the label's earlier occurrence → the detectors' values there). Score:
+# Prakash et al.'s relative change of the correct object's probability; each group keeps at most
+# `et_keep` heads, each with a negative score (their fixed count).
+
+# %%
+from helpers.interventions import entity_circuit as ec
+from helpers.models.arch import Arch
+
+model, tok = base.load_model()
+model = model.to(study.device).eval()
+arch = Arch(model)
+pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs))
+pairs = entity.counterfactual_pairs(study.entity_task, pool[:n_et_pairs], seed=study.task_seed)
+batch = ec.entity_batch(tok, pairs, study.device)
+search = ec.search_circuit(arch, batch, et_keep, base.config.key(), analysis_bf16)      # cached
+circuit = ec.circuit_of(search)
+kept = ec.search_table(search)
+kept if len(kept) else Markdown("**No head's path lowers the correct object's probability: no circuit.**")
+
+# %%
+#| label: fig-et-path-patching
+#| fig-cap: "Path-patching scores of every head of the base (sign reversed: how much the counterfactual's output along that path lowers the correct object's probability, relative to the clean run), one panel per group; outlined: the heads of the circuit."
+from helpers.figures import ablation as ablation_figures
+maps_pp = {name: -np.nan_to_num(search[name]["scores"]) for name in ec.GROUPS if name in search}
+fig = ablation_figures.head_heatmaps(maps_pp, "relative drop of p(correct)", sorted(circuit.heads))
+
+# %% [markdown]
+# ## Faithfulness, random circuits, minimality
+#
+# The circuit on held-out test prompts: every head outside it mean-ablated at every position
+# (means per position over validation prompts), its heads kept at their group's position; its
+# top-1 accuracy over the full model's is the faithfulness (paired bootstrap interval). Random
+# circuits draw the same number of heads per group.
+
+# %%
+test = ec.eval_prompts(tok, study.entity_trials("test", n_et_eval), study.device)
+reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2)), study.device)
+ev = ec.evaluate(arch, circuit, test, reference, n_random_circuits, bf16=analysis_bf16)
+s = ev.summary()
+with_intervals(pd.DataFrame([{**{k: s[k] for k in s if k != "n"}, "prompts": s["n"]}]),
+               {"accuracy": ("accuracy_lo", "accuracy_hi"), "faithfulness": ("faithfulness_lo", "faithfulness_hi")},
+               names={"accuracy": "accuracy [95% CI]", "faithfulness": "faithfulness [95% CI]"})
+
+# %%
+#| echo: false
+n_heads = arch.n_layers * arch.n_heads
+Markdown(f"The circuit holds {len(circuit.heads)} of the base's {n_heads} heads "
+         f"({len(circuit.heads) / n_heads:.0%}; per group: "
+         + ", ".join(f"{g.name} {len(g.heads)}" for g in circuit.groups)
+         + "). Llama-7B's circuit: 72 of 1024 heads (7%; 40 value fetchers, 7 position transmitters, "
+           "20 position detectors, 5 structure readers).")
+
+# %%
+if ev.minimality is not None:
+    display(with_intervals(ev.minimality[["group", "layer", "head", "accuracy_without", "accuracy_drop", "drop_lo",
+                                          "drop_hi", "status"]],
+                           {"accuracy_drop": ("drop_lo", "drop_hi")}, names={"accuracy_drop": "accuracy drop [CI]"}))
+else:
+    display(Markdown("No minimality check: the circuit is empty."))
+
+# %% [markdown]
+# ## Verdicts
+
+# %%
+#| echo: false
+from helpers.book.scorecard import show_verdicts
+from helpers.claims.circuits import faithfulness_verdict
+show_verdicts(study, "09", [
+    sample_efficiency_verdict(correct_table([r for arm in ARMS for r in study.entity_curve_runs(arm)]), curves,
+                              claim_id="lin-et-sample-efficiency"),
+    faithfulness_verdict(ev, n_heads, gates["fine-tuned"], claim_id="prakash-et-circuit-faithful",
+                         model="entity-tracking base", knob="et_keep"),
+])
+
+# %% [markdown]
+# ## Downloads
+#
+# The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "09", {"zero-shot": zero, "learning-curves": curves.drop(columns=["key"], errors="ignore"),
+                          "circuit-heads": kept,
+                          "minimality": ev.minimality if ev.minimality is not None else pd.DataFrame()})

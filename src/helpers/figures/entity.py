@@ -1,0 +1,33 @@
+"""Figures of the entity-tracking chapters (9-10): a model across box counts (how often it picks the
+queried object, how often the last-mentioned one, against chance).  Learning curves are drawn by
+:func:`helpers.figures.training.learning_curves`, path-patching scores by
+:func:`helpers.figures.ablation.head_heatmaps`."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+SERIES = {"choice_accuracy": ("the queried object (forced choice among the context's)", "#1f77b4", "-o"),
+          "accuracy": ("the queried object is the top-1 token (Prakash et al.'s accuracy)", "#2ca02c", "-s"),
+          "picked_last": ("the last-mentioned object (forced choice)", "#d62728", "--^")}
+
+
+def box_counts(table, title: str | None = None):
+    """Rows of :func:`helpers.training.entity_evaluation.box_count_table`: each rate against the
+    number of boxes with its 95% Wilson interval, and chance (1 / boxes)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    b = table["boxes"].to_numpy()
+    for key, (label, color, style) in SERIES.items():
+        y = table[key].to_numpy()
+        err = np.vstack([y - table[f"{key}_lo"].to_numpy(), table[f"{key}_hi"].to_numpy() - y])
+        ax.errorbar(b, y, yerr=err, fmt=style, color=color, capsize=3, label=label)
+    xs = np.linspace(b.min(), b.max(), 100)
+    ax.plot(xs, 1 / xs, color="k", lw=0.8, ls=":", label="chance (1 / boxes)")
+    ax.set_xticks(b)
+    ax.set_xlabel("boxes in the context")
+    ax.set_ylabel("share of test prompts")
+    ax.set_ylim(0, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
