@@ -84,7 +84,7 @@ run_card(study, n_circuit_pairs=n_circuit_pairs, circuit_keep=circuit_keep, circ
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from helpers.book.tables import with_intervals
+from helpers.book.tables import minimality_table, with_intervals
 from helpers.claims.verdict import gate_note, task_gates
 from helpers.interventions import decision_circuit as dc
 from helpers.models.arch import Arch
@@ -170,12 +170,7 @@ fig = circuit_figures.faithfulness_plot(table, None if ev.random is None else ev
 # with a paired interval simultaneous over the entries. `needed`: the circuit is worse without it.
 
 # %%
-if ev.minimality is not None:
-    display(with_intervals(ev.minimality[["group", "layer", "head", "accuracy_without", "accuracy_drop", "drop_lo",
-                                          "drop_hi", "status"]],
-                           {"accuracy_drop": ("drop_lo", "drop_hi")}, names={"accuracy_drop": "accuracy drop [CI]"}))
-else:
-    display(Markdown("No minimality check: the circuit is empty."))
+minimality_table(ev)
 
 # %% [markdown]
 # ## The circuit and the ablation of @sec-ablation

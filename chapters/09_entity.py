@@ -73,7 +73,7 @@ run_card(study, et_boxes=study.et_boxes, et_train_sizes=study.et_train_sizes, et
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
-from helpers.book.tables import with_intervals
+from helpers.book.tables import minimality_table, with_intervals
 from helpers.tasks import entity
 
 examples = study.entity_trials("test", study.et_boxes)
@@ -214,12 +214,7 @@ Markdown(f"The circuit holds {len(circuit.heads)} of the base's {n_heads} heads 
            "20 position detectors, 5 structure readers).")
 
 # %%
-if ev.minimality is not None:
-    display(with_intervals(ev.minimality[["group", "layer", "head", "accuracy_without", "accuracy_drop", "drop_lo",
-                                          "drop_hi", "status"]],
-                           {"accuracy_drop": ("drop_lo", "drop_hi")}, names={"accuracy_drop": "accuracy drop [CI]"}))
-else:
-    display(Markdown("No minimality check: the circuit is empty."))
+minimality_table(ev)
 
 # %% [markdown]
 # ## Verdicts

@@ -132,3 +132,17 @@ def test_selectivity_table_summarises_the_mixed_tables():
     assert out.loc["m", "for >= 2 (mixed)"] == pytest.approx(0.5)
     assert out.loc["m", "shuffled: >= 2"] == pytest.approx(0.0)
     assert np.isnan(out.loc["fine-tuned, randomly rotated units", "shuffled: >= 2"])
+
+
+def test_minimality_table_shows_the_drop_with_its_interval_or_says_the_circuit_is_empty():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from helpers.book.tables import minimality_table
+    assert "circuit is empty" in minimality_table(SimpleNamespace(minimality=None)).data
+    m = pd.DataFrame({"group": ["g"], "layer": [1], "head": [2], "accuracy_without": [0.5], "accuracy_drop": [0.25],
+                      "drop_lo": [0.1], "drop_hi": [0.4], "status": ["needed"], "extra": [0]})
+    t = minimality_table(SimpleNamespace(minimality=m))
+    assert list(t.columns) == ["group", "layer", "head", "accuracy_without", "accuracy drop [CI]", "status"]
+    assert t["accuracy drop [CI]"].iloc[0] == "0.250 [0.100, 0.400]"

@@ -17,3 +17,15 @@ def with_intervals(df, intervals: Mapping[str, tuple[str, str]], digits: int = 3
         out = out.drop(columns=[lo, hi])
     out = out.round(digits)
     return out.rename(columns=dict(names or {}))
+
+
+def minimality_table(ev):
+    """A circuit evaluation's minimality check as a chapter shows it (one row per (group, head)
+    entry: accuracy without it, the drop with its interval, status), or a sentence when the
+    circuit was empty."""
+    from IPython.display import Markdown
+    if ev.minimality is None:
+        return Markdown("No minimality check: the circuit is empty.")
+    cols = ["group", "layer", "head", "accuracy_without", "accuracy_drop", "drop_lo", "drop_hi", "status"]
+    return with_intervals(ev.minimality[cols], {"accuracy_drop": ("drop_lo", "drop_hi")},
+                          names={"accuracy_drop": "accuracy drop [CI]"})
