@@ -72,7 +72,7 @@ run_card(study, et_boxes=study.et_boxes, et_train_sizes=study.et_train_sizes, et
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 from helpers.book.tables import minimality_table, with_intervals
 from helpers.tasks import entity
 
