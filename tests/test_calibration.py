@@ -301,7 +301,7 @@ def test_a_head_that_knows_context_and_choice_replicates():
 
 # ---- the circuit claims (chapters 7-8) ----------------------------------------------------------
 
-def _faith_status(rng, p_model, f_true, n=200):
+def _faith_status(rng, p_model, f_true, n=200, claim_id="prakash-circuit-faithful"):
     """A circuit right on a random share f_true of the prompts the model gets right (and never
     elsewhere): true faithfulness f_true."""
     import types
@@ -313,7 +313,7 @@ def _faith_status(rng, p_model, f_true, n=200):
     f, lo, hi = faithfulness_ci(circuit, model, n_boot=300, seed=int(rng.integers(1 << 30)))
     ev = types.SimpleNamespace(circuit=types.SimpleNamespace(heads={(0, 0)}), faithfulness=f, faithfulness_ci=(lo, hi),
                                n=n, accuracy=circuit.mean(), model_accuracy=model.mean(), random=None)
-    return faithfulness_verdict(ev, n_model_heads=100).status
+    return faithfulness_verdict(ev, n_model_heads=100, claim_id=claim_id).status
 
 
 def test_faithfulness_at_the_null_rarely_replicates():
@@ -329,6 +329,25 @@ def test_a_faithful_circuit_replicates_and_an_unfaithful_one_does_not():
     rng = np.random.default_rng(21)
     assert rate([_faith_status(rng, 0.9, 0.97) for _ in range(20)]) >= 0.9
     assert rate([_faith_status(rng, 0.9, 0.6) for _ in range(20)], "not replicated") >= 0.9
+
+
+def test_entity_tracking_claims_keep_the_calibration_of_the_functions_they_reuse():
+    """lin-et-sample-efficiency and prakash-et-circuit-faithful (chapter 9) are decided by the same
+    functions under their own claim ids (the sample-efficiency one with Llama-7B's 0.66 as its
+    level): at the null 'replicated' stays within the bound, a planted effect replicates."""
+    rng = np.random.default_rng(30)
+    et = "lin-et-sample-efficiency"
+
+    def se(p_ft, p_sc):
+        return sample_efficiency_verdict(correct_long(rng, p_ft, p_sc), n_boot=400, seed=int(rng.integers(1 << 30)),
+                                         claim_id=et)
+    null = [se(BASE, BASE) for _ in range(60)]
+    assert all(v.claim == et for v in null) and rate(v.status for v in null) <= bound(60)
+    # the regime the claim is about: fine-tuned at Llama's level from the smallest size, scratch below it
+    assert rate([se([0.8, 0.85, 0.9], [0.5, 0.6, 0.7]).status for _ in range(20)]) >= 0.9
+    faith = "prakash-et-circuit-faithful"
+    assert rate([_faith_status(rng, 0.9, 0.75, claim_id=faith) for _ in range(60)]) <= bound(60)
+    assert rate([_faith_status(rng, 0.9, 0.97, claim_id=faith) for _ in range(20)]) >= 0.9
 
 
 def _cmap_outcomes(rng, p_a, p_b, p_circuit, p_random, n=200, draws=5):
@@ -368,3 +387,20 @@ def test_cmap_reliance_null_rarely_replicates():
         scr["B"] = pre["B"]
         statuses.append(cmap_reliance_verdict(pre, scr, n_boot=300, seed=int(rng.integers(1 << 30))).status)
     assert rate(statuses) <= bound(40)
+
+
+def test_a_model_at_chance_on_entity_tracking_fails_its_gate_and_is_not_judged():
+    """The entity-tracking gate: top-1 accuracy whose interval is not above 1 / boxes (what ignoring
+    the query gets) names the model and makes even a perfectly faithful circuit inconclusive."""
+    import types
+
+    from helpers.claims.circuits import faithfulness_verdict
+    from helpers.claims.verdict import entity_gate
+    chance = np.arange(300) % 3 == 0                     # 1 / 3 of 300 prompts right, 3 boxes
+    gate = entity_gate("entity-tracking base", chance, 3)
+    assert gate is not None and "does not solve the task" in gate and "ignores the query" in gate
+    assert entity_gate("entity-tracking base", np.ones(300, bool), 3) is None
+    ev = types.SimpleNamespace(circuit=types.SimpleNamespace(heads={(0, 0)}), faithfulness=1.0,
+                               faithfulness_ci=(0.98, 1.0), n=300, accuracy=1 / 3, model_accuracy=1 / 3, random=None)
+    v = faithfulness_verdict(ev, 100, gate, claim_id="prakash-et-circuit-faithful", model="entity-tracking base")
+    assert v.status == "inconclusive" and v.gate == gate
