@@ -168,8 +168,10 @@ class Run:
         return pd.DataFrame([r for r in rows if keep(r)])
 
     def predictions(self, split: str = "test"):
-        """Per-trial predictions; ``correct`` is recomputed from the logit difference (a tie is not
-        correct), so runs written before ties were counted that way agree with their metrics."""
+        """Per-trial predictions.  Decision task: ``correct`` is recomputed from the logit difference
+        (a tie is not correct), so runs written before ties were counted that way agree with their
+        metrics.  Entity tracking: the frame of
+        :func:`helpers.training.entity_evaluation.predictions_frame` as written."""
         import pandas as pd
         frame = pd.read_csv(self.path / f"predictions_{split}.csv")
         return with_choices(frame) if isinstance(self.config.task, TaskConfig) else frame
