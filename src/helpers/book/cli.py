@@ -7,9 +7,7 @@ also when a chapter's kernel raised them; anything else is a bug and keeps its t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from helpers.core.errors import BookError
 from helpers.core.paths import REPO
@@ -28,7 +26,7 @@ def _models(args) -> int:
 
 def _task(args) -> int:
     from helpers.core.errors import ParameterError
-    from helpers.tasks.base import make_task
+    from helpers.tasks.base import make_task, write_jsonl
     own = {"decision": {"n_samples", "noise"}, "entity-tracking": {"boxes"}}
     for task, options in own.items():
         for opt in options:
@@ -44,11 +42,10 @@ def _task(args) -> int:
     sizes = {"train": 0, "val": 0, "test": 0}
     sizes[args.split] = args.n
     trials = task.make_splits(sizes["train"], sizes["val"], sizes["test"])[args.split]
-    text = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
+    text = write_jsonl(trials, args.out)
     if args.out is None:
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text)
         print(f"wrote {len(trials)} {args.split} trials of {args.task} to {args.out}", file=sys.stderr)
     return 0
 

@@ -50,6 +50,22 @@ def make_task(name: str, **params) -> Task:
     raise ParameterError(f"task={name!r} is not accepted: accepted values are {list(TASK_NAMES)}")
 
 
+def write_jsonl(trials, path=None) -> str:
+    """Trials as JSON lines (each :meth:`Trial.to_dict`), written to `path` when given; returns the text."""
+    import json
+    from pathlib import Path
+    lines = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
+    if path is not None:
+        Path(path).write_text(lines)
+    return lines
+
+
+def trials_frame(trials):
+    """One row per trial, its :meth:`Trial.to_dict` columns."""
+    import pandas as pd
+    return pd.DataFrame([t.to_dict() for t in trials])
+
+
 # ---- counterfactual pairs ---------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -14,16 +14,15 @@ labels: see :class:`Trial`.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from helpers.core.errors import ParameterError
-from helpers.tasks.base import CounterfactualPair, pair_token_ids, same_length_pairs  # noqa: F401 (re-exported)
+from helpers.tasks.base import (CounterfactualPair, pair_token_ids, same_length_pairs,  # noqa: F401 (re-exported)
+                                trials_frame, write_jsonl)
 
 CONTEXTS = ("motion", "color")
 MOTION_LEVELS = (0.05, 0.15, 0.50)
@@ -202,18 +201,6 @@ class DecisionTask:
 
     def make_splits(self, n_train: int, n_val: int, n_test: int) -> dict[str, list[Trial]]:
         return make_splits(self.config, n_train, n_val, n_test)
-
-
-def write_jsonl(trials: Iterable[Trial], path: str | Path | None = None) -> str:
-    lines = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
-    if path is not None:
-        Path(path).write_text(lines)
-    return lines
-
-
-def trials_frame(trials: Sequence[Trial]):
-    import pandas as pd
-    return pd.DataFrame([t.to_dict() for t in trials])
 
 
 def check_answer_tokens(tokenizer, name: str = "tokenizer") -> dict[int, int]:

@@ -23,11 +23,9 @@ construction and are checked again on every pair.
 from __future__ import annotations
 
 import dataclasses
-import json
 import string
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -248,18 +246,6 @@ class EntityTracking:
 
     def make_splits(self, n_train: int, n_val: int, n_test: int) -> dict[str, list[EntityTrial]]:
         return make_splits(self.config, n_train, n_val, n_test)
-
-
-def write_jsonl(trials: Iterable[EntityTrial], path: str | Path | None = None) -> str:
-    lines = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
-    if path is not None:
-        Path(path).write_text(lines)
-    return lines
-
-
-def trials_frame(trials: Sequence[EntityTrial]):
-    import pandas as pd
-    return pd.DataFrame([t.to_dict() for t in trials])
 
 
 # ---- tokens and role positions --------------------------------------------------------------
