@@ -1,7 +1,8 @@
 """Entity tracking's circuit search and evaluation (helpers.interventions.entity_circuit) on tiny
 random GPT-2 and Llama (grouped key/value heads) models: every group's scores equal the naive
-path-patching loop run with that group's sender and receiver positions by hand, the kept heads
-follow the selection rule, and the all-heads circuit is exactly faithful."""
+path-patching loop run with that group's sender and receiver positions by hand and scored by hand
+(the share of the counterfactual's drop of the choice margin), the kept heads follow the
+selection rule, and the all-heads circuit is exactly faithful."""
 import numpy as np
 import pytest
 import torch
@@ -37,30 +38,54 @@ def test_batch_positions_are_the_role_positions(tiny, trials):
         assert [int(batch.positions[r][i]) for r in ("last", "query label", "earlier label")] == \
                [rp.last, rp.query_label, rp.earlier_label]
         assert tok.decode([int(batch.correct[i])]) == p.clean.answer
+        others = [o for j, o in enumerate(p.clean.objects) if j != p.clean.query_index]
+        assert [tok.decode([int(x)]).strip() for x in batch.others[i]] == others
     assert batch.ids.shape == batch.cf_ids.shape and (batch.ids != batch.cf_ids).any(1).all()
     assert batch.first(5).ids.shape[0] == 5 and batch.first(5).positions["last"].shape == (5,)
 
 
 def test_each_group_equals_the_naive_loop_with_its_positions(tiny, trials):
     arch, tok = tiny
-    batch = ec.entity_batch(tok, counterfactual_pairs(CFG, trials["test"], seed=0)).first(6)
+    # a random model's counterfactuals lower the margin on some draws of pairs only: take the first
+    # draw that does (with none, no head has a share of a flip and nothing would be tested)
+    for seed in range(50):
+        batch = ec.entity_batch(tok, counterfactual_pairs(CFG, trials["test"], seed=seed)).first(6)
+        clean, cf = ec.margins(arch, batch)
+        if np.mean(clean - cf) > 0:
+            break
     with torch.no_grad():
         search = ec.search_groups(arch, batch, keep=arch.n_layers * arch.n_heads)
     receivers = "logits"
     pos = batch.positions
+    with torch.no_grad():     # the margins by hand: logits at the last position of full forward passes
+        rows = torch.arange(6)
+        margin = []
+        for ids in (batch.ids, batch.cf_ids):
+            logits = arch.model(input_ids=ids).logits[rows, pos["last"]].float()
+            others = logits.gather(1, batch.others).mean(1)
+            margin.append((logits[rows, batch.correct] - others).numpy())
+    clean, cf = margin
+    np.testing.assert_allclose(search["clean_margin"], clean, atol=1e-4)
+    np.testing.assert_allclose(search["cf_margin"], cf, atol=1e-4)
+    gap = np.mean(clean - cf)
+    assert gap > 0, "the tiny model's counterfactuals must lower the margin for this test to test anything"
     for name in ec.GROUPS:
         if name not in search:
             break
         sender, point, receiver = ec.GROUPS[name]
         naive = pp.path_patch_naive(arch, batch.ids, batch.cf_ids, batch.correct, pos[sender], receivers,
                                     point if receiver else "q", None if receiver is None else pos[receiver],
-                                    last=pos["last"])
-        np.testing.assert_allclose(search[name]["scores"], naive.scores, atol=1e-4)
+                                    last=pos["last"], metric=batch.metric())
+        np.testing.assert_allclose(naive.clean, clean, atol=1e-4)
+        change = (naive.patched - clean[None, None]).mean(-1)       # a random model's margins are small:
+        np.testing.assert_allclose(search[name]["scores"] * gap, change, atol=1e-6)   # compare before / gap
+        expected = change / gap
         kept = search[name]["heads"]
-        negative = np.sort(naive.scores[naive.scores < 0])
-        assert [naive.scores[l, h] for l, h in kept] == pytest.approx(list(negative), abs=1e-4)
+        negative = np.sort(expected[expected < 0])
+        assert [expected[l, h] for l, h in kept] == pytest.approx(list(negative), abs=1e-4)
         receivers = [tuple(h) for h in kept]
     assert "value fetchers" in search and search["n_pairs"] == 6
+    assert len(search["value fetchers"]["heads"]) > 0
 
 
 def test_keep_caps_each_group_and_circuit_of_uses_the_sender_roles(tiny, trials):

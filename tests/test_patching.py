@@ -163,6 +163,13 @@ def test_metrics_on_known_logits():
     assert metrics.Accuracy([2, 1])(logits[0]).tolist() == [1.0, 0.0]       # no patch axis
     with pytest.raises(ValueError, match="one id per prompt"):
         metrics.Prob([1, 2, 0])(logits)
+    # choice margin: correct minus the mean of the prompt's other candidates
+    margin = metrics.ChoiceMargin([2, 0], [[0, 1], [1, 2]])
+    assert margin(logits).tolist() == [[2.5, 2.0]]
+    assert margin(logits[0]).tolist() == [2.5, 2.0]
+    assert margin(torch.stack([logits[0], logits[0] + 5.0])).tolist() == [[2.5, 2.0], [2.5, 2.0]]  # shift-free
+    with pytest.raises(ValueError, match=r"others must have shape \(batch, k >= 1\)"):
+        metrics.ChoiceMargin([2, 0], [0, 1])
 
 
 def test_bad_components_and_sources_are_named():

@@ -201,7 +201,7 @@ def test_availability_says_how_to_get_gpt2_and_counts_a_reachable_hub(monkeypatc
     """Pre-flight asks source_info: offline and uncached, GPT-2 is unavailable with the fix in the
     message; with the hub reachable it is available (downloaded on first use)."""
     from helpers.models import sources as S
-    monkeypatch.setattr(S, "_gpt2_cached", lambda name: False)
+    monkeypatch.setattr(S, "_hub_cached", lambda name: False)
     monkeypatch.setattr(S, "_hub_reachable", lambda timeout=3.0: False)
     info = S.source_info("gpt2")
     assert not info.available and "from_pretrained('gpt2')" in info.why_not and "smollm2-135m" in info.why_not

@@ -27,7 +27,7 @@ def _models(args) -> int:
 def _task(args) -> int:
     from helpers.core.errors import ParameterError
     from helpers.tasks.base import make_task, write_jsonl
-    own = {"decision": {"n_samples", "noise"}, "entity-tracking": {"boxes"}}
+    own = {"decision": {"n_samples", "noise"}, "entity-tracking": {"boxes"}, "arithmetic": {"terms"}}
     for task, options in own.items():
         for opt in options:
             if task != args.task and getattr(args, opt) is not None:
@@ -36,8 +36,10 @@ def _task(args) -> int:
                                      f"{sorted('--' + o.replace('_', '-') for o in own[args.task])}")
     if args.task == "decision":
         params = {k: v for k, v in (("n_samples", args.n_samples), ("noise", args.noise)) if v is not None}
-    else:
+    elif args.task == "entity-tracking":
         params = {"n_boxes": args.boxes} if args.boxes is not None else {}
+    else:
+        params = {"n_terms": args.terms} if args.terms is not None else {}
     task = make_task(args.task, seed=args.seed, **params)
     sizes = {"train": 0, "val": 0, "test": 0}
     sizes[args.split] = args.n
@@ -159,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("models", help="list model sources and whether each is available here").set_defaults(fn=_models)
     t = sub.add_parser("task", help="write trials as JSON lines (prompt, answer, every latent variable)")
-    t.add_argument("task", nargs="?", default="decision", choices=["decision", "entity-tracking"],
+    t.add_argument("task", nargs="?", default="decision", choices=["decision", "entity-tracking", "arithmetic"],
                    help="which task (default: decision)")
     t.add_argument("--n", type=_non_negative, required=True, help="number of trials")
     t.add_argument("--seed", type=_non_negative, default=0, help="task seed")
@@ -167,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--n-samples", type=int, default=None, help="decision: samples per stream (1-16, default 4)")
     t.add_argument("--noise", type=float, default=None, help="decision: sample noise (sd, 0-1, default 0.2)")
     t.add_argument("--boxes", type=int, default=None, help="entity-tracking: boxes per context (default 7)")
+    t.add_argument("--terms", type=int, default=None, help="arithmetic: operands per expression (2-6, default 3)")
     t.add_argument("--out", default=None, help="output file (default: stdout)")
     t.set_defaults(fn=_task)
     r = sub.add_parser("run", help="execute one chapter with a profile (and overrides)")

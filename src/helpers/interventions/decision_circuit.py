@@ -43,7 +43,7 @@ from helpers.core.cache import cached
 from helpers.core.errors import ParameterError
 from helpers.interventions.circuits import Circuit, Group
 from helpers.interventions.metrics import ForcedChoice, LogitDiff
-from helpers.interventions.path_patching import path_patch, select_heads
+from helpers.interventions.path_patching import flip_share, path_patch, select_heads
 from helpers.interventions.patching import generic_patch, heads_components, patch_resid, record
 from helpers.models.arch import Arch
 from helpers.tasks.decision import (COUNTERFACTUALS, CounterfactualPair, Trial, check_answer_tokens,
@@ -110,18 +110,6 @@ def logit_diffs(arch: Arch, batch: PairBatch) -> tuple[np.ndarray, np.ndarray]:
         logits = arch.model(input_ids=ids).logits[:, -1]
         out.append(m(logits).float().cpu().numpy())
     return out[0], out[1]
-
-
-def flip_share(patched: np.ndarray, clean: np.ndarray, cf: np.ndarray) -> np.ndarray:
-    """``mean(patched - clean) / mean(clean - cf)`` over the last axis (prompts): the share of the
-    counterfactual's flip of the logit difference a patch makes, negative when it moves toward the
-    counterfactual (-1: all the way).  All NaN when the counterfactuals do not lower the logit
-    difference on average: a model that does not tell the pairs apart has no flip to share (no
-    head is then selected)."""
-    gap = float(np.mean(clean - cf))
-    if not gap > 0:
-        return np.full(np.shape(patched)[:-1], np.nan)
-    return (patched - clean).mean(-1) / gap
 
 
 @torch.no_grad()

@@ -15,11 +15,17 @@
   structure readers       earlier label      the detectors' v at the earlier label
   ======================  =================  ==============================================
 
-  ("earlier label": the query label's occurrence in the context.)  Score: Prakash et al.'s
-  ``(p_patched - p_clean) / p_clean`` of the correct object (the answer is one token of a large
-  vocabulary, so the probability does not saturate as it does on the decision task's two answers).
-  Selection: the `keep` most negative scores per group (their fixed count), each strictly negative
-  (a sender with no path scores exactly 0).
+  ("earlier label": the query label's occurrence in the context.)  Score of a path: the share of
+  the counterfactual's drop of the **choice margin** (the correct object's logit minus the mean
+  logit of the context's other objects, :class:`~helpers.interventions.metrics.ChoiceMargin`) that
+  the path alone makes (:func:`~helpers.interventions.path_patching.flip_share`; -1: all of it).
+  *Deviation from Prakash et al.*, whose score is ``(p_patched - p_clean) / p_clean`` of the
+  correct object: a model taught the task is sure of its answers (p near 1 on most prompts), and
+  there a path that moves the correct object's logit by a unit changes p by well under 1%, so the
+  probability score ranks heads by the few unsure prompts; the margin is linear in the logits and
+  does not saturate (chapter 7 met the same problem on the decision task).  Selection:
+  the `keep` most negative scores per group (their fixed count), each strictly negative (a sender
+  with no path scores exactly 0).
 * **The circuit** (:func:`circuit_of`): each group's heads kept at its senders' position role,
   evaluated by :func:`~helpers.interventions.circuits.evaluate_circuit` (every other head
   mean-ablated at every position, means per position over reference prompts of the same box count).
@@ -37,10 +43,11 @@ import torch
 from helpers.core.cache import cached
 from helpers.core.errors import ParameterError
 from helpers.interventions.circuits import Circuit, Group as CircuitGroup
-from helpers.interventions.path_patching import Group, iterate_groups
+from helpers.interventions.metrics import ChoiceMargin
+from helpers.interventions.path_patching import Group, flip_share, iterate_groups
 from helpers.models.arch import Arch
 from helpers.tasks.base import CounterfactualPair, pair_token_ids
-from helpers.tasks.entity import ROLES, EntityTrial, answer_ids, role_positions
+from helpers.tasks.entity import ROLES, EntityTrial, answer_ids, object_ids, role_positions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +59,7 @@ GROUPS = {
     "position detectors": ("query label", "v", "query label"),
     "structure readers": ("earlier label", "v", "earlier label"),
 }
-SEARCH_VERSION = 1
+SEARCH_VERSION = 2          # 2: the choice-margin flip share replaced the relative change of p
 
 Head = tuple[int, int]
 
@@ -60,16 +67,22 @@ Head = tuple[int, int]
 @dataclass
 class EntityBatch:
     """Clean and counterfactual prompts tokenised (one token length), the clean answers' token ids,
-    and each clean prompt's role positions (``role -> (n,)``)."""
+    the token ids of each clean context's other objects ``(n, boxes - 1)``, and each clean prompt's
+    role positions (``role -> (n,)``)."""
     pairs: list[CounterfactualPair]
     ids: torch.Tensor
     cf_ids: torch.Tensor
     correct: torch.Tensor
+    others: torch.Tensor
     positions: dict[str, torch.Tensor]
 
     def first(self, n: int) -> "EntityBatch":
-        return EntityBatch(self.pairs[:n], self.ids[:n], self.cf_ids[:n], self.correct[:n],
+        return EntityBatch(self.pairs[:n], self.ids[:n], self.cf_ids[:n], self.correct[:n], self.others[:n],
                            {r: p[:n] for r, p in self.positions.items()})
+
+    def metric(self) -> ChoiceMargin:
+        """The choice margin of the clean answers (module docstring)."""
+        return ChoiceMargin(self.correct, self.others)
 
 
 def prompts_positions(tokenizer, trials: Sequence[EntityTrial], device=None) -> dict[str, torch.Tensor]:
@@ -84,13 +97,28 @@ def entity_batch(tokenizer, pairs: Sequence[CounterfactualPair], device=None) ->
     pairs = list(pairs)
     ids, cf = pair_token_ids(tokenizer, pairs)
     dev = device or "cpu"
-    correct = torch.as_tensor(answer_ids(tokenizer, [p.clean for p in pairs]), device=dev)
-    return EntityBatch(pairs, ids.to(dev), cf.to(dev), correct, prompts_positions(tokenizer, [p.clean for p in pairs], dev))
+    clean = [p.clean for p in pairs]
+    correct = torch.as_tensor(answer_ids(tokenizer, clean), device=dev)
+    objects = object_ids(tokenizer, clean)
+    keep = np.arange(objects.shape[1])[None, :] != np.array([t.query_index for t in clean])[:, None]
+    others = torch.as_tensor(objects[keep].reshape(len(clean), -1), device=dev)
+    return EntityBatch(pairs, ids.to(dev), cf.to(dev), correct, others, prompts_positions(tokenizer, clean, dev))
+
+
+@torch.no_grad()
+def margins(arch: Arch, batch: EntityBatch) -> tuple[np.ndarray, np.ndarray]:
+    """The clean answer's choice margin per pair on the clean and on the counterfactual prompts."""
+    from helpers.interventions.patching import last_logits
+    m = batch.metric()
+    last = batch.positions["last"]
+    return tuple(m(last_logits(arch, arch.residual_streams(ids)[-1], last)).float().cpu().numpy()
+                 for ids in (batch.ids, batch.cf_ids))
 
 
 def search_groups(arch: Arch, batch: EntityBatch, keep: int, groups: Sequence[str] = tuple(GROUPS)) -> dict:
     """Path patching group by group (module docstring), `keep` heads at most per group: per group,
-    the kept heads and every sender's score.  Stops at a group that keeps no head."""
+    the kept heads and every sender's score (share of the margin's flip); the clean and
+    counterfactual margins.  Stops at a group that keeps no head."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown or not groups or groups[0] != "value fetchers":
         raise ParameterError(f"groups={list(groups)!r} are not accepted: accepted are names from {list(GROUPS)}, "
@@ -100,9 +128,11 @@ def search_groups(arch: Arch, batch: EntityBatch, keep: int, groups: Sequence[st
         sender, point, receiver = GROUPS[name]
         specs.append(Group(name, batch.positions[sender], point, keep=keep, threshold=np.nextafter(0.0, -1.0),
                            receiver_positions=None if receiver is None else batch.positions[receiver]))
-    results = iterate_groups(arch, batch.ids, batch.cf_ids, batch.correct, specs, last=batch.positions["last"])
+    clean, cf = margins(arch, batch)
+    results = iterate_groups(arch, batch.ids, batch.cf_ids, batch.correct, specs, last=batch.positions["last"],
+                             metric=batch.metric(), score=lambda res: flip_share(res.patched, clean, cf))
     out = {r.group.name: {"heads": [list(h) for h in r.heads], "scores": r.result.scores} for r in results}
-    out["clean_p"] = results[0].result.clean
+    out["clean_margin"], out["cf_margin"] = clean, cf
     out["n_pairs"] = int(batch.ids.shape[0])
     return out
 

@@ -9,7 +9,10 @@ per prompt (``(batch,)``), since the correct answer differs between prompts.
 * :class:`Prob`: the probability of the correct token (softmax over the whole vocabulary);
 * :class:`Accuracy`: 1.0 where the argmax over the vocabulary is the correct token, else 0.0;
 * :class:`ForcedChoice`: 1.0 where the correct token's logit beats the other answer's (the
-  decision task's two-alternative accuracy: the sign of the logit difference), else 0.0.
+  decision task's two-alternative accuracy: the sign of the logit difference), else 0.0;
+* :class:`ChoiceMargin`: the correct token's logit minus the mean logit of the other candidates
+  of its prompt (entity tracking: the context's other objects); the logit difference generalised
+  to several alternatives, which does not saturate when the model is sure.
 """
 from __future__ import annotations
 
@@ -83,3 +86,23 @@ class ForcedChoice(LogitDiff):
 
     def __call__(self, logits):
         return (super().__call__(logits) > 0).float()
+
+
+class ChoiceMargin(Metric):
+    """``logit(correct) - mean(logit(o) for o in others)`` per prompt: `correct` is ``(batch,)``,
+    `others` ``(batch, k)`` token ids (the prompt's other candidates).  Linear in the logits, so it
+    keeps moving where the probability of a confident model no longer does."""
+    name = "choice_margin"
+
+    def __init__(self, correct, others):
+        self.correct = _ids(correct)
+        o = torch.as_tensor(others, dtype=torch.long)
+        if o.dim() != 2 or o.shape[0] != self.correct.numel() or o.shape[1] < 1:
+            raise ValueError(f"others must have shape (batch, k >= 1) with batch = {self.correct.numel()} "
+                             f"(one row of other candidates per prompt); got shape {tuple(o.shape)}")
+        self.others = o
+
+    def __call__(self, logits):
+        o = self.others.to(logits.device)
+        picked = logits.gather(-1, o.expand(*logits.shape[:-1], o.shape[1]))
+        return (_pick(logits, self.correct) - picked.float().mean(-1)).float()

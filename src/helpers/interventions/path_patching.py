@@ -30,10 +30,14 @@ reference written the way ARENA's exercises do it (two full forward passes per s
 **Circuit search** (:func:`iterate_groups`): group 1's receivers are the logits, group ``i``'s are
 the heads kept in group ``i - 1`` (through group ``i``'s ``receiver_point``); each group keeps its
 heads by :func:`select_heads`: the ``keep`` most negative scores (Prakash et al.: a fixed count per
-group, no threshold), optionally only those with score ``<= threshold``.
+group, no threshold), optionally only those with score ``<= threshold``.  A search may score
+paths another way (``score``): :func:`flip_share` is the share of the counterfactual's change of a
+non-saturating metric (a logit difference or :class:`~.metrics.ChoiceMargin`) that the path alone
+makes, which the book uses where a model is so sure that the probability no longer moves.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -284,6 +288,18 @@ def select_heads(scores: np.ndarray, keep: int | None = None, threshold: float |
     return heads[:keep] if keep is not None else heads
 
 
+def flip_share(patched: np.ndarray, clean: np.ndarray, cf: np.ndarray) -> np.ndarray:
+    """``mean(patched - clean) / mean(clean - cf)`` over the last axis (prompts): the share of the
+    counterfactual's change of the metric that a patch makes, negative when it moves toward the
+    counterfactual (-1: all the way).  All NaN when the counterfactuals do not lower the metric on
+    average: a model that does not tell the pairs apart has no flip to share (no head is then
+    selected)."""
+    gap = float(np.mean(clean - cf))
+    if not gap > 0:
+        return np.full(np.shape(patched)[:-1], np.nan)
+    return (patched - clean).mean(-1) / gap
+
+
 @dataclass
 class Group:
     """One step of the circuit search: senders at `sender_positions` (one per prompt); receivers the
@@ -305,10 +321,13 @@ class GroupResult:
 
 
 def iterate_groups(arch: Arch, ids: torch.Tensor, cf_ids: torch.Tensor, correct, groups: Sequence[Group],
-                   last=None, metric: Callable | None = None, max_rows: int = 128) -> list[GroupResult]:
+                   last=None, metric: Callable | None = None, max_rows: int = 128,
+                   score: Callable[[PathPatchResult], np.ndarray] | None = None) -> list[GroupResult]:
     """Path patching group by group (module docstring): the first group's receivers are the
     logits, each later group's the heads the previous group kept.  Stops early, with the groups
-    done so far, when a group keeps no head."""
+    done so far, when a group keeps no head.  `score` (default Prakash et al.'s relative change of
+    the metric) maps a group's :class:`PathPatchResult` to the ``(n_layers, n_heads)`` scores its
+    heads are selected by; the results carry those scores."""
     if not groups:
         raise ParameterError("iterate_groups needs at least one Group")
     if groups[0].receiver_point != "logits":
@@ -322,6 +341,8 @@ def iterate_groups(arch: Arch, ids: torch.Tensor, cf_ids: torch.Tensor, correct,
                                  f"read the previous group's heads through one of {QKV_POINTS}")
         res = path_patch(arch, ids, cf_ids, correct, g.sender_positions, receivers,
                          g.receiver_point if out else "q", g.receiver_positions, g.senders, last, metric, max_rows)
+        if score is not None:
+            res = dataclasses.replace(res, scores=np.asarray(score(res), dtype=float))
         heads = select_heads(res.scores, g.keep, g.threshold)
         out.append(GroupResult(g, heads, res))
         if not heads:

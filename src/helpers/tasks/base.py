@@ -3,8 +3,9 @@
 A task (:class:`Task`) is a frozen configuration that makes train, validation and test trials that
 never share a prompt; a trial (:class:`Trial`) is a prompt, its answer (one token with its leading
 space), the answers a forced choice picks among, and every latent variable as a dict.  Two tasks
-implement it: the decision task (:mod:`helpers.tasks.decision`) and entity tracking
-(:mod:`helpers.tasks.entity`); :func:`make_task` builds either by name.
+implement it: the decision task (:mod:`helpers.tasks.decision`), entity tracking
+(:mod:`helpers.tasks.entity`) and synthetic arithmetic (:mod:`helpers.tasks.arithmetic`, the other
+task chapter 10's variants learn); :func:`make_task` builds each by name.
 
 Counterfactual pairs (:class:`CounterfactualPair`) are shared too: patching aligns positions one to
 one, so :func:`pair_token_ids` refuses pairs whose prompts have different token lengths.
@@ -16,13 +17,13 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from helpers.core.errors import ParameterError
 
-TASK_NAMES = ("decision", "entity-tracking")
+TASK_NAMES = ("decision", "entity-tracking", "arithmetic")
 
 
 @runtime_checkable
 class Trial(Protocol):
     prompt: str
-    answer: str                       # one token with its leading space, e.g. " right", " magnet"
+    answer: str                       # one token, e.g. " right", " magnet" (arithmetic: a digit after "=")
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -47,6 +48,9 @@ def make_task(name: str, **params) -> Task:
     if name == "entity-tracking":
         from helpers.tasks.entity import EntityConfig, EntityTracking
         return EntityTracking(EntityConfig(**params))
+    if name == "arithmetic":
+        from helpers.tasks.arithmetic import Arithmetic, ArithmeticConfig
+        return Arithmetic(ArithmeticConfig(**params))
     raise ParameterError(f"task={name!r} is not accepted: accepted values are {list(TASK_NAMES)}")
 
 

@@ -279,6 +279,20 @@ def answer_ids(tokenizer, trials: Sequence[EntityTrial], name: str = "tokenizer"
     return np.array(out)
 
 
+def object_ids(tokenizer, trials: Sequence[EntityTrial], name: str = "tokenizer") -> np.ndarray:
+    """``(n, boxes)`` token ids of each trial's objects in context order (the answer is at the
+    trial's ``query_index``)."""
+    out = []
+    for t in trials:
+        ids = [tokenizer.encode(c, add_special_tokens=False) for c in t.candidates]
+        bad = [c.strip() for c, i in zip(t.candidates, ids) if len(i) != 1]
+        if bad:
+            raise ParameterError(f"objects {bad} are not one token in {name}: entity tracking needs one-token "
+                                 "objects (see helpers.tasks.entity.check_vocabulary)")
+        out.append([i[0] for i in ids])
+    return np.array(out)
+
+
 ROLES = ("last", "query label", "earlier label")
 
 

@@ -49,7 +49,8 @@ def make_optimizer(model, cfg: RunConfig, device: torch.device):
     then a constant learning rate."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
+        if p.requires_grad:                 # LoRA runs freeze every weight but the adapters'
+            (no_decay if p.ndim < 2 else decay).append(p)
     # fused AdamW: one kernel over all parameters (about 3x faster optimiser step on CPU)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,

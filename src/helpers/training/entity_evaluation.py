@@ -16,24 +16,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from helpers.core.errors import ParameterError
 from helpers.models.scoring import score_candidates
 from helpers.stats.intervals import wilson_ci
 from helpers.tasks.entity import EntityConfig, EntityTrial, answer_ids, make_splits
-
-
-def candidate_ids(tokenizer, trials: Sequence[EntityTrial], name: str = "tokenizer") -> np.ndarray:
-    """``(n, boxes)`` token ids of each trial's objects in context order (the answer is at the
-    trial's ``query_index``)."""
-    out = []
-    for t in trials:
-        ids = [tokenizer.encode(c, add_special_tokens=False) for c in t.candidates]
-        bad = [c.strip() for c, i in zip(t.candidates, ids) if len(i) != 1]
-        if bad:
-            raise ParameterError(f"objects {bad} are not one token in {name}: entity tracking needs one-token "
-                                 "objects (see helpers.tasks.entity.check_vocabulary)")
-        out.append([i[0] for i in ids])
-    return np.array(out)
+from helpers.tasks.entity import object_ids as candidate_ids  # noqa: F401  (the forced choice's candidates)
 
 
 def predictions_frame(trials: Sequence[EntityTrial], scores: dict[str, np.ndarray]) -> pd.DataFrame:

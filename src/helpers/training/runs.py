@@ -1,9 +1,9 @@
 """Training runs as cached artifacts.
 
 A :class:`RunConfig` says everything about a run (model source, task, data size, optimiser,
-stopping rule, seed, precision).  :func:`get_run` returns the finished run from
+stopping rule, seed, precision, LoRA rank).  :func:`get_run` returns the finished run from
 ``data/runs/<hash>/`` if it is there and intact, and trains it otherwise.  A run folder holds the
-weights (safetensors), the tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and
+weights (safetensors; a LoRA run: only its adapter, in ``adapter/``), the tokenizer, ``run_config.json``, ``metrics.json``, ``log.jsonl`` and
 per-trial test and validation predictions; it is written atomically (see :mod:`helpers.artifacts`).
 
 **When a run stops.**  Every run, of both arms and at every N, follows one rule: every
@@ -60,8 +60,9 @@ from helpers.core.device import default_device
 from helpers.core.errors import MissingRun
 from helpers.core.paths import runs_dir
 from helpers.core.progress import bar as progress_bar, quiet_libraries
-from helpers.models.sources import is_scratch, load_source, validate_source
+from helpers.models.sources import RUN_PREFIX, is_scratch, load_source, load_trained, validate_source
 from helpers.tasks.decision import TaskConfig
+from helpers.tasks.arithmetic import ArithmeticConfig
 from helpers.tasks.entity import EntityConfig
 from helpers.training.task_io import task_from_dict, task_io, task_to_dict
 
@@ -74,7 +75,7 @@ STEP_CAP = "step cap reached"
 class RunConfig:
     source: str
     n_train: int
-    task: TaskConfig | EntityConfig = field(default_factory=TaskConfig)
+    task: TaskConfig | EntityConfig | ArithmeticConfig = field(default_factory=TaskConfig)
     lr: float = 1e-4
     max_steps: int = 1000       # the cap: a run stops here if its validation loss still improves
     eval_every: int = 16        # optimiser steps between two evaluations of the validation loss
@@ -88,6 +89,7 @@ class RunConfig:
     bf16: bool = True
     n_val: int = 200
     n_test: int = 400
+    lora_rank: int = 0          # 0: every weight trains; r > 0: only rank-r LoRA adapters (helpers.models.lora)
 
     def __post_init__(self):
         validate_source(self.source)
@@ -97,6 +99,7 @@ class RunConfig:
             "warmup_steps": (self.warmup_steps, 0, 10**6),
             "batch_size": (self.batch_size, 1, 4096), "seed": (self.seed, 0, 2**31 - 1),
             "n_val": (self.n_val, 1, 10**6), "n_test": (self.n_test, 1, 10**6),
+            "lora_rank": (self.lora_rank, 0, 1024),
         }
         for name, (v, lo, hi) in checks.items():
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
@@ -104,9 +107,12 @@ class RunConfig:
         if self.eval_every > self.max_steps:
             raise ValueError(f"eval_every={self.eval_every} is out of range: accepted values are integers "
                              f"1..max_steps={self.max_steps} (at least one evaluation before the cap)")
-        if not isinstance(self.task, (TaskConfig, EntityConfig)):
-            raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig "
-                             "or a helpers.tasks.entity.EntityConfig")
+        if not isinstance(self.task, (TaskConfig, EntityConfig, ArithmeticConfig)):
+            raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig, "
+                             "a helpers.tasks.entity.EntityConfig or a helpers.tasks.arithmetic.ArithmeticConfig")
+        if self.lora_rank and is_scratch(self.source):
+            raise ValueError(f"lora_rank={self.lora_rank} with source {self.source!r}: LoRA adapts pretrained weights; "
+                             "a scratch model trains every weight (lora_rank=0)")
         if not isinstance(self.bf16, bool):
             raise ValueError(f"bf16={self.bf16!r} is not accepted: expected True or False")
         floats = {"lr": (self.lr, "0 < lr <= 1", lambda v: 0 < v <= 1),
@@ -122,7 +128,11 @@ class RunConfig:
         return "scratch" if is_scratch(self.source) else "fine-tuned"
 
     def to_dict(self) -> dict:
+        """The config as JSON (its cache key's input); ``lora_rank`` only when it is not 0, so runs
+        made before LoRA existed keep their keys."""
         d = dataclasses.asdict(self)
+        if not self.lora_rank:
+            del d["lora_rank"]
         d["task"] = task_to_dict(self.task)
         d["format_version"] = FORMAT_VERSION
         return d
@@ -177,15 +187,13 @@ class Run:
         return with_choices(frame) if isinstance(self.config.task, TaskConfig) else frame
 
     def load_model(self, dtype=torch.float32):
-        """``(model, tokenizer)`` of the trained weights."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        quiet_libraries()
-        model = AutoModelForCausalLM.from_pretrained(str(self.path / "model"), dtype=dtype)
-        tok = AutoTokenizer.from_pretrained(str(self.path / "model"))
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        model.eval()
-        return model, tok
+        """``(model, tokenizer)`` of the trained weights (a LoRA run: its base with the adapter merged)."""
+        return load_trained(self.path, dtype)
+
+    @property
+    def source(self) -> str:
+        """This run as a model source (``run:<key>``), e.g. the base that further runs start from."""
+        return RUN_PREFIX + self.path.name
 
 
 def run_path(cfg: RunConfig) -> Path:
@@ -296,6 +304,10 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     partial = final.with_name(final.name + ".partial")
     torch.manual_seed(cfg.seed)
     model, tok = load_source(cfg.source, seed=cfg.seed)
+    adapter = None
+    if cfg.lora_rank:
+        from helpers.models.lora import add_lora
+        adapter, model = add_lora(model, cfg.lora_rank, seed=cfg.seed)     # model: adapted in place, the rest frozen
     device = default_device()
     model.to(device)
     io = task_io(cfg.task)
@@ -374,8 +386,13 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     for split in ("val", "test"):
         metrics[split], frame = io.score(model, tok, splits[split], cfg.bf16, progress, f"evaluate {split}")
         frame.to_csv(staging / f"predictions_{split}.csv", index=False)
-    model.to("cpu").save_pretrained(str(staging / "model"), safe_serialization=True)
-    tok.save_pretrained(str(staging / "model"))
+    if adapter is None:
+        model.to("cpu").save_pretrained(str(staging / "model"), safe_serialization=True)
+        tok.save_pretrained(str(staging / "model"))
+    else:                                   # only the adapter: a few MB instead of the whole model
+        from helpers.models.lora import save_adapter
+        model.to("cpu")
+        save_adapter(adapter, staging / "adapter")
     (staging / "run_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (staging / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))

@@ -1,8 +1,8 @@
 """What a training run needs of its task, for each task of :mod:`helpers.tasks`.
 
-A run's ``task`` is a task configuration (:class:`helpers.tasks.decision.TaskConfig` or
-:class:`helpers.tasks.entity.EntityConfig`); :func:`task_io` gives the functions the training
-loop calls: the splits, the answer token of each trial (the training target), the forced-choice
+A run's ``task`` is a task configuration (:class:`helpers.tasks.decision.TaskConfig`,
+:class:`helpers.tasks.entity.EntityConfig` or :class:`helpers.tasks.arithmetic.ArithmeticConfig`);
+:func:`task_io` gives the functions the training loop calls: the splits, the answer token of each trial (the training target), the forced-choice
 candidates of each trial (validation accuracy), and the scoring of a finished model (a summary for
 ``metrics.json`` and one prediction row per trial).  The decision task's functions are exactly
 the ones its runs always used, so its runs and their cache keys are unchanged.
@@ -15,11 +15,13 @@ from typing import Any, Callable
 import numpy as np
 
 from helpers.core.errors import ParameterError
-from helpers.tasks import decision, entity
+from helpers.tasks import arithmetic, decision, entity
+from helpers.tasks.arithmetic import ArithmeticConfig
 from helpers.tasks.decision import TaskConfig
 from helpers.tasks.entity import EntityConfig
 
 ENTITY = "entity-tracking"
+ARITHMETIC = "arithmetic"
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,23 @@ def _entity_score(model, tok, trials, bf16, progress, desc):
     return summarize(frame), frame
 
 
+def _arithmetic_candidates(tok, trials, name):
+    return (np.tile(arithmetic.digit_ids(tok, name), (len(trials), 1)), np.array([t.value for t in trials]))
+
+
+def _arithmetic_score(model, tok, trials, bf16, progress, desc):
+    from helpers.training.arithmetic_evaluation import score_arithmetic, summarize
+    frame = score_arithmetic(model, tok, trials, bf16=bf16, progress=progress, desc=desc)
+    return summarize(frame), frame
+
+
 _IO = {
     TaskConfig: TaskIO("decision", decision.make_splits, _decision_answers, _decision_candidates,
                        _decision_score),
     EntityConfig: TaskIO(ENTITY, entity.make_splits, _entity_answers, _entity_candidates,
                          _entity_score),
+    ArithmeticConfig: TaskIO(ARITHMETIC, arithmetic.make_splits, arithmetic.answer_ids, _arithmetic_candidates,
+                             _arithmetic_score),
 }
 
 
@@ -100,4 +114,7 @@ def task_from_dict(d: dict) -> Any:
         return TaskConfig(**d)
     if name == ENTITY:
         return EntityConfig(**d)
-    raise ParameterError(f"a run's task name {name!r} is not accepted: accepted values are ['decision', '{ENTITY}']")
+    if name == ARITHMETIC:
+        return ArithmeticConfig(**d)
+    raise ParameterError(f"a run's task name {name!r} is not accepted: accepted values are "
+                         f"['decision', '{ENTITY}', '{ARITHMETIC}']")
