@@ -174,15 +174,16 @@ def test_dcm_refuses_what_cannot_separate_the_desiderata(splits):
 
 
 def test_both_tasks_implement_the_task_protocol():
-    for name, params in (("decision", {"n_samples": 3}), ("entity-tracking", {"n_boxes": 3})):
+    for name, params in (("decision", {"n_samples": 3}), ("entity-tracking", {"n_boxes": 3}),
+                         ("arithmetic", {"n_terms": 2})):
         task = make_task(name, **params)
         assert isinstance(task, Task) and task.name == name
         trials = task.make_splits(4, 2, 3)
         assert [len(trials[s]) for s in ("train", "val", "test")] == [4, 2, 3]
         for t in trials["train"]:
             assert isinstance(t, Trial) and t.answer in t.candidates and json.dumps(t.to_dict())
-    with pytest.raises(ParameterError, match="accepted values are \\['decision', 'entity-tracking'\\]"):
-        make_task("arithmetic")
+    with pytest.raises(ParameterError, match="accepted values are \\['decision', 'entity-tracking', 'arithmetic'\\]"):
+        make_task("geometry")
 
 
 def _cli(*args):
