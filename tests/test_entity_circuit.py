@@ -138,3 +138,38 @@ def test_dcm_groups_reports_every_head_of_every_group_and_desideratum(tiny, tria
     assert set(table["group"]) == {"value fetchers", "position detectors"}
     assert set(table["desideratum"]) == {"object", "position", "label"}
     assert table["test accuracy"].between(0, 1).all() and (table["pairs"] == 8).all()
+
+
+def test_cmap_sets_known_answers(tiny, trials):
+    arch, tok = tiny
+    name = "tiny-gpt2" if arch.family == "gpt2" else "tiny-llama"
+    other = Arch(load_source(name, seed=7)[0].eval())
+    prompts = ec.eval_prompts(tok, trials["test"][:9])
+    circuit = Circuit({"value fetchers": ("last", [(1, 0), (1, 2)]), "position detectors": ("query label", [(0, 1)])})
+    same = ec.cmap_sets(arch, arch, prompts, circuit, n_random=2)          # a model into itself changes nothing
+    assert all(np.array_equal(v, same["A"]) for v in same.values())
+    # B = A with other query/key/value weights: every head's output z at every position taken from B
+    # leaves A computing exactly B's function (embeddings, output projections and MLPs are shared)
+    import copy
+    twin = Arch(copy.deepcopy(arch.model).eval())
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in range(arch.n_layers):
+            for name, p in twin.attention(layer).named_parameters():
+                if any(k in name for k in ("c_attn", "q_proj", "k_proj", "v_proj")):
+                    p.add_(torch.randn_like(p) * 0.5)
+    everything = Circuit.all_heads(arch.n_layers, arch.n_heads, position=ALL)
+    out = ec.cmap_sets(arch, twin, prompts, everything, n_random=0)
+    from helpers.interventions.patching import Component, generic_patch, last_logits, record
+    logits = lambda x: x                                       # noqa: E731  (graded: the last-position logits)
+    cache = record(twin, prompts.ids, {("z", l) for l in range(arch.n_layers)})
+    patched = generic_patch(arch, prompts.ids, cache, [[Component("z", l) for l in range(arch.n_layers)]],
+                            logits, prompts.positions["last"])[0]
+    b_logits = last_logits(twin, twin.residual_streams(prompts.ids)[-1], prompts.positions["last"])
+    torch.testing.assert_close(torch.as_tensor(patched).float(), b_logits.float(), atol=1e-4, rtol=1e-4)
+    np.testing.assert_array_equal(out["circuit"], out["B"])
+    out = ec.cmap_sets(arch, other, prompts, circuit, n_random=3, seed=1)
+    assert set(out) == {"A", "B", "circuit", "value fetchers", "position detectors", "random 0", "random 1", "random 2"}
+    table = ec.cmap_table(out, circuit)
+    assert list(table["patched"])[:2] == ["nothing (receiver alone)", "circuit"] and len(table) == 6
+    assert table.loc[table["patched"] == "circuit", "heads"].item() == 3

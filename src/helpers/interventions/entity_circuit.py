@@ -258,3 +258,65 @@ def dcm_groups(arch: Arch, tokenizer, circuit: Circuit, cfg, trials: Sequence[En
                          "test accuracy": res.test_accuracy, "test lo": res.test_accuracy_ci[0],
                          "test hi": res.test_accuracy_ci[1], "pairs": len(pairs)})
     return pd.DataFrame(rows)
+
+
+# ---- CMAP on entity tracking ----------------------------------------------------------------------
+
+@torch.no_grad()
+def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random: int, seed: int = 0,
+              bf16: bool = False) -> dict[str, np.ndarray]:
+    """Cross-model activation patching (Prakash et al.): model A on `prompts` with some heads'
+    outputs ``z``, each at its group's position role, taken from model B on the same prompts.
+    Per prompt, 1.0 where A's top-1 token is then the correct object (Prakash's accuracy), for:
+    ``"A"`` and ``"B"`` alone, ``"circuit"`` (every group), each group alone (by its name), and
+    ``"random i"`` (`n_random` random circuits with the same number of heads per group,
+    :func:`~helpers.interventions.circuits.random_circuits`).  All sets run in one batched
+    :func:`~helpers.interventions.patching.generic_patch` call."""
+    from helpers.core.device import autocast, model_device
+    from helpers.interventions.circuits import ALL, random_circuits
+    from helpers.interventions.cmap import check_same_shape
+    from helpers.interventions.metrics import Accuracy
+    from helpers.interventions.patching import generic_patch, heads_components, last_logits, record
+    check_same_shape(a, b)
+    sets: dict[str, Circuit] = {"circuit": circuit}
+    sets.update({g.name: Circuit([g]) for g in circuit.groups})
+    if circuit.size:
+        sets.update({f"random {i}": c for i, c in
+                     enumerate(random_circuits(circuit, a.n_layers, a.n_heads, n_random, seed=seed))})
+    ids, last = prompts.ids, prompts.positions["last"]
+    metric = Accuracy(prompts.correct)
+    with autocast(model_device(a.model), bf16):
+        cache = record(b, ids, {("z", l) for c in sets.values() for l, _ in c.heads})
+        out = {"A": metric(last_logits(a, a.residual_streams(ids)[-1], last)).float().cpu().numpy(),
+               "B": metric(last_logits(b, b.residual_streams(ids)[-1], last)).float().cpu().numpy()}
+        patches = [[comp for g in c.groups for comp in
+                    heads_components(sorted(g.heads), "z", None if g.position == ALL else prompts.positions[g.position])]
+                   for c in sets.values()]
+        vals = generic_patch(a, ids, cache, patches, metric, last)
+    out.update({name: vals[i] for i, name in enumerate(sets)})
+    return out
+
+
+def cmap_table(outcomes: dict[str, np.ndarray], circuit: Circuit) -> "pd.DataFrame":
+    """One row per patched set of :func:`cmap_sets` (circuit, each group, the random circuits'
+    mean): heads, accuracy with its Wilson interval, and the share of B's advantage over A that
+    moved (NaN when B is not better than A)."""
+    import pandas as pd
+    from helpers.stats.intervals import wilson_ci
+    a, b = outcomes["A"], outcomes["B"]
+    gap = float(b.mean() - a.mean())
+    rows = []
+
+    def row(name, heads, x):
+        lo, hi = wilson_ci(int(round(float(np.sum(x)))), len(x))
+        rows.append({"patched": name, "heads": heads, "accuracy": float(np.mean(x)), "lo": lo, "hi": hi,
+                     "moved": (float(np.mean(x)) - a.mean()) / gap if gap > 0 else float("nan")})
+    row("nothing (receiver alone)", 0, a)
+    row("circuit", circuit.size, outcomes["circuit"])
+    for g in circuit.groups:
+        row(g.name, len(g.heads), outcomes[g.name])
+    randoms = [v for k, v in outcomes.items() if k.startswith("random ")]
+    if randoms:
+        row(f"random circuits (mean of {len(randoms)})", circuit.size, np.mean(randoms, axis=0))
+    row("everything (donor alone)", float("nan"), b)
+    return pd.DataFrame(rows)
