@@ -404,3 +404,30 @@ def test_a_model_at_chance_on_entity_tracking_fails_its_gate_and_is_not_judged()
                                faithfulness_ci=(0.98, 1.0), n=300, accuracy=1 / 3, model_accuracy=1 / 3, random=None)
     v = faithfulness_verdict(ev, 100, gate, claim_id="prakash-et-circuit-faithful", model="entity-tracking base")
     assert v.status == "inconclusive" and v.gate == gate
+
+
+def test_chapter_10_claims_at_the_null_and_with_planted_effects():
+    """prakash-et-improves: a variant no better than the base 'replicates' within the bound, a
+    planted +20 points replicates; prakash-et-same-circuit reuses the faithfulness function (null and
+    planted); prakash-et-cmap: a donor no better than the receiver is never judged."""
+    from helpers.claims.circuits import cmap_circuit_verdict, improvement_verdict
+    rng = np.random.default_rng(31)
+
+    def improves(p_base, p_var, n=200):
+        base = rng.random(n) < p_base
+        var = np.where(rng.random(n) < 0.5, base, rng.random(n) < p_var)     # paired: the same prompts
+        return improvement_verdict(base, var, "arithmetic", n_boot=300, seed=int(rng.integers(1 << 30))).status
+    assert rate([improves(0.6, 0.6) for _ in range(60)]) <= bound(60)
+    assert rate([improves(0.5, 0.95) for _ in range(20)]) >= 0.9
+    same = "prakash-et-same-circuit"
+    assert rate([_faith_status(rng, 0.9, 0.75, claim_id=same) for _ in range(60)]) <= bound(60)
+    assert rate([_faith_status(rng, 0.9, 0.97, claim_id=same) for _ in range(20)]) >= 0.9
+    flat = []
+    for _ in range(10):          # the donor exactly as good as the receiver; the circuit patch far above random
+        out = _cmap_outcomes(rng, 0.9, 0.9, 0.95, 0.5)
+        out["B"] = out["A"].copy()
+        flat.append(cmap_circuit_verdict(out, n_boot=200, claim_id="prakash-et-cmap", model="arithmetic"))
+    assert all(v.status == "inconclusive" and "no advantage to move" in v.evidence for v in flat)
+    lifted = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.85, 0.55), n_boot=300, claim_id="prakash-et-cmap",
+                                   model="more entity tracking").status for _ in range(20)]
+    assert rate(lifted) >= 0.9

@@ -27,12 +27,14 @@ from helpers.core.device import default_device
 from helpers.core.errors import MissingRun, ParameterError
 from helpers.models.sources import load_source
 from helpers.tasks import entity
+from helpers.tasks.arithmetic import ArithmeticConfig
 from helpers.tasks.decision import TaskConfig, Trial, make_splits
 from helpers.tasks.entity import EntityConfig, EntityTrial
 from helpers.training import experiments
 from helpers.training.runs import Run, RunConfig, get_run, run_path
 
 ARMS = ("fine-tuned", "scratch")
+VARIANTS = ("more entity tracking", "arithmetic", "arithmetic (LoRA)")   # chapter 10: the base fine-tuned further
 ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
 
 
@@ -208,6 +210,33 @@ class Study:
         book's entity-tracking **base**."""
         cfg = self.entity_config(arm)
         return self._needs_runs(lambda: get_run(cfg, train=train), train, chapter="09")
+
+    def variant_config(self, variant: str) -> RunConfig:
+        """Chapter 10's variant `variant` (:data:`VARIANTS`) of the entity-tracking base: the base
+        (``run:<key>``) fine-tuned further on ``et_variant_n_train`` entity-tracking trials of
+        ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; or the
+        same with rank-``lora_rank`` LoRA adapters only.  The study's stopping rule, cap and
+        ``et_min_delta``; validation and test sizes of the entity-tracking runs (the entity variant's
+        test set is then the analysis prompts' test set, which its training never sees)."""
+        if variant not in VARIANTS:
+            raise ParameterError(f"variant={variant!r} is not accepted: accepted values are {list(VARIANTS)}")
+        base = self.entity_run("fine-tuned")
+        common = dict(source=base.source, max_steps=self.et_max_steps, eval_every=self.eval_every,
+                      patience=self.patience, min_delta=float(self.et_min_delta), batch_size=self.batch_size,
+                      n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16, seed=int(self.seeds[0]))
+        if variant == "more entity tracking":
+            return RunConfig(task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
+                             n_train=int(self.et_variant_n_train), lr=float(self.et_lr_finetune), **common)
+        arith = ArithmeticConfig(seed=self.task_seed)
+        if variant == "arithmetic":
+            return RunConfig(task=arith, n_train=int(self.arith_n_train), lr=float(self.arith_lr), **common)
+        return RunConfig(task=arith, n_train=int(self.arith_n_train), lr=float(self.lora_lr),
+                         lora_rank=int(self.lora_rank), **common)
+
+    def variant_runs(self, train: bool = False) -> dict[str, Run]:
+        """Every variant of :data:`VARIANTS` as a finished run (chapter 10 trains them)."""
+        return self._needs_runs(lambda: {v: get_run(self.variant_config(v), train=train) for v in VARIANTS},
+                                train, chapter="10")
 
     def missing_entity_runs(self) -> list[str]:
         """The entity-tracking runs chapters after 9 read that are not trained, in words."""

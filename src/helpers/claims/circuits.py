@@ -36,26 +36,34 @@ def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_
 
 
 def cmap_circuit_verdict(outcomes: dict[str, np.ndarray], circuit_name: str = "circuit", gate: str | None = None,
-                         n_boot: int = 2000, seed: int = 0) -> Verdict:
-    """``prakash-cmap-circuit`` from the per-prompt outcomes of
-    :func:`~helpers.interventions.decision_circuit.cmap_table` into the pretrained model
-    (``"A"``, ``"B"``, the circuit, ``"random i"``)."""
+                         n_boot: int = 2000, seed: int = 0, claim_id: str = "prakash-cmap-circuit",
+                         model: str = "pretrained", receiver: str = "Pretrained model",
+                         donor: str = "fine-tuned model") -> Verdict:
+    """``prakash-cmap-circuit`` (or `claim_id`: ``prakash-et-cmap`` of chapter 10, `model` the
+    donor variant) from the per-prompt outcomes of a CMAP into the `receiver` (``"A"``, ``"B"``, the
+    circuit, ``"random i"``): :func:`~helpers.interventions.decision_circuit.cmap_table`,
+    :func:`~helpers.interventions.entity_circuit.cmap_sets`.  Inconclusive when the donor is not
+    better than the receiver: there is no advantage to move."""
     outcomes = {k: np.asarray(v, float) for k, v in outcomes.items()}
     randoms = [v for k, v in outcomes.items() if k.startswith("random ")]
     patched = outcomes.get(circuit_name)
     if patched is None or not randoms:
-        return verdict("prakash-cmap-circuit", "pretrained", float("nan"), float("nan"), float("nan"),
+        return verdict(claim_id, model, float("nan"), float("nan"), float("nan"),
                        "No circuit head was found, so there is nothing to patch: not judged.",
                        statistic="circuit patch minus random patches", gate=gate, status="inconclusive")
     diff = np.asarray(patched, float) - np.mean(randoms, axis=0)
     lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
     a, b = outcomes["A"].mean(), outcomes["B"].mean()
-    evidence = (f"Pretrained model alone {a:.1%}, fine-tuned model {b:.1%}; with the fine-tuned circuit's "
+    evidence = (f"{receiver} alone {a:.1%}, {donor} {b:.1%}; with the {donor}'s circuit "
                 f"head outputs patched in {patched.mean():.1%}; with {len(randoms)} random head sets of the same "
                 f"size {np.mean(randoms):.1%} on average (range {min(r.mean() for r in randoms):.1%} to "
                 f"{max(r.mean() for r in randoms):.1%}), on {len(diff)} held-out prompts.")
-    return verdict("prakash-cmap-circuit", "pretrained", float(diff.mean()), float(lo), float(hi), evidence,
-                   statistic="accuracy, circuit patch minus random patches", gate=gate)
+    status = None
+    if not b > a:
+        status = "inconclusive"
+        evidence += f" The {donor} is not better than the receiver: there is no advantage to move, so the claim is not judged."
+    return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence,
+                   statistic="accuracy, circuit patch minus random patches", gate=gate, status=status)
 
 
 def _moved(patched, a, b):
@@ -99,3 +107,19 @@ def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, 
                  f"was not worse than the donor in them).")
     return verdict("lin-cmap-pretrained", "pretrained vs scratch", moved["pretrained"] - moved["scratch"],
                    float(lo), float(hi), evidence, statistic=stat, gate=gate)
+
+
+def improvement_verdict(base_correct, variant_correct, model: str, gate: str | None = None,
+                        claim_id: str = "prakash-et-improves", n_boot: int = 2000, seed: int = 0) -> Verdict:
+    """``prakash-et-improves``: the variant's top-1 accuracy minus the base's on the same prompts
+    (per-prompt correctness, in the same order), percentile bootstrap over prompts."""
+    base = np.asarray(base_correct, float)
+    var = np.asarray(variant_correct, float)
+    if base.shape != var.shape:
+        raise ValueError(f"the base and the variant must be scored on the same prompts: shapes {base.shape} and {var.shape}")
+    diff = var - base
+    lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
+    evidence = (f"Base {base.mean():.1%}, {model} variant {var.mean():.1%} on the same {len(diff)} held-out prompts "
+                f"(difference {diff.mean():+.1%}, 95% CI {lo:+.1%} to {hi:+.1%}).")
+    return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence,
+                   statistic="top-1 accuracy, variant minus base", gate=gate)

@@ -111,6 +111,19 @@ SPECS: dict[str, Spec] = {
     "et_keep": Spec("int", "at most this many heads kept per entity-tracking group (Prakash et al.'s fixed count)",
                     1, 1000),
     "n_et_eval": Spec("int", "held-out trials on which the entity-tracking circuit is evaluated", 8, 100_000),
+    # chapters 9-10: the analysis and the variants of the base (study parameters)
+    "et_analysis_boxes": Spec("int", "boxes of the prompts on which the base's circuit is found and the variants are "
+                              "compared (where the base is near Llama-7B's level, so that a variant can improve)",
+                              3, 26),
+    "et_variant_n_train": Spec("int", "training trials of the variant fine-tuned further on entity tracking (of "
+                               "et_analysis_boxes boxes)", 1, 10**6),
+    "arith_n_train": Spec("int", "training trials of the variants fine-tuned further on arithmetic", 1, 10**6),
+    "arith_lr": Spec("float", "learning rate of the arithmetic variant that trains every weight", 1e-7, 1.0),
+    "lora_rank": Spec("int", "rank of the LoRA adapters of the arithmetic LoRA variant", 1, 1024),
+    "lora_lr": Spec("float", "learning rate of the LoRA variant (adapters only)", 1e-7, 1.0),
+    # chapter 10
+    "n_et_dcm_pairs": Spec("int", "DCM pairs per group and desideratum (split 50/25/25)", 8, 100_000),
+    "et_dcm_epochs": Spec("int", "DCM training epochs on entity tracking", 1, 100),
 }
 
 
@@ -120,7 +133,8 @@ STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scr
                     "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
                     "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
                     "et_boxes", "et_train_sizes", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
-                    "et_n_test")
+                    "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
+                    "lora_lr")
 
 
 def _is_int(v) -> bool:
