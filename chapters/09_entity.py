@@ -27,7 +27,7 @@
 # 1. Can the offline pretrained model (SmolLM2-135M in the default profiles) track entities at all?
 # 2. If not, teach it: fine-tune it on the task, and train the same architecture from scratch on
 #    the same data (Lin's comparison, on Prakash's task). The fine-tuned model is the book's
-#    entity-tracking **base**, which the next chapter (being written) fine-tunes further.
+#    entity-tracking **base**, which @sec-variants fine-tunes further.
 # 3. Does the base track entities with a small circuit of Prakash's four groups?
 #
 # This chapter **trains** the entity-tracking runs (as @sec-training does for the decision task);
@@ -54,7 +54,7 @@ from helpers.study import ARMS, Study
 setup_notebook()   # the book's figure style, high-resolution (retina) PNGs
 
 study = Study.from_profile(profile, **study_overrides)
-run_card(study, et_boxes=study.et_boxes, et_train_sizes=study.et_train_sizes, et_lr_finetune=study.et_lr_finetune,
+run_card(study, et_boxes=study.et_boxes, et_analysis_boxes=study.et_analysis_boxes, et_train_sizes=study.et_train_sizes, et_lr_finetune=study.et_lr_finetune,
          et_lr_scratch=study.et_lr_scratch, et_max_steps=study.et_max_steps, et_box_counts=et_box_counts,
          n_zero_shot=n_zero_shot, n_et_pairs=n_et_pairs, et_keep=et_keep, n_et_eval=n_et_eval,
          n_random_circuits=n_random_circuits, analysis_bf16=analysis_bf16)
@@ -74,7 +74,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 from helpers.book.tables import minimality_table, with_intervals
-from helpers.tasks import entity
+from helpers.tasks.entity import EntityConfig
 
 examples = study.entity_trials("test", study.et_boxes)
 pd.DataFrame([{"prompt": t.prompt, "answer": t.answer, "query index": t.query_index} for t in examples])
@@ -154,6 +154,27 @@ Markdown(f"The **base** (fine-tuned, N = {base.config.n_train}): {m['accuracy']:
             if not any(gates.values()) else ""))
 
 # %% [markdown]
+# ## Where to analyse the base
+#
+# A circuit is sought where the model does the task but not perfectly, as Llama-7B does on 7 boxes
+# (66%): a model right on every prompt leaves a fine-tuned variant nothing to improve (the next
+# chapter). The base on held-out prompts of every box count, trained on `et_boxes` only:
+
+# %%
+model, tok = base.load_model()
+model = model.to(study.device).eval()
+base_boxes = ee.box_count_table(model, tok, sorted(set(et_box_counts) | {study.et_boxes, study.et_analysis_boxes}),
+                                n_zero_shot, seed=study.task_seed, bf16=analysis_bf16)
+with_intervals(base_boxes, {r: (f"{r}_lo", f"{r}_hi") for r in ee.RATES}, names={r: f"{r} [95% CI]" for r in ee.RATES})
+
+# %%
+#| echo: false
+b = base_boxes.set_index("boxes").loc[study.et_analysis_boxes]
+Markdown(f"The circuit is sought on prompts of **{study.et_analysis_boxes} boxes** (`et_analysis_boxes`), where the base "
+         f"is right on {b['accuracy']:.0%} ({b['accuracy_lo']:.0%} to {b['accuracy_hi']:.0%}) of {int(b['n'])} prompts "
+         f"(Llama-7B on 7 boxes: 66%).")
+
+# %% [markdown]
 # ## The base's circuit: path patching in Prakash et al.'s four groups
 #
 # Counterfactual pairs: each held-out validation prompt against another context (objects disjoint
@@ -161,43 +182,47 @@ Markdown(f"The **base** (fine-tuned, N = {base.config.n_train}): {m['accuracy']:
 # align. Path patching group by group (`helpers.interventions.entity_circuit`): value fetchers
 # (senders at the last token, receivers the logits), position transmitters (last token → the
 # fetchers' queries), position detectors (query label → the transmitters' values there),
-# structure readers (the label's earlier occurrence → the detectors' values there). Score:
-# Prakash et al.'s relative change of the correct object's probability; each group keeps at most
-# `et_keep` heads, each with a negative score (their fixed count).
+# structure readers (the label's earlier occurrence → the detectors' values there). Score of a
+# path: the share of the counterfactual's drop of the **choice margin** (the correct object's logit
+# minus the mean logit of the context's other objects) that the path alone makes (-1: all of it).
+# *Deviation from Prakash et al.*, who score the relative change of the correct object's
+# probability: a model taught the task is sure of most answers, and where p is near 1 a path that
+# moves the correct logit by a unit changes p by well under 1%, so that score ranks heads by the few
+# unsure prompts; the margin is linear in the logits (@sec-circuit met the same problem). Each
+# group keeps at most `et_keep` heads, each with a negative score (their fixed count).
 
 # %%
 from helpers.interventions import entity_circuit as ec
 from helpers.models.arch import Arch
 
-model, tok = base.load_model()
-model = model.to(study.device).eval()
 arch = Arch(model)
-pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs))
-pairs = entity.counterfactual_pairs(study.entity_task, pool[:n_et_pairs], seed=study.task_seed)
-batch = ec.entity_batch(tok, pairs, study.device)
-search = ec.search_circuit(arch, batch, et_keep, base.config.key(), analysis_bf16)      # cached
+analysed = EntityConfig(n_boxes=study.et_analysis_boxes, seed=study.task_seed)
+pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs), boxes=study.et_analysis_boxes)
+batch, search = ec.find_circuit(arch, tok, analysed, pool, n_et_pairs, et_keep, base.config.key(), analysis_bf16,
+                                seed=study.task_seed, device=study.device)      # cached
 circuit = ec.circuit_of(search)
 kept = ec.search_table(search)
-kept if len(kept) else Markdown("**No head's path lowers the correct object's probability: no circuit.**")
+kept if len(kept) else Markdown("**No head's path lowers the correct object's margin: no circuit.**")
 
 # %%
 #| label: fig-et-path-patching
-#| fig-cap: "Path-patching scores of every head of the base (sign reversed: how much the counterfactual's output along that path lowers the correct object's probability, relative to the clean run), one panel per group; outlined: the heads of the circuit."
+#| fig-cap: "Path-patching scores of every head of the base (sign reversed: the share of the counterfactual's drop of the correct object's choice margin that the path alone makes), one panel per group; outlined: the heads of the circuit."
 from helpers.figures import ablation as ablation_figures
 maps_pp = {name: -np.nan_to_num(search[name]["scores"]) for name in ec.GROUPS if name in search}
-fig = ablation_figures.head_heatmaps(maps_pp, "relative drop of p(correct)", sorted(circuit.heads))
+fig = ablation_figures.head_heatmaps(maps_pp, "share of the margin's drop", sorted(circuit.heads))
 
 # %% [markdown]
 # ## Faithfulness, random circuits, minimality
 #
-# The circuit on held-out test prompts: every head outside it mean-ablated at every position
+# The circuit on held-out test prompts of `et_analysis_boxes` boxes: every head outside it mean-ablated at every position
 # (means per position over validation prompts), its heads kept at their group's position; its
 # top-1 accuracy over the full model's is the faithfulness (paired bootstrap interval). Random
 # circuits draw the same number of heads per group.
 
 # %%
-test = ec.eval_prompts(tok, study.entity_trials("test", n_et_eval), study.device)
-reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2)), study.device)
+test = ec.eval_prompts(tok, study.entity_trials("test", n_et_eval, boxes=study.et_analysis_boxes), study.device)
+reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2), boxes=study.et_analysis_boxes),
+                            study.device)
 ev = ec.evaluate(arch, circuit, test, reference, n_random_circuits, bf16=analysis_bf16)
 s = ev.summary()
 with_intervals(pd.DataFrame([{**{k: s[k] for k in s if k != "n"}, "prompts": s["n"]}]),
@@ -226,7 +251,8 @@ from helpers.claims.circuits import faithfulness_verdict
 show_verdicts(study, "09", [
     sample_efficiency_verdict(correct_table([r for arm in ARMS for r in study.entity_curve_runs(arm)]), curves,
                               claim_id="lin-et-sample-efficiency"),
-    faithfulness_verdict(ev, n_heads, gates["fine-tuned"], claim_id="prakash-et-circuit-faithful",
+    faithfulness_verdict(ev, n_heads, entity_gate("entity-tracking base", ev.model_correct, study.et_analysis_boxes),
+                         claim_id="prakash-et-circuit-faithful",
                          model="entity-tracking base", knob="et_keep"),
 ])
 

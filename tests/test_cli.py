@@ -94,7 +94,7 @@ def test_dry_run_reports_parameters_runs_and_time_and_computes_nothing(tmp_path)
 def test_dry_run_of_the_book_lists_every_chapter():
     res = helpers_cli("book", "--profile", "smoke", "--dry-run")
     assert res.returncode == 0, res.stderr
-    for ch in ("01_task", "02_training", "03_ablation", "06_decoding", "07_circuit", "08_cmap", "09_entity"):
+    for ch in ("01_task", "02_training", "03_ablation", "06_decoding", "07_circuit", "08_cmap", "09_entity", "10_variants"):
         assert f"\n{ch}: " in res.stdout
 
 

@@ -178,7 +178,7 @@ def test_paper_shape_checks_every_chapter_of_the_paper_profile(tmp_path):
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert res.returncode == 0, res.stderr[-3000:]
     for ch in ("02_training", "03_ablation", "04_attention", "05_representations", "06_decoding",
-               "07_circuit", "08_cmap", "09_entity"):
+               "07_circuit", "08_cmap", "09_entity", "10_variants"):
         assert f"{ch}: " in res.stdout
 
 

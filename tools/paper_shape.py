@@ -47,7 +47,7 @@ def main(argv=None) -> int:
         model.save_pretrained(str(folder), safe_serialization=True)
         tok.save_pretrained(str(folder))
     params = dict(SMALL, pretrained_source=str(folder))
-    for chapter in ["02", "03", "04", "05", "06", "07", "08", "09"]:
+    for chapter in ["02", "03", "04", "05", "06", "07", "08", "09", "10"]:
         accepted = set(chapter_parameters(chapter)) | set(STUDY_PARAMETERS)
         overrides = {k: v for k, v in params.items() if k in accepted}
         if args.dry_run:

@@ -31,3 +31,32 @@ def box_counts(table, title: str | None = None):
         ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     return fig
+
+
+BARS = {"model": ("full model", "#1f77b4"), "circuit": ("the base's circuit", "#2ca02c"),
+        "random": ("random circuits (mean)", "#7f7f7f")}
+
+
+def circuit_table(table, chance: float | None = None, title: str | None = None):
+    """Prakash et al.'s table as bars: per model (rows of `table`, column ``model name``), the top-1
+    accuracy of the full model, of the base's circuit inside it and of random circuits, with 95%
+    intervals where the table has them (``<bar>_lo``, ``<bar>_hi``); dotted: chance."""
+    fig, ax = plt.subplots(figsize=(6.8, 3.8), layout="constrained")
+    names = list(table["model name"])
+    x = np.arange(len(names))
+    width = 0.26
+    for i, (key, (label, color)) in enumerate(BARS.items()):
+        y = table[key].to_numpy(dtype=float)
+        err = None
+        if f"{key}_lo" in table:
+            err = np.vstack([y - table[f"{key}_lo"].to_numpy(dtype=float), table[f"{key}_hi"].to_numpy(dtype=float) - y])
+        ax.bar(x + (i - 1) * width, y, width, yerr=err, color=color, capsize=3, label=label)
+    if chance is not None:
+        ax.axhline(chance, color="k", lw=0.8, ls=":", label="chance (1 / boxes)")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("top-1 accuracy, held-out prompts")
+    ax.set_ylim(0, 1.05)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig

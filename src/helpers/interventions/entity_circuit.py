@@ -320,3 +320,27 @@ def cmap_table(outcomes: dict[str, np.ndarray], circuit: Circuit) -> "pd.DataFra
         row(f"random circuits (mean of {len(randoms)})", circuit.size, np.mean(randoms, axis=0))
     row("everything (donor alone)", float("nan"), b)
     return pd.DataFrame(rows)
+
+
+def find_circuit(arch: Arch, tokenizer, cfg, pool: Sequence[EntityTrial], n_pairs: int, keep: int, run_key: str,
+                 bf16: bool = False, seed: int = 0, device=None) -> tuple[EntityBatch, dict]:
+    """What chapters 9 and 10 start from: counterfactual pairs of the first `n_pairs` trials of
+    `pool` (:func:`helpers.tasks.entity.counterfactual_pairs` with `cfg`, `seed`) and the cached
+    search on them (:func:`search_circuit`): chapter 10 reads the circuit chapter 9 found."""
+    from helpers.tasks.entity import counterfactual_pairs
+    batch = entity_batch(tokenizer, counterfactual_pairs(cfg, list(pool)[:n_pairs], seed=seed), device)
+    return batch, search_circuit(arch, batch, keep, run_key, bf16)
+
+
+def dcm_summary(rows: "pd.DataFrame") -> "pd.DataFrame":
+    """One row per group and desideratum of :func:`dcm_groups`: the group's heads, how many DCM
+    selected, and the test accuracy (how often the patched model gives the target) with its
+    interval.  Empty (with these columns) when there was no group."""
+    import pandas as pd
+    columns = ["group", "desideratum", "heads", "selected", "test_accuracy", "lo", "hi", "pairs"]
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    return (rows.groupby(["group", "desideratum"], sort=False)
+            .agg(heads=("head", "size"), selected=("selected", "sum"), test_accuracy=("test accuracy", "first"),
+                 lo=("test lo", "first"), hi=("test hi", "first"), pairs=("pairs", "first"))
+            .reset_index()[columns])

@@ -1,0 +1,207 @@
+# ---
+# jupyter:
+#   book:
+#     needs:
+#     - models
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Does further fine-tuning enhance the same mechanism? {#sec-variants}
+#
+# Prakash et al. (2024) compared Llama-7B with three models fine-tuned from it: Vicuna-7B (chat),
+# Goat-7B (arithmetic, with LoRA) and FLoat-7B (the same data, every weight). All track entities
+# at least as well as Llama (0.66 / 0.67 / 0.82 / 0.82 on 7-box prompts), Llama's circuit is
+# faithful inside every one of them (1.00 / 0.97 / 0.89 / 0.88), and patching a fine-tuned model's
+# circuit activations into Llama (CMAP) lifts Llama to the fine-tuned model's level: fine-tuning
+# *enhances the existing mechanism*. This chapter asks the same of the entity-tracking **base** of
+# @sec-entity and three variants made from it here:
+#
+# * **more entity tracking**: the base fine-tuned further on `et_variant_n_train` prompts of
+#   `et_analysis_boxes` boxes (the task improved directly, as a Vicuna-like control that should
+#   help);
+# * **arithmetic**: fine-tuned further on synthetic arithmetic (`37+45-73=` → `9`), every weight
+#   (FLoat's recipe);
+# * **arithmetic (LoRA)**: the same data with rank-`lora_rank` LoRA adapters on the attention
+#   projections only (Goat's recipe; the adapter is its own small artifact, loaded onto the base
+#   as the model source `run:<key>`, merged).
+#
+# Every comparison is on held-out prompts of `et_analysis_boxes` boxes, where the base is not
+# perfect (@sec-entity), with the circuit @sec-entity found there. This chapter **trains** the
+# variants (cached).
+
+# %% tags=["parameters"]
+profile = "quick"
+study_overrides = {}
+n_et_pairs = 16
+et_keep = 4
+n_et_eval = 150
+n_random_circuits = 5
+n_reference = 32
+n_et_dcm_pairs = 32
+et_dcm_epochs = 2
+analysis_bf16 = True
+
+# %%
+#| echo: false
+from helpers.book.card import run_card
+from helpers.figures.style import setup_notebook
+from helpers.study import VARIANTS, Study
+
+setup_notebook()
+
+study = Study.from_profile(profile, **study_overrides)
+run_card(study, et_analysis_boxes=study.et_analysis_boxes, et_variant_n_train=study.et_variant_n_train,
+         arith_n_train=study.arith_n_train, arith_lr=study.arith_lr, lora_rank=study.lora_rank, lora_lr=study.lora_lr,
+         n_et_eval=n_et_eval, n_random_circuits=n_random_circuits, n_et_dcm_pairs=n_et_dcm_pairs,
+         et_dcm_epochs=et_dcm_epochs, analysis_bf16=analysis_bf16)
+
+# %% [markdown]
+# ## The variants
+#
+# Each variant starts from the base's weights and follows the book's one stopping rule on its own
+# task's validation set (@sec-training), with the entity-tracking runs' cap and `et_min_delta`.
+
+# %%
+import pandas as pd
+from IPython.display import Markdown
+from helpers.book.tables import with_intervals
+
+base = study.entity_run("fine-tuned")
+variants = study.variant_runs(train=True)
+rows = []
+for name, run in variants.items():
+    m, c = run.metrics, run.config
+    task = "entity tracking" if name == "more entity tracking" else "arithmetic"
+    rows.append({"variant": name, "trained on": f"{c.n_train} {task} prompts", "lr": c.lr,
+                 "weights trained": f"LoRA rank {c.lora_rank} adapters" if c.lora_rank else "all",
+                 "steps (best)": f"{m['steps']} ({m['best_step']})", "stop": m["stop_reason"],
+                 "own task accuracy": m["test"]["accuracy"], "lo": m["test"]["accuracy_ci"][0],
+                 "hi": m["test"]["accuracy_ci"][1], "own task n": m["test"]["n"]})
+trained = pd.DataFrame(rows).set_index("variant")
+with_intervals(trained.round(3), {"own task accuracy": ("lo", "hi")},
+               names={"own task accuracy": "accuracy on its own task [95% CI]"})
+
+# %% [markdown]
+# ## Prakash et al.'s table for our models
+#
+# For the base and each variant, on the same held-out prompts: the full model's top-1 accuracy,
+# the base's circuit inside the model (every other head mean-ablated, means over the model's own
+# activations on validation prompts), random circuits of the same group sizes, and the
+# faithfulness (circuit over full model, paired bootstrap interval).
+
+# %%
+from helpers.interventions import entity_circuit as ec
+from helpers.models.arch import Arch
+from helpers.tasks.entity import EntityConfig
+
+analysed = EntityConfig(n_boxes=study.et_analysis_boxes, seed=study.task_seed)
+base_model, tok = base.load_model()
+base_arch = Arch(base_model.to(study.device).eval())
+pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs), boxes=study.et_analysis_boxes)
+_, search = ec.find_circuit(base_arch, tok, analysed, pool, n_et_pairs, et_keep, base.config.key(), analysis_bf16,
+                            seed=study.task_seed, device=study.device)      # chapter 9's search, cached
+circuit = ec.circuit_of(search)
+test = ec.eval_prompts(tok, study.entity_trials("test", n_et_eval, boxes=study.et_analysis_boxes), study.device)
+reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2), boxes=study.et_analysis_boxes),
+                            study.device)
+archs = {"base": base_arch}
+for name, run in variants.items():
+    archs[name] = Arch(run.load_model()[0].to(study.device).eval())
+evals = {name: ec.evaluate(a, circuit, test, reference, n_random_circuits, minimality=False, bf16=analysis_bf16)
+         for name, a in archs.items()}
+PRAKASH = {"base": ("Llama-7B", 0.66, 0.66, 1.00), "more entity tracking": ("Vicuna-7B", 0.67, 0.65, 0.97),
+           "arithmetic": ("FLoat-7B", 0.82, 0.72, 0.88), "arithmetic (LoRA)": ("Goat-7B", 0.82, 0.73, 0.89)}
+table = pd.DataFrame([{"model name": name, "model": ev.model_accuracy, "model_lo": ev.model_accuracy_ci[0],
+                       "model_hi": ev.model_accuracy_ci[1], "circuit": ev.accuracy, "circuit_lo": ev.accuracy_ci[0],
+                       "circuit_hi": ev.accuracy_ci[1], "random": float(ev.random.accuracy.mean()) if ev.random else float("nan"),
+                       "faithfulness": ev.faithfulness, "faith_lo": ev.faithfulness_ci[0],
+                       "faith_hi": ev.faithfulness_ci[1], "Prakash's model": PRAKASH[name][0],
+                       "their full model": PRAKASH[name][1], "their circuit": PRAKASH[name][2],
+                       "their faithfulness": PRAKASH[name][3]} for name, ev in evals.items()])
+
+# %%
+#| label: fig-variants-table
+#| fig-cap: "Entity tracking on held-out prompts: each model alone, the base's circuit inside it (every other head mean-ablated) and random circuits of the same group sizes (95% intervals; Wilson for accuracies). Dotted: chance."
+from helpers.figures import entity as entity_figures
+fig = entity_figures.circuit_table(table, chance=1 / study.et_analysis_boxes)
+
+# %%
+with_intervals(table.set_index("model name").round(3),
+               {"model": ("model_lo", "model_hi"), "circuit": ("circuit_lo", "circuit_hi"),
+                "faithfulness": ("faith_lo", "faith_hi")},
+               names={"model": "full model [95% CI]", "circuit": "base's circuit [95% CI]",
+                      "faithfulness": "faithfulness [95% CI]"})
+
+# %% [markdown]
+# Prakash et al.'s columns are Llama-7B and the variant built the same way (Vicuna is fine-tuned
+# on chat, not on the task; our "more entity tracking" variant plays its role as the variant
+# that is not fine-tuned on arithmetic). Random circuits: about 0.00 in their table.
+#
+# ## What the circuit's groups encode: DCM on the base
+#
+# Desiderata-based component masking (Davies et al. 2023), as Prakash et al. use it: for each
+# group, at its position, a mask over its heads learns which heads' outputs, taken from a source
+# prompt, move the base's answer to the desideratum's target: the source's **object** (value), the
+# object at the source's queried **position**, or the object in the box with the source's
+# **label**. A head is selected when its rounded mask is 0; accuracy: how often the patched base
+# then gives the target, on held-out pairs.
+
+# %%
+dcm = ec.dcm_groups(base_arch, tok, circuit, analysed, pool, n_et_dcm_pairs, et_dcm_epochs,
+                    seed=study.task_seed, bf16=analysis_bf16)
+dcm_summary = ec.dcm_summary(dcm)
+(with_intervals(dcm_summary.round(3), {"test_accuracy": ("lo", "hi")},
+                names={"test_accuracy": "target reached, test pairs [95% CI]"})
+ if len(dcm_summary) else Markdown("**The base has no circuit: no group to mask.**"))
+
+# %% [markdown]
+# Prakash et al. found value fetchers selected for the object, and position transmitters and
+# detectors for the position, none for the box label. With few pairs per desideratum (here
+# `n_et_dcm_pairs`, split 50/25/25; theirs 2,000) the accuracies' intervals are wide.
+#
+# ## CMAP: the variants' circuit activations in the base
+#
+# The base on the test prompts with the outputs of the circuit's heads, each at its group's
+# position, taken from a variant on the same prompts: the whole circuit, each group alone, and
+# random circuits of the same group sizes. "moved": the share of the variant's advantage over the
+# base that the patch moves (undefined when the variant is not better).
+
+# %%
+cmap = {name: ec.cmap_sets(base_arch, archs[name], test, circuit, n_random_circuits, seed=study.task_seed,
+                           bf16=analysis_bf16) for name in VARIANTS}
+cmap_tables = pd.concat({name: ec.cmap_table(out, circuit) for name, out in cmap.items()}, names=["variant", "row"])
+with_intervals(cmap_tables.droplevel("row").set_index("patched", append=True).round(3),
+               {"accuracy": ("lo", "hi")}, names={"accuracy": "base's accuracy when patched [95% CI]"})
+
+# %% [markdown]
+# ## Verdicts
+
+# %%
+#| echo: false
+from helpers.book.scorecard import show_verdicts
+from helpers.claims.circuits import cmap_circuit_verdict, faithfulness_verdict, improvement_verdict
+from helpers.claims.verdict import entity_gate
+
+n_heads = base_arch.n_layers * base_arch.n_heads
+gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct,
+                           study.et_analysis_boxes) for name, ev in evals.items()}
+verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v, gate=gates["base"])
+            for v in ("arithmetic", "arithmetic (LoRA)")]
+verdicts += [faithfulness_verdict(evals[v], n_heads, gates[v], claim_id="prakash-et-same-circuit", model=v,
+                                  knob="et_keep") for v in VARIANTS]
+verdicts += [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
+                                  receiver="The base", donor=f"{v} variant") for v in VARIANTS]
+show_verdicts(study, "10", verdicts)
+
+# %% [markdown]
+# ## Downloads
+
+# %%
+#| echo: false
+from helpers.book.downloads import save_tables
+save_tables(study, "10", {"variants": trained.reset_index(), "circuit-table": table, "dcm": dcm,
+                          "cmap": cmap_tables.reset_index()})
