@@ -110,3 +110,17 @@ def test_entity_tracking_runs_and_trials(fresh_data_dir):
     curve = s.entity_curve("fine-tuned", train=True)
     assert curve["n_train"].tolist() == [8, 12] and curve["test_choice_accuracy"].between(0, 1).all()
     assert s.entity_run("fine-tuned").config == ft and len(s.missing_entity_runs()) == 1
+    # chapter 10's variants start from the base's weights (run:<key>); the entity variant's task is the
+    # analysed box count with the study's seed, so its test set is the analysis prompts' test set
+    from helpers.study import VARIANTS
+    base = s.entity_run("fine-tuned")
+    cfgs = {v: s.variant_config(v) for v in VARIANTS}
+    assert all(c.source == base.source == f"run:{ft.key()}" for c in cfgs.values())
+    more, arith, lora = cfgs["more entity tracking"], cfgs["arithmetic"], cfgs["arithmetic (LoRA)"]
+    assert more.task.n_boxes == s.et_analysis_boxes and more.task.seed == s.task_seed and more.lora_rank == 0
+    assert arith.task == lora.task and arith.lora_rank == 0 and lora.lora_rank == s.lora_rank
+    assert (arith.lr, lora.lr) == (s.arith_lr, s.lora_lr) and lora.key() != arith.key()
+    with pytest.raises(MissingRun, match=r"chapter 10 trains them: python -m helpers run 10 --profile smoke"):
+        s.variant_runs()
+    with pytest.raises(ParameterError, match="variant='chat' is not accepted"):
+        s.variant_config("chat")
