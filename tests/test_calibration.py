@@ -431,3 +431,19 @@ def test_chapter_10_claims_at_the_null_and_with_planted_effects():
     lifted = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.85, 0.55), n_boot=300, claim_id="prakash-et-cmap",
                                    model="more entity tracking").status for _ in range(20)]
     assert rate(lifted) >= 0.9
+
+
+def test_chapter_10_claims_are_not_judged_on_a_model_at_chance():
+    """A base or variant at chance (1 / boxes) fails the entity gate: none of chapter 10's claims
+    replicates from it, however large the planted effect."""
+    from helpers.claims.circuits import cmap_circuit_verdict, improvement_verdict
+    from helpers.claims.verdict import entity_gate
+    rng = np.random.default_rng(41)
+    at_chance = rng.random(150) < 0.2                       # 5 boxes: chance 0.2
+    gate = entity_gate("arithmetic", at_chance, 5)
+    assert gate
+    assert improvement_verdict(np.zeros(150), np.ones(150), "arithmetic", gate=gate, n_boot=200).status == "inconclusive"
+    assert _faith_status(rng, 0.9, 0.97, claim_id="prakash-et-same-circuit") == "replicated"     # without the gate
+    lifted = _cmap_outcomes(rng, 0.3, 0.9, 0.9, 0.3)
+    assert cmap_circuit_verdict(lifted, gate=gate, claim_id="prakash-et-cmap", model="arithmetic",
+                                n_boot=200).status == "inconclusive"
