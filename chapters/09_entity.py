@@ -3,6 +3,7 @@
 #   book:
 #     needs:
 #     - models
+#     - entity-models
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -142,27 +143,30 @@ from helpers.claims.sample_efficiency import correct_table, sample_efficiency_ve
 from helpers.claims.verdict import entity_gate
 
 runs = {arm: study.entity_run(arm) for arm in ARMS}
-base = runs["fine-tuned"]
+base = study.entity_base()
 gates = {arm: entity_gate(arm, run.predictions("test")["correct"].to_numpy(dtype=bool), study.et_boxes)
          for arm, run in runs.items()}
-m = base.metrics["test"]
-Markdown(f"The **base** (fine-tuned, N = {base.config.n_train}): {m['accuracy']:.1%} "
+m = runs["fine-tuned"].metrics["test"]
+Markdown(f"The fine-tuned run (N = {runs['fine-tuned'].config.n_train}): {m['accuracy']:.1%} "
          f"({m['accuracy_ci'][0]:.1%} to {m['accuracy_ci'][1]:.1%}) of {m['n']} held-out {study.et_boxes}-box prompts "
          f"(Llama-7B on 7 boxes: 66%); forced choice {m['choice_accuracy']:.1%}, chance {1 / study.et_boxes:.1%}. "
          + " ".join(f"*{g[0].upper() + g[1:]}.*" for g in gates.values() if g)
          + (" Both arms pass the solves-task gate (top-1 accuracy interval above 1 / boxes)."
-            if not any(gates.values()) else ""))
+            if not any(gates.values()) else "")
+         + (" It is the book's entity-tracking **base**." if base.trained_here else
+            f" The base analysed below is not this run but the model source `{base.source}` that the profile names "
+            "(`et_base_source`): Prakash et al.'s question asked of their own model."))
 
 # %% [markdown]
 # ## Where to analyse the base
 #
 # A circuit is sought where the model does the task but not perfectly, as Llama-7B does on 7 boxes
 # (66%): a model right on every prompt leaves a fine-tuned variant nothing to improve (the next
-# chapter). The base on held-out prompts of every box count, trained on `et_boxes` only:
+# chapter). The base on held-out prompts of every box count (a base trained here saw `et_boxes`
+# boxes only):
 
 # %%
-model, tok = base.load_model()
-model = model.to(study.device).eval()
+model, tok = base.load(study.device)
 base_boxes = ee.box_count_table(model, tok, sorted(set(et_box_counts) | {study.et_boxes, study.et_analysis_boxes}),
                                 n_zero_shot, seed=study.task_seed, bf16=analysis_bf16)
 with_intervals(base_boxes, {r: (f"{r}_lo", f"{r}_hi") for r in ee.RATES}, names={r: f"{r} [95% CI]" for r in ee.RATES})
@@ -198,7 +202,7 @@ from helpers.models.arch import Arch
 arch = Arch(model)
 analysed = EntityConfig(n_boxes=study.et_analysis_boxes, seed=study.task_seed)
 pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs), boxes=study.et_analysis_boxes)
-batch, search = ec.find_circuit(arch, tok, analysed, pool, n_et_pairs, et_keep, base.config.key(), analysis_bf16,
+batch, search = ec.find_circuit(arch, tok, analysed, pool, n_et_pairs, et_keep, base.key, analysis_bf16,
                                 seed=study.task_seed, device=study.device)      # cached
 circuit = ec.circuit_of(search)
 kept = ec.search_table(search)

@@ -3,6 +3,7 @@
 #   book:
 #     needs:
 #     - models
+#     - entity-models
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -31,7 +32,10 @@
 #
 # Every comparison is on held-out prompts of `et_analysis_boxes` boxes, where the base is not
 # perfect (@sec-entity), with the circuit @sec-entity found there. This chapter **trains** the
-# variants (cached).
+# variants (cached). With the `paper` profile (a GPU and the weights from the Hugging Face hub) the
+# same cells run on Prakash et al.'s own models instead: Llama-7B as the base (`et_base_source`),
+# and Vicuna-7B, Goat-7B (Llama-7B with its LoRA adapter, `lora:<base>+<adapter>`) and FLoat-7B as
+# the variants (`et_variant_sources`), each beside its own row of their table.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -49,7 +53,7 @@ analysis_bf16 = True
 #| echo: false
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
-from helpers.study import VARIANTS, Study
+from helpers.study import Study
 
 setup_notebook()
 
@@ -57,7 +61,8 @@ study = Study.from_profile(profile, **study_overrides)
 run_card(study, et_analysis_boxes=study.et_analysis_boxes, et_variant_n_train=study.et_variant_n_train,
          arith_n_train=study.arith_n_train, arith_lr=study.arith_lr, lora_rank=study.lora_rank, lora_lr=study.lora_lr,
          n_et_eval=n_et_eval, n_random_circuits=n_random_circuits, n_et_dcm_pairs=n_et_dcm_pairs,
-         et_dcm_epochs=et_dcm_epochs, analysis_bf16=analysis_bf16)
+         et_dcm_epochs=et_dcm_epochs, analysis_bf16=analysis_bf16, et_base_source=study.et_base_source,
+         et_variant_sources=study.et_variant_sources)
 
 # %% [markdown]
 # ## The variants
@@ -68,22 +73,11 @@ run_card(study, et_analysis_boxes=study.et_analysis_boxes, et_variant_n_train=st
 # %%
 import pandas as pd
 from IPython.display import Markdown
-from helpers.book.tables import with_intervals
+from helpers.book.tables import variants_table, with_intervals
 
-base = study.entity_run("fine-tuned")
-variants = study.variant_runs(train=True)
-rows = []
-for name, run in variants.items():
-    m, c = run.metrics, run.config
-    task = "entity tracking" if name == "more entity tracking" else "arithmetic"
-    rows.append({"variant": name, "trained on": f"{c.n_train} {task} prompts", "lr": c.lr,
-                 "weights trained": f"LoRA rank {c.lora_rank} adapters" if c.lora_rank else "all",
-                 "steps (best)": f"{m['steps']} ({m['best_step']})", "stop": m["stop_reason"],
-                 "own task accuracy": m["test"]["accuracy"], "lo": m["test"]["accuracy_ci"][0],
-                 "hi": m["test"]["accuracy_ci"][1], "own task n": m["test"]["n"]})
-trained = pd.DataFrame(rows).set_index("variant")
-with_intervals(trained.round(3), {"own task accuracy": ("lo", "hi")},
-               names={"own task accuracy": "accuracy on its own task [95% CI]"})
+base = study.entity_base()
+variants = study.entity_variants(train=True)
+variants_table(variants)
 
 # %% [markdown]
 # ## Prakash et al.'s table for our models
@@ -94,34 +88,31 @@ with_intervals(trained.round(3), {"own task accuracy": ("lo", "hi")},
 # faithfulness (circuit over full model, paired bootstrap interval).
 
 # %%
+from helpers.claims.circuits import circuit_comparison
 from helpers.interventions import entity_circuit as ec
 from helpers.models.arch import Arch
 from helpers.tasks.entity import EntityConfig
 
 analysed = EntityConfig(n_boxes=study.et_analysis_boxes, seed=study.task_seed)
-base_model, tok = base.load_model()
-base_arch = Arch(base_model.to(study.device).eval())
+base_model, tok = base.load(study.device)
+base_arch = Arch(base_model)
 pool = study.entity_trials("val", max(study.et_n_val, n_et_pairs), boxes=study.et_analysis_boxes)
-_, search = ec.find_circuit(base_arch, tok, analysed, pool, n_et_pairs, et_keep, base.config.key(), analysis_bf16,
+_, search = ec.find_circuit(base_arch, tok, analysed, pool, n_et_pairs, et_keep, base.key, analysis_bf16,
                             seed=study.task_seed, device=study.device)      # chapter 9's search, cached
 circuit = ec.circuit_of(search)
 test = ec.eval_prompts(tok, study.entity_trials("test", n_et_eval, boxes=study.et_analysis_boxes), study.device)
 reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2), boxes=study.et_analysis_boxes),
                             study.device)
-archs = {"base": base_arch}
-for name, run in variants.items():
-    archs[name] = Arch(run.load_model()[0].to(study.device).eval())
-evals = {name: ec.evaluate(a, circuit, test, reference, n_random_circuits, minimality=False, bf16=analysis_bf16)
-         for name, a in archs.items()}
-PRAKASH = {"base": ("Llama-7B", 0.66, 0.66, 1.00), "more entity tracking": ("Vicuna-7B", 0.67, 0.65, 0.97),
-           "arithmetic": ("FLoat-7B", 0.82, 0.72, 0.88), "arithmetic (LoRA)": ("Goat-7B", 0.82, 0.73, 0.89)}
-table = pd.DataFrame([{"model name": name, "model": ev.model_accuracy, "model_lo": ev.model_accuracy_ci[0],
-                       "model_hi": ev.model_accuracy_ci[1], "circuit": ev.accuracy, "circuit_lo": ev.accuracy_ci[0],
-                       "circuit_hi": ev.accuracy_ci[1], "random": float(ev.random.accuracy.mean()) if ev.random else float("nan"),
-                       "faithfulness": ev.faithfulness, "faith_lo": ev.faithfulness_ci[0],
-                       "faith_hi": ev.faithfulness_ci[1], "Prakash's model": PRAKASH[name][0],
-                       "their full model": PRAKASH[name][1], "their circuit": PRAKASH[name][2],
-                       "their faithfulness": PRAKASH[name][3]} for name, ev in evals.items()])
+evals = {"base": ec.evaluate(base_arch, circuit, test, reference, n_random_circuits, minimality=False,
+                             bf16=analysis_bf16)}
+cmap = {}
+for name, variant in variants.items():      # one variant in memory at a time, beside the base
+    arch = Arch(variant.load(study.device)[0])
+    evals[name] = ec.evaluate(arch, circuit, test, reference, n_random_circuits, minimality=False, bf16=analysis_bf16)
+    cmap[name] = ec.cmap_sets(base_arch, arch, test, circuit, n_random_circuits, seed=study.task_seed,
+                              bf16=analysis_bf16)     # CMAP (below): the variant's activations in the base
+    del arch
+table = circuit_comparison(evals, {"base": base.analogue, **{n: v.analogue for n, v in variants.items()}})
 
 # %%
 #| label: fig-variants-table
@@ -139,7 +130,8 @@ with_intervals(table.set_index("model name").round(3),
 # %% [markdown]
 # Prakash et al.'s columns are Llama-7B and the variant built the same way (Vicuna is fine-tuned
 # on chat, not on the task; our "more entity tracking" variant plays its role as the variant
-# that is not fine-tuned on arithmetic). Random circuits: about 0.00 in their table.
+# that is not fine-tuned on arithmetic). Random circuits: about 0.00 in their table. Under the
+# `paper` profile, each row is their own model beside their own number.
 #
 # ## What the circuit's groups encode: DCM on the base
 #
@@ -171,8 +163,6 @@ dcm_summary = ec.dcm_summary(dcm)
 # base that the patch moves (undefined when the variant is not better).
 
 # %%
-cmap = {name: ec.cmap_sets(base_arch, archs[name], test, circuit, n_random_circuits, seed=study.task_seed,
-                           bf16=analysis_bf16) for name in VARIANTS}
 cmap_tables = pd.concat({name: ec.cmap_table(out, circuit) for name, out in cmap.items()}, names=["variant", "row"])
 with_intervals(cmap_tables.droplevel("row").set_index("patched", append=True).round(3),
                {"accuracy": ("lo", "hi")}, names={"accuracy": "base's accuracy when patched [95% CI]"})
@@ -183,18 +173,18 @@ with_intervals(cmap_tables.droplevel("row").set_index("patched", append=True).ro
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import cmap_circuit_verdict, faithfulness_verdict, improvement_verdict
+from helpers.claims.circuits import PRAKASH_IMPROVED, cmap_circuit_verdict, faithfulness_verdict, improvement_verdict
 from helpers.claims.verdict import entity_gate
 
 n_heads = base_arch.n_layers * base_arch.n_heads
 gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct,
                            study.et_analysis_boxes) for name, ev in evals.items()}
 verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v, gate=gates["base"])
-            for v in ("arithmetic", "arithmetic (LoRA)")]
+            for v, variant in variants.items() if variant.analogue in PRAKASH_IMPROVED]
 verdicts += [faithfulness_verdict(evals[v], n_heads, gates[v], claim_id="prakash-et-same-circuit", model=v,
-                                  knob="et_keep") for v in VARIANTS]
+                                  knob="et_keep") for v in variants]
 verdicts += [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
-                                  receiver="The base", donor=f"{v} variant") for v in VARIANTS]
+                                  receiver="The base", donor=f"{v} variant") for v in variants]
 show_verdicts(study, "10", verdicts)
 
 # %% [markdown]
@@ -203,5 +193,5 @@ show_verdicts(study, "10", verdicts)
 # %%
 #| echo: false
 from helpers.book.downloads import save_tables
-save_tables(study, "10", {"variants": trained.reset_index(), "circuit-table": table, "dcm": dcm,
+save_tables(study, "10", {"variants": variants_table(variants, readable=False).reset_index(), "circuit-table": table, "dcm": dcm,
                           "cmap": cmap_tables.reset_index()})

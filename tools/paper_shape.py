@@ -5,6 +5,9 @@ a *randomly initialised* GPT-2 (124M, 12 layers x 12 heads, GPT-2's real tokeniz
 shrunk, so that everything GPT-2-specific runs at GPT-2's real size: the named-head table and marks
 of chapter 3, attention over GPT-2's tokenization, the decoders on 768-wide states.  Its numbers
 say nothing about the science (the "pretrained" model is random); it checks the machinery.
+Chapters 9-10 run on that GPT-2 too (their base the run chapter 9 trains, their variants trained by
+chapter 10): the paper profile's Llama-7B family (28 GB per model in fp32) cannot be built here at
+its real size; tests/test_paper_entity_models.py runs chapters 9-10 on tiny Llama stand-ins of it.
 
     .venv/bin/python tools/paper_shape.py [--out DIR]      # about 4 minutes on 2 CPU cores
     .venv/bin/python tools/paper_shape.py --dry-run        # parameters and pre-flight only
@@ -23,7 +26,8 @@ SMALL = dict(scratch_source="scratch:gpt2", grid_lrs_finetune=[1e-4], grid_lrs_s
              n_analysis=40, n_ablation=8, n_reference=8, n_shuffles=2, cv_folds=3, umap_neighbors=5,
              n_circuit_pairs=4, n_resid_pairs=2, resid_layer_step=6, circuit_keep=2, n_circuit_eval=16,
              n_random_circuits=2, n_dcm_pairs=8, dcm_epochs=1, et_train_sizes=[14], et_max_steps=2, et_n_val=14,
-             et_n_test=21, et_box_counts=[2, 7], n_zero_shot=14, n_et_pairs=4, et_keep=2, n_et_eval=14)
+             et_n_test=21, et_box_counts=[2, 7], n_zero_shot=14, n_et_pairs=4, et_keep=2, n_et_eval=14,
+             et_base_source=None, et_variant_sources={})
 
 
 def main(argv=None) -> int:

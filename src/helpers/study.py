@@ -25,7 +25,7 @@ from helpers.config.parameters import STUDY_PARAMETERS
 from helpers.config.profiles import study_parameters
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun, ParameterError
-from helpers.models.sources import load_source
+from helpers.models.sources import load_source, source_key
 from helpers.tasks import entity
 from helpers.tasks.arithmetic import ArithmeticConfig
 from helpers.tasks.decision import TaskConfig, Trial, make_splits
@@ -36,6 +36,34 @@ from helpers.training.runs import Run, RunConfig, get_run, run_path
 ARMS = ("fine-tuned", "scratch")
 VARIANTS = ("more entity tracking", "arithmetic", "arithmetic (LoRA)")   # chapter 10: the base fine-tuned further
 ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
+# Prakash et al.'s model each trained variant plays the part of (chapter 10's table)
+VARIANT_ANALOGUES = {"more entity tracking": "Vicuna-7B", "arithmetic": "FLoat-7B", "arithmetic (LoRA)": "Goat-7B"}
+
+
+@dataclass(frozen=True)
+class EntityModel:
+    """A model chapters 9-10 analyse on entity tracking: one of the study's runs, or a model source
+    that the profile names (``et_base_source``, ``et_variant_sources``; Prakash et al.'s own models
+    in the ``paper`` profile).  `analogue`: the model of Prakash et al.'s table it stands beside."""
+    name: str
+    source: str
+    run: Run | None = None
+    analogue: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The key of the model's cached analyses: its run's config key, or a key of the source
+        (:func:`helpers.models.sources.source_key`)."""
+        return self.run.config.key() if self.run is not None else "source-" + source_key(self.source)
+
+    @property
+    def trained_here(self) -> bool:
+        return self.run is not None
+
+    def load(self, device=None):
+        """``(model, tokenizer)`` on `device` (default the book's), in eval mode."""
+        model, tok = self.run.load_model() if self.run is not None else load_source(self.source)
+        return model.to(device if device is not None else default_device()).eval(), tok
 
 
 @dataclass(frozen=True)
@@ -211,16 +239,40 @@ class Study:
         cfg = self.entity_config(arm)
         return self._needs_runs(lambda: get_run(cfg, train=train), train, chapter="09")
 
+    def entity_base(self, train: bool = False) -> EntityModel:
+        """The entity-tracking **base** chapters 9-10 analyse: the model source ``et_base_source``
+        when the profile names one (Prakash et al.'s Llama-7B in ``paper``), else the fine-tuned
+        run (:meth:`entity_run`)."""
+        if self.et_base_source is not None:
+            return EntityModel("base", self.et_base_source, analogue="Llama-7B")
+        run = self.entity_run("fine-tuned", train)
+        return EntityModel("base", run.source, run, analogue="Llama-7B")
+
+    def entity_variants(self, train: bool = False) -> dict[str, EntityModel]:
+        """Chapter 10's variants of the base: the model sources of ``et_variant_sources`` when the
+        profile names any (each stands beside the model of Prakash et al.'s table of the same name,
+        if there is one), else the runs of :data:`VARIANTS` (:meth:`variant_runs`; chapter 10
+        trains them)."""
+        if self.et_variant_sources:
+            return {name: EntityModel(name, src, analogue=name if name in VARIANT_ANALOGUES.values() else None)
+                    for name, src in self.et_variant_sources.items()}
+        return {name: EntityModel(name, run.source, run, analogue=VARIANT_ANALOGUES[name])
+                for name, run in self.variant_runs(train).items()}
+
+    def entity_sources(self) -> list[str]:
+        """The model sources chapters 9-10 load beyond the study's two arms (checked before they run)."""
+        return ([self.et_base_source] if self.et_base_source is not None else []) + list(self.et_variant_sources.values())
+
     def variant_config(self, variant: str) -> RunConfig:
         """Chapter 10's variant `variant` (:data:`VARIANTS`) of the entity-tracking base: the base
-        (``run:<key>``) fine-tuned further on ``et_variant_n_train`` entity-tracking trials of
+        (``run:<key>``, or the source ``et_base_source``) fine-tuned further on ``et_variant_n_train`` entity-tracking trials of
         ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; or the
         same with rank-``lora_rank`` LoRA adapters only.  The study's stopping rule, cap and
         ``et_min_delta``; validation and test sizes of the entity-tracking runs (the entity variant's
         test set is then the analysis prompts' test set, which its training never sees)."""
         if variant not in VARIANTS:
             raise ParameterError(f"variant={variant!r} is not accepted: accepted values are {list(VARIANTS)}")
-        base = self.entity_run("fine-tuned")
+        base = self.entity_base()
         common = dict(source=base.source, max_steps=self.et_max_steps, eval_every=self.eval_every,
                       patience=self.patience, min_delta=float(self.et_min_delta), batch_size=self.batch_size,
                       n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16, seed=int(self.seeds[0]))

@@ -27,7 +27,8 @@ def run_card(study=None, models: bool = True, **params) -> None:
         lines.append("> **Model sources:** " + ", ".join(f"{k} = `{v}`" for k, v in sources.items()))
     if rest:
         lines.append("> **Sizes and settings:** " + ", ".join(f"{k} = `{v}`" for k, v in rest.items()))
-    flat = [s for v in sources.values() for s in (v if isinstance(v, list) else [v])]
+    flat = [s for v in sources.values() if v is not None
+            for s in (list(v.values()) if isinstance(v, dict) else v if isinstance(v, list) else [v])]
     if any(base_of(str(v)) in TINY for v in flat):
         lines.append("> **This profile uses tiny random models (not pretrained): its numbers test the "
                      "machinery only and say nothing about the papers' claims.**")

@@ -4,7 +4,8 @@ prose, Quarto ``#|`` options, one cell tagged ``parameters``), the single source
 They are read into notebooks in memory (:func:`read_chapter`) for papermill to execute; nothing is
 written back to ``chapters/``.  A chapter's notebook metadata says what it needs before it can
 run (``book: needs: [...]``): ``tokenizers`` (its ``tokenizer_sources``), ``models`` (the study's
-model sources), ``runs`` (the study's trained runs, which chapter 2 builds).
+model sources), ``entity-models`` (the sources chapters 9-10 analyse beyond them: ``et_base_source``
+and ``et_variant_sources``), ``runs`` (the study's trained runs, which chapter 2 builds).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from helpers.core.errors import ParameterError
 from helpers.core.paths import REPO
 
 CHAPTERS_DIR: Path = REPO / "chapters"
-NEEDS = ("tokenizers", "models", "runs")
+NEEDS = ("tokenizers", "models", "entity-models", "runs")
 
 
 def list_chapters() -> list[str]:

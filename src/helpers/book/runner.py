@@ -115,9 +115,11 @@ def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = Fals
             if not ok:
                 raise SourceUnavailable(f"chapter {name} needs the tokenizer of {src!r}, which is not "
                                         f"available here: {why}")
-    if "models" in needs or "runs" in needs:
+    if "models" in needs or "runs" in needs or "entity-models" in needs:
         study = _study(params)
-        for src in dict.fromkeys((study.pretrained_source, study.scratch_source)):
+        sources = [study.pretrained_source, study.scratch_source]
+        sources += study.entity_sources() if "entity-models" in needs else []
+        for src in dict.fromkeys(sources):
             info = source_info(src)
             if not info.available:
                 raise SourceUnavailable(f"chapter {name} needs the model source {src!r}, which is not "

@@ -29,3 +29,31 @@ def minimality_table(ev):
     cols = ["group", "layer", "head", "accuracy_without", "accuracy_drop", "drop_lo", "drop_hi", "status"]
     return with_intervals(ev.minimality[cols], {"accuracy_drop": ("drop_lo", "drop_hi")},
                           names={"accuracy_drop": "accuracy drop [CI]"})
+
+
+def variants_table(variants, readable: bool = True):
+    """Chapter 10's variants (name: :class:`~helpers.study.EntityModel`) as a table: for a variant
+    trained here, what it was trained on, its learning rate, which weights, its steps and stopping
+    reason, and its accuracy on its own task's held-out set with the interval; for a variant given
+    as a model source, the source (nothing was trained here).  `readable`: the interval written
+    beside the estimate (:func:`with_intervals`); else its bounds as the columns ``lo``, ``hi``."""
+    import pandas as pd
+
+    from helpers.training.task_io import task_io
+    rows = []
+    for name, v in variants.items():
+        if v.run is None:
+            rows.append({"variant": name, "source": v.source, "trained on": "(not trained here)"})
+            continue
+        m, c = v.run.metrics, v.run.config
+        task = task_io(c.task).name.replace("-", " ")
+        rows.append({"variant": name, "source": "trained here", "trained on": f"{c.n_train} {task} prompts",
+                     "lr": c.lr, "weights trained": f"LoRA rank {c.lora_rank} adapters" if c.lora_rank else "all",
+                     "steps (best)": f"{m['steps']} ({m['best_step']})", "stop": m["stop_reason"],
+                     "own task accuracy": m["test"]["accuracy"], "lo": m["test"]["accuracy_ci"][0],
+                     "hi": m["test"]["accuracy_ci"][1], "own task n": m["test"]["n"]})
+    table = pd.DataFrame(rows).set_index("variant")
+    if not readable or "own task accuracy" not in table:
+        return table
+    return with_intervals(table.round(3), {"own task accuracy": ("lo", "hi")},
+                          names={"own task accuracy": "accuracy on its own task [95% CI]"})

@@ -1,6 +1,8 @@
-"""Prakash et al.'s claims asked of the decision task, and Lin's read through cross-model patching:
+"""Prakash et al.'s circuit claims and Lin's read through cross-model patching:
 ``prakash-circuit-faithful`` (chapter 7), ``prakash-cmap-circuit`` and ``lin-cmap-pretrained``
-(chapter 8).  Inputs are the measurements of :mod:`helpers.interventions.decision_circuit`."""
+(chapter 8), ``prakash-et-circuit-faithful`` (chapter 9), ``prakash-et-improves``,
+``prakash-et-same-circuit`` and ``prakash-et-cmap`` (chapter 10), and Prakash et al.'s table
+beside ours.  Inputs are the measurements of :mod:`helpers.interventions`."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +11,33 @@ from helpers.claims.verdict import Verdict, claim, verdict
 from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
 
 MAX_SHARE_OF_HEADS = 0.10        # "small": at most this share of the model's heads (Llama-7B's: 7%)
+
+# Prakash et al. (2024), their table of 7-box entity tracking: model: (full model's top-1 accuracy,
+# Llama-7B's circuit inside the model, faithfulness); random circuits about 0.00 throughout
+PRAKASH_TABLE = {"Llama-7B": (0.66, 0.66, 1.00), "Vicuna-7B": (0.67, 0.65, 0.97),
+                 "Goat-7B": (0.82, 0.73, 0.89), "FLoat-7B": (0.82, 0.72, 0.88)}
+# the variants whose improvement over Llama-7B Prakash et al. report (``prakash-et-improves``)
+PRAKASH_IMPROVED = ("Goat-7B", "FLoat-7B")
+
+
+def circuit_comparison(evals: dict, analogues: dict[str, str | None]):
+    """Prakash et al.'s table for our models: one row per evaluated model (name: a
+    :class:`~helpers.interventions.circuits.CircuitEvaluation` of the base's circuit inside it) with
+    the full model's and the circuit's accuracy (Wilson intervals), the mean of the random circuits,
+    the faithfulness (paired bootstrap interval), and, beside it, the numbers Prakash et al. report
+    for the model of their table it stands for (`analogues`: name -> ``PRAKASH_TABLE`` key or None)."""
+    import pandas as pd
+    rows = []
+    for name, ev in evals.items():
+        theirs = PRAKASH_TABLE.get(analogues.get(name) or "", (np.nan,) * 3)
+        rows.append({"model name": name, "model": ev.model_accuracy, "model_lo": ev.model_accuracy_ci[0],
+                     "model_hi": ev.model_accuracy_ci[1], "circuit": ev.accuracy, "circuit_lo": ev.accuracy_ci[0],
+                     "circuit_hi": ev.accuracy_ci[1],
+                     "random": float(ev.random.accuracy.mean()) if ev.random is not None else np.nan,
+                     "faithfulness": ev.faithfulness, "faith_lo": ev.faithfulness_ci[0],
+                     "faith_hi": ev.faithfulness_ci[1], "Prakash's model": analogues.get(name) or "",
+                     "their full model": theirs[0], "their circuit": theirs[1], "their faithfulness": theirs[2]})
+    return pd.DataFrame(rows)
 
 
 def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_id: str = "prakash-circuit-faithful",

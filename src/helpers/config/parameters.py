@@ -33,6 +33,11 @@ class Spec:
             return "a model source name (see `python -m helpers models`)"
         if self.kind == "list[source]":
             return "a non-empty list of model source names (see `python -m helpers models`)"
+        if self.kind == "source?":
+            return "a model source name (see `python -m helpers models`) or null"
+        if self.kind == "dict[source]":
+            return ("a mapping of names to model source names (see `python -m helpers models`), "
+                    "or {} (empty)")
         if self.kind.startswith("list["):
             return f"a non-empty list of {self.kind[5:-1]}s{rng}"
         article = "an" if self.kind[0] in "aeiou" else "a"
@@ -121,6 +126,11 @@ SPECS: dict[str, Spec] = {
     "arith_lr": Spec("float", "learning rate of the arithmetic variant that trains every weight", 1e-7, 1.0),
     "lora_rank": Spec("int", "rank of the LoRA adapters of the arithmetic LoRA variant", 1, 1024),
     "lora_lr": Spec("float", "learning rate of the LoRA variant (adapters only)", 1e-7, 1.0),
+    "et_base_source": Spec("source?", "a model source analysed as the entity-tracking base instead of the run "
+                           "chapter 9 trains (e.g. Prakash et al.'s Llama-7B); null: the run"),
+    "et_variant_sources": Spec("dict[source]", "chapter 10's variants as model sources, name: source (e.g. "
+                               "Prakash et al.'s Vicuna-7B, Goat-7B, FLoat-7B) instead of the three it trains; "
+                               "{}: the trained ones"),
     # chapter 10
     "n_et_dcm_pairs": Spec("int", "DCM pairs per group and desideratum (split 50/25/25)", 8, 100_000),
     "et_dcm_epochs": Spec("int", "DCM training epochs on entity tracking", 1, 100),
@@ -134,7 +144,7 @@ STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scr
                     "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
                     "et_boxes", "et_train_sizes", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
                     "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
-                    "lora_lr")
+                    "lora_lr", "et_base_source", "et_variant_sources")
 
 
 def _is_int(v) -> bool:
@@ -169,6 +179,14 @@ def check_value(name: str, value: Any) -> None:
             raise bad
     elif spec.kind == "source":
         check_source(value)
+    elif spec.kind == "source?":
+        if value is not None:
+            check_source(value)
+    elif spec.kind == "dict[source]":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and k.strip() for k in value):
+            raise bad
+        for v in value.values():
+            check_source(v)
     elif spec.kind.startswith("list["):
         inner = spec.kind[5:-1]
         if not isinstance(value, (list, tuple)) or not value:
@@ -190,6 +208,9 @@ def check_relations(params: dict[str, Any]) -> None:
     if "grid_n_train" in params and "train_sizes" in params and params["grid_n_train"] not in params["train_sizes"]:
         raise ParameterError(f"parameter grid_n_train={params['grid_n_train']} must be one of "
                          f"train_sizes={params['train_sizes']} (the grid's best run is reused by the curve)")
+    if "base" in (params.get("et_variant_sources") or {}):
+        raise ParameterError("parameter et_variant_sources: 'base' names the entity-tracking base; give the "
+                             "variants other names")
     if "eval_every" in params and "et_max_steps" in params and params["eval_every"] > params["et_max_steps"]:
         raise ParameterError(f"parameter eval_every={params['eval_every']} must be at most "
                              f"et_max_steps={params['et_max_steps']} (a run evaluates at least once before its cap)")

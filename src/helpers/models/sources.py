@@ -272,10 +272,10 @@ def _load_hub(name: str, tokenizer_only: bool = False):
         return load()
 
 
-def _hub_cached(name: str) -> bool:
+def _hub_cached(name: str, filename: str = "config.json") -> bool:
     try:
         from huggingface_hub import try_to_load_from_cache
-        hit = try_to_load_from_cache(name, "config.json")
+        hit = try_to_load_from_cache(name, filename)
         return isinstance(hit, str)
     except Exception:
         return False
@@ -396,6 +396,22 @@ def _run_base(name: str) -> str:
     return json.loads(config.read_text())["source"]
 
 
+def source_key(name: str) -> str:
+    """A short key for caching what is computed from the source `name`: a hash of the name and, for
+    each local folder it names (a checkpoint, an adapter, a run), of its files' sizes and times, so
+    that a folder rewritten under the same path gets a new key.  A hub id is keyed by its name."""
+    import hashlib
+    parts = [name]
+    base = base_of(name)
+    folders = [split_lora(base)[1], split_lora(base)[0]] if base.startswith(LORA_PREFIX) else [base]
+    for f in folders:
+        path = run_folder(f) if f.startswith(RUN_PREFIX) else Path(f)
+        if path.is_dir():
+            parts += [f"{p.relative_to(path)}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                      for p in sorted(path.rglob("*")) if p.is_file()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def validate_source(name: str) -> None:
     """Raise ValueError for a name that is no source at all (availability is checked on load)."""
     base = base_of(name)
@@ -418,7 +434,15 @@ def source_info(name: str) -> SourceInfo:
     if base.startswith(LORA_PREFIX):
         inner, adapter = split_lora(base)
         info = source_info(inner)
-        return SourceInfo(name, f"{inner} with the LoRA adapter {adapter} merged", info.available, info.why_not)
+        desc = f"{inner} with the LoRA adapter {adapter} merged"
+        if not info.available:
+            return SourceInfo(name, desc, False, info.why_not)
+        if Path(adapter).is_dir():
+            return SourceInfo(name, desc, True)
+        if not _is_hub_id(adapter):
+            return SourceInfo(name, desc, False, f"the adapter {adapter!r} is neither a folder nor a hub id")
+        ok = _hub_cached(adapter, "adapter_config.json") or _hub_reachable()
+        return SourceInfo(name, desc, ok, "" if ok else _hub_missing_message(adapter))
     if _is_hub_id(base):
         if _hub_cached(base):
             return SourceInfo(name, "Hugging Face hub model, in the cache", True)
