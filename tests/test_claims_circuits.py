@@ -187,3 +187,28 @@ def test_reliance_needs_the_same_prompts():
     shorter = {k: v[:-1] for k, v in pre.items()}
     with pytest.raises(ValueError, match="same prompts"):
         cmap_reliance_verdict(pre, shorter)
+
+
+def _fake_run(task, correct):
+    import pandas as pd
+    return types.SimpleNamespace(config=types.SimpleNamespace(task=task),
+                                 predictions=lambda split: pd.DataFrame({"correct": correct}))
+
+
+def test_learned_gate_judges_an_improvement_only_on_a_variant_that_learned_its_task():
+    """An arithmetic variant at chance on arithmetic (1 in 10) cannot test whether learning
+    arithmetic improves entity tracking: the gate names the task and the numbers; a variant well
+    above chance passes; a variant given as a model source (no run) is its makers' and passes."""
+    from helpers.claims.circuits import improvement_verdict, learned_gate
+    from helpers.tasks.arithmetic import ArithmeticConfig
+    from helpers.tasks.entity import EntityConfig
+    at_chance = _fake_run(ArithmeticConfig(), np.arange(150) % 10 == 0)            # 10%
+    gate = learned_gate("arithmetic", at_chance)
+    assert gate is not None and "has not learned the task it was fine-tuned on (arithmetic)" in gate
+    assert "chance, 10.0%" in gate
+    assert learned_gate("arithmetic", _fake_run(ArithmeticConfig(), np.arange(150) % 10 < 4)) is None   # 40%
+    # the entity-tracking variant's chance is 1 / boxes: 30% of 5-box prompts is not above 20% by enough
+    assert learned_gate("more entity tracking", _fake_run(EntityConfig(n_boxes=5), np.arange(40) % 10 < 3))
+    assert learned_gate("Goat-7B", None) is None
+    v = improvement_verdict(np.zeros(150), np.ones(150), "arithmetic", gate=gate, n_boot=200)
+    assert v.status == "inconclusive" and v.gate == gate

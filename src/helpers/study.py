@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.config.parameters import STUDY_PARAMETERS
+from helpers.config.parameters import SPECS, STUDY_PARAMETERS
 from helpers.config.profiles import study_parameters
 from helpers.core.device import default_device
 from helpers.core.errors import MissingRun, ParameterError
@@ -34,7 +34,7 @@ from helpers.training import experiments
 from helpers.training.runs import Run, RunConfig, get_run, run_path
 
 ARMS = ("fine-tuned", "scratch")
-VARIANTS = ("more entity tracking", "arithmetic", "arithmetic (LoRA)")   # chapter 10: the base fine-tuned further
+VARIANTS = SPECS["et_variants"].choices       # chapter 10: the base fine-tuned further (the study parameter's choices)
 ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
 # Prakash et al.'s model each trained variant plays the part of (chapter 10's table)
 VARIANT_ANALOGUES = {"more entity tracking": "Vicuna-7B", "arithmetic": "FLoat-7B", "arithmetic (LoRA)": "Goat-7B"}
@@ -251,7 +251,7 @@ class Study:
     def entity_variants(self, train: bool = False) -> dict[str, EntityModel]:
         """Chapter 10's variants of the base: the model sources of ``et_variant_sources`` when the
         profile names any (each stands beside the model of Prakash et al.'s table of the same name,
-        if there is one), else the runs of :data:`VARIANTS` (:meth:`variant_runs`; chapter 10
+        if there is one), else the runs of ``et_variants`` (:meth:`variant_runs`; chapter 10
         trains them)."""
         if self.et_variant_sources:
             return {name: EntityModel(name, src, analogue=name if name in VARIANT_ANALOGUES.values() else None)
@@ -286,8 +286,8 @@ class Study:
                          lora_rank=int(self.lora_rank), **common)
 
     def variant_runs(self, train: bool = False) -> dict[str, Run]:
-        """Every variant of :data:`VARIANTS` as a finished run (chapter 10 trains them)."""
-        return self._needs_runs(lambda: {v: get_run(self.variant_config(v), train=train) for v in VARIANTS},
+        """The variants ``et_variants`` (of :data:`VARIANTS`) as finished runs (chapter 10 trains them)."""
+        return self._needs_runs(lambda: {v: get_run(self.variant_config(v), train=train) for v in self.et_variants},
                                 train, chapter="10")
 
     def missing_entity_runs(self) -> list[str]:

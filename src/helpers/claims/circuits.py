@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.claims.verdict import Verdict, claim, verdict
+from helpers.claims.verdict import Verdict, claim, solves_task, verdict
 from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
 
 MAX_SHARE_OF_HEADS = 0.10        # "small": at most this share of the model's heads (Llama-7B's: 7%)
@@ -136,6 +136,22 @@ def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, 
                  f"was not worse than the donor in them).")
     return verdict("lin-cmap-pretrained", "pretrained vs scratch", moved["pretrained"] - moved["scratch"],
                    float(lo), float(hi), evidence, statistic=stat, gate=gate)
+
+
+def learned_gate(model: str, run) -> str | None:
+    """The learned-own-task gate of ``prakash-et-improves``: a variant trained here (`run`, a
+    finished run; None for a variant given as a model source, whose fine-tuning is its makers')
+    has learned the task it was fine-tuned on when its held-out accuracy on that task has a Wilson
+    interval above chance (a uniform guess among the task's choices).  None when it passes, else
+    the reason: a variant that learned nothing of arithmetic cannot say whether learning
+    arithmetic improves entity tracking."""
+    if run is None:
+        return None
+    from helpers.training.task_io import task_io
+    io = task_io(run.config.task)
+    passed, text = solves_task(run.predictions("test")["correct"].to_numpy(dtype=bool), io.chance(run.config.task))
+    text = text.replace("the best context-blind strategy's", "chance,")
+    return None if passed else f"the {model} variant has not learned the task it was fine-tuned on ({io.name}): {text}"
 
 
 def improvement_verdict(base_correct, variant_correct, model: str, gate: str | None = None,

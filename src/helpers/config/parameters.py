@@ -126,6 +126,8 @@ SPECS: dict[str, Spec] = {
     "arith_lr": Spec("float", "learning rate of the arithmetic variant that trains every weight", 1e-7, 1.0),
     "lora_rank": Spec("int", "rank of the LoRA adapters of the arithmetic LoRA variant", 1, 1024),
     "lora_lr": Spec("float", "learning rate of the LoRA variant (adapters only)", 1e-7, 1.0),
+    "et_variants": Spec("list[str]", "the variants chapter 10 trains (when et_variant_sources is empty)",
+                        choices=("more entity tracking", "arithmetic", "arithmetic (LoRA)")),
     "et_base_source": Spec("source?", "a model source analysed as the entity-tracking base instead of the run "
                            "chapter 9 trains (e.g. Prakash et al.'s Llama-7B); null: the run"),
     "et_variant_sources": Spec("dict[source]", "chapter 10's variants as model sources, name: source (e.g. "
@@ -144,7 +146,7 @@ STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scr
                     "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
                     "et_boxes", "et_train_sizes", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
                     "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
-                    "lora_lr", "et_base_source", "et_variant_sources")
+                    "lora_lr", "et_variants", "et_base_source", "et_variant_sources")
 
 
 def _is_int(v) -> bool:
