@@ -45,6 +45,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 
 # %%
 #| echo: false
@@ -176,6 +177,55 @@ Markdown(f"Re-scored in fp32, the run gives the same choice as in bf16 on "
 #| echo: false
 correct = correct_table(run for arm in ARMS for run in study.learning_curve_runs(arm, best=best[arm]))
 show_verdicts(study, "02", [sample_efficiency_verdict(correct, curves)])
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function you write in the cell below it; `check` runs it at once on small
+# inputs, compares it with the book's own function and says what differs. The solution is folded
+# under each exercise.
+#
+# **Exercise 2.1: the Wilson interval.** Every accuracy in this book carries a Wilson score
+# interval (`helpers.stats.intervals.wilson_ci`). Write `wilson_interval(k, n, z=1.96)` returning
+# `(lo, hi)` for `k` correct out of `n`: centre `(p + z²/2n) / (1 + z²/n)`, half-width
+# `z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n)`, with `p = k / n`. Why is it not `p ± z·sqrt(p(1-p)/n)`?
+# (Try `k = 0`.)
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def wilson_interval(k, n, z=1.96):
+    raise NotImplementedError       # your code here
+
+
+check("02-wilson", wilson_interval)
+
+# %%
+#| echo: false
+show_solution("02-wilson", show_solutions)
+
+# %% [markdown]
+# **Exercise 2.2: a paired bootstrap.** Two arms scored on the same test prompts are compared by
+# resampling *prompts*, each resample taking both arms at the same indices. Write
+# `paired_bootstrap_diff(a, b, n_boot=2000, seed=0)` returning `(mean(b) - mean(a), lo, hi)`, the
+# 95% percentile interval, with the book's resamples `resample_indices(len(a), n_boot, seed)`
+# (`helpers.stats.bootstrap`). How much wider is the interval when the arms are resampled
+# independently?
+
+# %%
+from helpers.stats.bootstrap import resample_indices  # noqa: F401  (for your code)
+
+
+def paired_bootstrap_diff(a, b, n_boot=2000, seed=0):
+    raise NotImplementedError       # your code here
+
+
+check("02-paired-bootstrap", paired_bootstrap_diff)
+
+# %%
+#| echo: false
+show_solution("02-paired-bootstrap", show_solutions)
 
 # %% [markdown]
 # ## Downloads

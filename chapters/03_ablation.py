@@ -40,6 +40,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_ablation = 32
 n_reference = 32
 ablation_kinds = ["mean"]
@@ -175,6 +176,51 @@ prof = {arm: effects.depth_profile(effects.per_prompt_drops(r["clean"], r[kind_v
         for arm, r in results.items()}
 display(Markdown(f"The verdicts use {kind_v}-ablation over the {len(trials)} prompts above."))
 show_verdicts(study, "03", depth_verdicts(prof["fine-tuned"], prof["scratch"], gates))
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function you write in the cell below it; `check` runs it at once on tiny
+# random GPT-2 and Llama models and says what differs from the book's own result. The solution is
+# folded under each exercise.
+#
+# **Exercise 3.1: zero-ablate one head.** The book's hook point `z` hands a hook each head's
+# output before the output projection, shaped `(batch, pos, n_heads, d_head)`; what the hook
+# returns replaces it. Write `zero_head(z, head)` returning `z` with head `head` zeroed at every
+# position (`arch.hooks({("z", layer): lambda z: zero_head(z, 2)})` then ablates head 2).
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def zero_head(z, head):
+    raise NotImplementedError       # your code here
+
+
+check("03-zero-head", zero_head)
+
+# %%
+#| echo: false
+show_solution("03-zero-head", show_solutions)
+
+# %% [markdown]
+# **Exercise 3.2: a hook that is always removed.** Without the book's `Arch.hooks`: write
+# `logits_without_head(arch, ids, layer, head)` that registers a forward pre-hook on
+# `arch.out_proj(layer)` (its input is `(batch, pos, n_heads * d_head)`: reshape, zero the head,
+# reshape back, return the new arguments), runs `arch.model(input_ids=ids)` and returns its logits,
+# and removes the hook afterwards, also when the model raises. A hook left behind silently ablates
+# every later run of the model.
+
+# %%
+def logits_without_head(arch, ids, layer, head):
+    raise NotImplementedError       # your code here
+
+
+check("03-hook-removed", logits_without_head)
+
+# %%
+#| echo: false
+show_solution("03-hook-removed", show_solutions)
 
 # %% [markdown]
 # ## Downloads

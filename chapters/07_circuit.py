@@ -53,6 +53,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_circuit_pairs = 16
 n_resid_pairs = 4
 resid_layer_step = 6
@@ -228,6 +229,31 @@ fig = circuit_figures.dcm_map(dcm, list(DESIDERATA))
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.circuits import faithfulness_verdict
 show_verdicts(study, "07", [faithfulness_verdict(ev, arch.n_layers * arch.n_heads, gates.get("fine-tuned"))])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 7.1: patch one head from a counterfactual.** Activation patching replaces one
+# component's activation in the clean run by its value in a counterfactual run. Write
+# `patch_head(arch, clean_ids, cf_ids, layer, head, position)` returning the clean run's logits at
+# the last position, `(batch, vocab)`, with head `head` of `layer` at `position` taken from the
+# counterfactual run: record it with one `arch.hooks({("z", layer): ...})` run on `cf_ids`, put it
+# in with another on `clean_ids`. `check` compares it with
+# `helpers.interventions.patching.generic_patch` on tiny random GPT-2 and Llama models.
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def patch_head(arch, clean_ids, cf_ids, layer, head, position):
+    raise NotImplementedError       # your code here
+
+
+check("07-patch-head", patch_head)
+
+# %%
+#| echo: false
+show_solution("07-patch-head", show_solutions)
 
 # %% [markdown]
 # ## Downloads

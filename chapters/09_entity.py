@@ -37,6 +37,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 et_box_counts = [2, 3, 5, 7]
 n_zero_shot = 100
 n_et_pairs = 16
@@ -259,6 +260,30 @@ show_verdicts(study, "09", [
                          claim_id="prakash-et-circuit-faithful",
                          model="entity-tracking base", knob="et_keep"),
 ])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 9.1: a counterfactual pair.** Path patching needs, for each clean prompt, a
+# counterfactual whose every role sits at the same token position but whose answer differs. Write
+# `make_counterfactual(clean, rng, cfg)` returning a new context (`helpers.tasks.entity.make_trial`)
+# with the clean trial's number of boxes, objects disjoint from the clean ones (drawn with `rng`
+# from `cfg.objects`), random distinct labels from `cfg.labels`, and a query at another box. The
+# check runs it on 24 clean prompts and tokenizes both sides.
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def make_counterfactual(clean, rng, cfg):
+    raise NotImplementedError       # your code here
+
+
+check("09-counterfactual", make_counterfactual)
+
+# %%
+#| echo: false
+show_solution("09-counterfactual", show_solutions)
 
 # %% [markdown]
 # ## Downloads

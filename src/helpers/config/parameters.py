@@ -46,6 +46,7 @@ class Spec:
 
 SPECS: dict[str, Spec] = {
     "profile": Spec("str", "name of the profile that produced this chapter"),
+    "show_solutions": Spec("bool", "show each exercise's solution, folded under it (false: a course build, for students)"),
     # the task
     "task_seed": Spec("int", "seed of the task generator (train/val/test trials)", 0, 2**31 - 1),
     "n_samples": Spec("int", "noisy samples shown per evidence stream", 1, 16),

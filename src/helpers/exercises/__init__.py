@@ -1,0 +1,95 @@
+"""Exercises with checks, in the manner of ARENA: each chapter ends with small functions the reader
+writes in the notebook, and :func:`check` runs one at once, on tiny random GPT-2 and Llama models
+(grouped key/value heads) or random inputs, in seconds.  A checker compares the reader's function
+with the library's own and says what differs (the shape, the positions or heads whose values
+differ, or the typical mistake the output matches: the wrong axis, an off-by-one head, a hook left
+behind) instead of a bare assertion.
+
+>>> from helpers.exercises import check
+>>> def zero_head(z, head):
+...     z[:, :, head] = 0
+...     return z
+>>> check("03-zero-head", zero_head)          # doctest: +SKIP
+✅ 03-zero-head: zeroes exactly head 2 at every position, ...
+
+The solutions live apart, one module per chapter in :mod:`helpers.exercises.solutions`; a chapter
+shows each one folded under its exercise (:func:`show_solution`) unless the build hides them (the
+chapter parameter ``show_solutions``, false in the ``course`` profile).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from helpers.core.errors import ParameterError
+from helpers.exercises import entity, heads, statistics
+from helpers.exercises.checking import NotAttempted, Result
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    chapter: str
+    title: str
+    checker: Callable[[Callable], Result]
+    solution: str                 # the name of the function in helpers.exercises.solutions.ch<chapter>
+
+
+EXERCISES = {e.id: e for e in [
+    Exercise("02-wilson", "02", "The Wilson interval of an accuracy", statistics.check_wilson, "wilson_interval"),
+    Exercise("02-paired-bootstrap", "02", "A paired bootstrap interval of a difference", statistics.check_paired_bootstrap,
+             "paired_bootstrap_diff"),
+    Exercise("03-zero-head", "03", "Zero-ablate one head with a hook function", heads.check_zero_head, "zero_head"),
+    Exercise("03-hook-removed", "03", "A raw PyTorch hook that is always removed", heads.check_hook_removed,
+             "logits_without_head"),
+    Exercise("07-patch-head", "07", "Patch one head's output from a counterfactual run", heads.check_patch_head,
+             "patch_head"),
+    Exercise("09-counterfactual", "09", "A counterfactual pair of the entity-tracking task", entity.check_counterfactual,
+             "make_counterfactual"),
+]}
+
+
+def exercise(exercise_id: str) -> Exercise:
+    if exercise_id not in EXERCISES:
+        raise ParameterError(f"unknown exercise {exercise_id!r}: accepted exercises are {list(EXERCISES)}")
+    return EXERCISES[exercise_id]
+
+
+def check(exercise_id: str, fn: Callable) -> Result:
+    """Run the checker of `exercise_id` on the reader's function `fn`.  A function that still
+    raises NotImplementedError (the notebook's stub) is reported as not attempted."""
+    ex = exercise(exercise_id)
+    try:
+        return ex.checker(fn)
+    except NotAttempted:
+        return Result(ex.id, False, "not attempted yet: replace `raise NotImplementedError` with your code",
+                      attempted=False)
+
+
+def solution(exercise_id: str) -> Callable:
+    """The solution function of `exercise_id`."""
+    ex = exercise(exercise_id)
+    module = importlib.import_module(f"helpers.exercises.solutions.ch{ex.chapter}")
+    return getattr(module, ex.solution)
+
+
+def show_solution(exercise_id: str, show: bool = True):
+    """What a chapter shows under an exercise: the solution's source folded in a ``<details>``
+    block, and its check; with ``show=False`` (a course build) a sentence that the solutions are
+    left out, and nothing of them."""
+    from IPython.display import Markdown
+    ex = exercise(exercise_id)
+    if not show:
+        return Markdown(f"*The solution of {ex.id} is not part of this build.*")
+    fn = solution(exercise_id)
+    result = check(exercise_id, fn)
+    if not result.passed:        # a broken solution is the book's bug: say so loudly
+        raise AssertionError(f"the solution of {ex.id} fails its own check: {result.message}")
+    source = inspect.getsource(fn).rstrip()
+    return Markdown(f"<details><summary>Solution: {ex.title}</summary>\n\n```python\n{source}\n```\n\n"
+                    f"{result._repr_markdown_()}\n\n</details>")
+
+
+__all__ = ["EXERCISES", "Exercise", "Result", "check", "exercise", "show_solution", "solution"]

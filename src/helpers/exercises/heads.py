@@ -1,0 +1,163 @@
+"""Chapter 3's and chapter 7's exercises on attention heads, on tiny random GPT-2 and Llama models
+(2 layers, 4 heads; the Llama has 2 key/value heads shared by its 4 query heads).
+
+* ``03-zero-head``: ``zero_head(z, head) -> z``: the hook function for the book's ``z`` point
+  (each head's output before the output projection, ``(batch, pos, n_heads, d_head)``) that
+  zero-ablates one head.
+* ``03-hook-removed``: ``logits_without_head(arch, ids, layer, head) -> logits``: the same ablation
+  with a raw PyTorch forward pre-hook on ``arch.out_proj(layer)`` (its input is
+  ``(batch, pos, n_heads * d_head)``), removed afterwards, *also when the model raises*.
+* ``07-patch-head``: ``patch_head(arch, clean_ids, cf_ids, layer, head, position) -> logits``: the
+  clean run's logits at the last position with one head's ``z`` at one position taken from the
+  counterfactual run (activation patching of one head).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from helpers.exercises.checking import Result, call, hook_count, leftover_hooks, where_different
+
+MODELS = ("tiny-gpt2", "tiny-llama")
+LAYER, HEAD = 1, 2
+
+
+@lru_cache(maxsize=None)
+def _arch(name: str):
+    from helpers.models.arch import Arch
+    from helpers.models.sources import load_source
+    model, _ = load_source(name, seed=7)
+    return Arch(model.eval())
+
+
+def _ids(seed: int, batch: int = 3, pos: int = 6) -> torch.Tensor:
+    return torch.randint(0, 1000, (batch, pos), generator=torch.Generator().manual_seed(seed))
+
+
+def _logits(arch, ids, fns=None) -> torch.Tensor:
+    with torch.no_grad(), arch.hooks(fns or {}):
+        return arch.model(input_ids=ids).logits
+
+
+def _zeroed(z, head):
+    z = z.clone()
+    z[:, :, head] = 0
+    return z
+
+
+def check_zero_head(fn) -> Result:
+    name = "03-zero-head"
+    z = torch.randn(2, 5, 4, 3, generator=torch.Generator().manual_seed(0))
+    got = call(fn, z.clone(), HEAD)
+    want = _zeroed(z, HEAD)
+    if got is None:
+        return Result(name, False, "your function returned None: return the edited tensor (a hook's return "
+                                   "value replaces the activation)")
+    if torch.equal(got, want):
+        pass
+    elif got.shape == z.shape and torch.equal(got, _position_zeroed(z, HEAD)):
+        return Result(name, False, f"you zeroed position {HEAD}, not head {HEAD}: z is (batch, pos, n_heads, d_head), "
+                                   "so the head axis is the third: z[:, :, head]")
+    elif got.shape == z.shape and any(torch.equal(got, _zeroed(z, h)) for h in (HEAD - 1, HEAD + 1)):
+        h = next(h for h in (HEAD - 1, HEAD + 1) if torch.equal(got, _zeroed(z, h)))
+        return Result(name, False, f"you zeroed head {h}, asked head {HEAD}: heads are numbered from 0")
+    elif torch.equal(got, z):
+        return Result(name, False, f"nothing changed: head {HEAD}'s output is still there")
+    else:
+        return Result(name, False, "on a random z: " + where_different(got, want, ("batch", "position", "head", "dim")))
+    for model in MODELS:            # and as a hook inside both architectures
+        arch = _arch(model)
+        ids = _ids(1)
+        diff = where_different(_logits(arch, ids, {("z", LAYER): lambda t: fn(t, HEAD)}),
+                               _logits(arch, ids, {("z", LAYER): lambda t: _zeroed(t, HEAD)}),
+                               ("batch", "position", "vocab"))
+        if diff:
+            return Result(name, False, f"as a hook in {model}: {diff}")
+    return Result(name, True, f"zeroes exactly head {HEAD} at every position, and as a hook on layer {LAYER} of "
+                              f"tiny GPT-2 and tiny Llama gives the library's logits")
+
+
+def _position_zeroed(z, pos):
+    z = z.clone()
+    z[:, pos] = 0
+    return z
+
+
+def check_hook_removed(fn) -> Result:
+    name = "03-hook-removed"
+    for model in MODELS:
+        arch = _arch(model)
+        ids = _ids(2)
+        before = hook_count(arch.model)
+        got = call(fn, arch, ids, LAYER, HEAD)
+        left = leftover_hooks(arch.model, before)
+        if left:
+            _clear(arch.model, before)
+            return Result(name, False, f"in {model}, {left}: remove the handle "
+                                       "(handle.remove()) once the forward pass is done")
+        diff = where_different(got, _logits(arch, ids, {("z", LAYER): lambda t: _zeroed(t, HEAD)}),
+                               ("batch", "position", "vocab"))
+        if diff:
+            plain = where_different(got, _logits(arch, ids), ("batch", "position", "vocab"))
+            hint = " (these are the logits without any ablation: did the hook return the edited input as a tuple?)" \
+                if plain is None else ""
+            return Result(name, False, f"in {model}: {diff}{hint}")
+        bad = torch.full_like(ids, arch.model.config.vocab_size + 5)     # the embedding raises IndexError
+        try:
+            call(fn, arch, bad, LAYER, HEAD)
+        except IndexError:
+            pass
+        except Exception as e:            # any other error from the bad ids is fine, too
+            del e
+        left = leftover_hooks(arch.model, before)
+        if left:
+            _clear(arch.model, before)
+            return Result(name, False, f"in {model}, when the model raised (token ids out of range), {left}: "
+                                       "remove the handle in a `finally:` block, so that an error cannot leave "
+                                       "the model ablated for every later run")
+    return Result(name, True, "gives the library's ablated logits in tiny GPT-2 and tiny Llama and leaves no hook "
+                              "behind, also when the model raises")
+
+
+def _clear(model, before: int) -> None:
+    """Remove what a wrong answer left, so that one failed check does not spoil the next."""
+    if before == 0:
+        for m in model.modules():
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
+
+
+def check_patch_head(fn) -> Result:
+    from helpers.interventions.patching import Component, generic_patch
+    name = "07-patch-head"
+    position, layer = 3, 0          # layer 0: position 3's output reaches the last position through layer 1
+    for model in MODELS:
+        arch = _arch(model)
+        clean, cf = _ids(3), _ids(4)
+        got = call(fn, arch, clean, cf, layer, HEAD, position)
+
+        def patched(heads, positions, patch=True):
+            entry = [Component("z", layer, heads, positions)] if patch else []
+            return torch.as_tensor(generic_patch(arch, clean, cf, [entry], lambda logits: logits)[0])
+        want = patched((HEAD,), position)
+        assert where_different(want, patched(None, None, patch=False), ("prompt", "vocab"), atol=1e-4), \
+            "the check would be vacuous: patching this head does not move the logits"
+        diff = where_different(got, want, ("prompt", "vocab"), atol=1e-4)
+        if not diff:
+            continue
+        if got is not None and not where_different(got, patched((HEAD,), None), ("prompt", "vocab"), atol=1e-4):
+            why = f"you patched head {HEAD} at every position; patch only position {position}"
+        elif got is not None and not where_different(got, patched(None, position), ("prompt", "vocab"), atol=1e-4):
+            why = f"you patched every head of layer {layer}; patch only head {HEAD}"
+        elif got is not None and any(not where_different(got, patched((h,), position), ("prompt", "vocab"), atol=1e-4)
+                                     for h in (HEAD - 1, HEAD + 1)):
+            why = "you patched a neighbouring head: heads are numbered from 0"
+        elif got is not None and not where_different(got, patched(None, None, patch=False), ("prompt", "vocab"),
+                                                     atol=1e-4):
+            why = "these are the clean run's logits: the counterfactual's activation never reached the clean run"
+        else:
+            why = diff
+        return Result(name, False, f"in {model}: {why}")
+    return Result(name, True, f"equals helpers.interventions.patching.generic_patch (head {HEAD} of layer {layer} at "
+                              f"position {position}) in tiny GPT-2 and tiny Llama")

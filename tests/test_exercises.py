@@ -1,0 +1,181 @@
+"""The exercises' checkers (helpers.exercises): every checker accepts its solution and rejects
+typical wrong answers with a message that names the mistake; an unwritten stub is "not attempted";
+a wrong answer that leaves a hook behind does not spoil the next check."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.core.errors import ParameterError
+from helpers.exercises import EXERCISES, check, show_solution, solution
+from helpers.exercises.checking import hook_count, where_different
+from helpers.stats.bootstrap import resample_indices
+from helpers.tasks.entity import make_trial
+
+
+@pytest.mark.parametrize("exercise_id", list(EXERCISES))
+def test_every_solution_passes_its_check(exercise_id):
+    result = check(exercise_id, solution(exercise_id))
+    assert result.passed, result.message
+
+
+def test_a_stub_is_not_attempted_and_an_unknown_exercise_is_named():
+    def stub(*args):
+        raise NotImplementedError
+    r = check("03-zero-head", stub)
+    assert not r.passed and not r.attempted and "not attempted" in r.message
+    with pytest.raises(ParameterError, match="unknown exercise '03-zero'.*accepted exercises"):
+        check("03-zero", stub)
+
+
+def _rejects(exercise_id, fn, *fragments):
+    r = check(exercise_id, fn)
+    assert not r.passed, f"{exercise_id} accepted a wrong answer"
+    for f in fragments:
+        assert f in r.message, (f, r.message)
+    return r
+
+
+# ---- chapter 2 ---------------------------------------------------------------------------------
+
+def test_wilson_checker_names_the_wald_interval_swapped_bounds_and_a_90_percent_z():
+    from helpers.exercises.solutions.ch02 import wilson_interval
+
+    def wald(k, n, z=1.96):
+        p = k / n
+        h = z * np.sqrt(p * (1 - p) / n)
+        return p - h, p + h
+    _rejects("02-wilson", wald, "normal (Wald) interval", "for k=")
+    _rejects("02-wilson", lambda k, n, z=1.96: wilson_interval(k, n, z)[::-1], "bounds are swapped")
+    _rejects("02-wilson", lambda k, n, z=1.96: wilson_interval(k, n, 1.645), "90% interval")
+
+
+def test_paired_bootstrap_checker_names_unpaired_resampling_and_a_flipped_sign():
+    def unpaired(a, b, n_boot=2000, seed=0):
+        ia, ib = resample_indices(len(a), n_boot, seed), resample_indices(len(b), n_boot, seed + 1)
+        d = b[ib].mean(axis=1) - a[ia].mean(axis=1)
+        return (b - a).mean(), *np.quantile(d, [0.025, 0.975])
+    _rejects("02-paired-bootstrap", unpaired, "resample a and b independently")
+    flipped = solution("02-paired-bootstrap")
+    _rejects("02-paired-bootstrap", lambda a, b, n_boot=2000, seed=0: flipped(b, a, n_boot, seed), "mean(b) - mean(a)")
+
+
+# ---- chapter 3 ---------------------------------------------------------------------------------
+
+def test_zero_head_checker_names_the_wrong_axis_an_off_by_one_head_and_a_missing_return():
+    def wrong_axis(z, head):
+        z = z.clone()
+        z[:, head] = 0
+        return z
+
+    def off_by_one(z, head):
+        z = z.clone()
+        z[:, :, head + 1] = 0
+        return z
+
+    def no_return(z, head):
+        z = z.clone()
+        z[:, :, head] = 0
+    _rejects("03-zero-head", wrong_axis, "zeroed position 2, not head 2", "z[:, :, head]")
+    _rejects("03-zero-head", off_by_one, "zeroed head 3", "numbered from 0")
+    _rejects("03-zero-head", no_return, "returned None")
+
+
+def _ablating_hook(arch, head):
+    def pre(module, args):
+        x = args[0]
+        z = x.reshape(*x.shape[:-1], arch.n_heads, arch.d_head).clone()
+        z[:, :, head] = 0
+        return (z.reshape(x.shape),) + tuple(args[1:])
+    return pre
+
+
+def test_hook_checker_names_a_hook_never_removed_and_one_not_removed_on_error():
+    from helpers.exercises.heads import _arch
+
+    def never_removed(arch, ids, layer, head):
+        arch.out_proj(layer).register_forward_pre_hook(_ablating_hook(arch, head))
+        with torch.no_grad():
+            return arch.model(input_ids=ids).logits
+
+    def removed_on_success_only(arch, ids, layer, head):
+        handle = arch.out_proj(layer).register_forward_pre_hook(_ablating_hook(arch, head))
+        with torch.no_grad():
+            out = arch.model(input_ids=ids).logits
+        handle.remove()
+        return out
+    _rejects("03-hook-removed", never_removed, "still registered afterwards", "handle.remove()")
+    _rejects("03-hook-removed", removed_on_success_only, "when the model raised", "finally:")
+    # the wrong answers' hooks were cleared: the solution passes again, on clean models
+    assert all(hook_count(_arch(m).model) == 0 for m in ("tiny-gpt2", "tiny-llama"))
+    assert check("03-hook-removed", solution("03-hook-removed")).passed
+
+
+# ---- chapter 7 ---------------------------------------------------------------------------------
+
+def _patcher(select):
+    """A patch_head variant whose put() edits z where `select(z, position, head)` says."""
+    def patch_head(arch, clean_ids, cf_ids, layer, head, position):
+        saved = {}
+        with torch.no_grad():
+            with arch.hooks({("z", layer): lambda z: saved.__setitem__("z", z.clone())}):
+                arch.model(input_ids=cf_ids)
+
+            def put(z):
+                z = z.clone()
+                idx = select(z, position, head)
+                z[idx] = saved["z"][idx]
+                return z
+            with arch.hooks({("z", layer): put}):
+                return arch.model(input_ids=clean_ids).logits[:, -1]
+    return patch_head
+
+
+def test_patch_checker_names_every_position_a_neighbouring_head_and_every_head():
+    _rejects("07-patch-head", _patcher(lambda z, p, h: (slice(None), slice(None), h)), "at every position")
+    _rejects("07-patch-head", _patcher(lambda z, p, h: (slice(None), p, h + 1)), "neighbouring head")
+    _rejects("07-patch-head", _patcher(lambda z, p, h: (slice(None), p)), "every head of layer")
+    assert check("07-patch-head", _patcher(lambda z, p, h: (slice(None), p, h))).passed
+
+
+# ---- chapter 9 ---------------------------------------------------------------------------------
+
+def test_counterfactual_checker_names_shared_objects_the_same_query_and_another_box_count():
+    def shared_objects(clean, rng, cfg):
+        objs = [cfg.objects[i] for i in rng.choice(len(cfg.objects), clean.n_boxes - 1, replace=False)
+                if cfg.objects[i] != clean.objects[0]]
+        objs = [clean.objects[0]] + objs[:clean.n_boxes - 1]
+        q = (clean.query_index + 1) % clean.n_boxes
+        return make_trial(objs, clean.labels, q)
+
+    def same_query(clean, rng, cfg):
+        pool = [o for o in cfg.objects if o not in clean.objects]
+        return make_trial(pool[:clean.n_boxes], clean.labels, clean.query_index)
+
+    def one_box_more(clean, rng, cfg):
+        pool = [o for o in cfg.objects if o not in clean.objects]
+        labels = [x for x in cfg.labels if x not in clean.labels][:1] + list(clean.labels)
+        return make_trial(pool[:clean.n_boxes + 1], labels, (clean.query_index + 1) % clean.n_boxes)
+    _rejects("09-counterfactual", shared_objects, "shares the object(s)")
+    _rejects("09-counterfactual", same_query, "queries the same box")
+    _rejects("09-counterfactual", one_box_more, "5 boxes instead of 4", "token positions")
+
+
+# ---- the chapter side ----------------------------------------------------------------------------
+
+def test_a_chapter_shows_the_solution_folded_and_a_course_build_leaves_it_out():
+    shown = show_solution("03-zero-head")._repr_markdown_()
+    assert shown.startswith("<details><summary>Solution") and "def zero_head" in shown and "✅" in shown
+    hidden = show_solution("03-zero-head", show=False)._repr_markdown_()
+    assert "def zero_head" not in hidden and "not part of this build" in hidden
+
+
+def test_where_different_names_axes_and_shapes():
+    a = torch.zeros(2, 3, 4)
+    b = a.clone()
+    b[:, :, 1] = 1
+    msg = where_different(b, a, ("batch", "position", "head"))
+    assert "every batch" in msg and "every position" in msg and "head 1 (of 4)" in msg
+    assert "expected (2, 3, 4)" in where_different(torch.zeros(2, 3), a, ("batch", "position", "head"))
+    assert where_different(a, a, ("batch", "position", "head")) is None
