@@ -26,6 +26,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 tokenizer_sources = ["gpt2", "smollm2-135m"]
 n_examples = 6
 n_balance = 4000
@@ -123,6 +124,31 @@ Markdown(f"""**Summary.** With these parameters an ideal observer is
 samples gets {acc['majority sign of relevant samples']:.1%}, and the best strategy that ignores the
 context gets {best_blind:.1%}. Chapter 2 therefore treats accuracy clearly above
 {best_blind:.0%} as evidence that a model uses the context.""")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is a function you write in the cell below it; `check` runs it at once and says
+# what differs from the book's own answer. The solution is folded under each exercise.
+#
+# **Exercise 1.1: the task's rule.** Write `answer_of(context, motion_samples, color_samples)`
+# returning the trial's answer token: `" right"` when the shown samples of the stream the context
+# names (`"motion"` or `"color"`) sum to more than zero, else `" left"`. The check compares it with
+# the generator's answers on 200 trials.
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def answer_of(context, motion_samples, color_samples):
+    raise NotImplementedError       # your code here
+
+
+check("01-answer", answer_of)
+
+# %%
+#| echo: false
+show_solution("01-answer", show_solutions)
 
 # %% [markdown]
 # ## Downloads

@@ -163,12 +163,12 @@ fig = training_figures.training_loss({f"{arm} (N={n_max})": run.log() for arm, r
 # stay fp32). We re-score the largest fine-tuned run's test set in fp32 and compare.
 
 # %%
-check = evaluation.bf16_agreement(final["fine-tuned"], test_trials)
+agreement = evaluation.bf16_agreement(final["fine-tuned"], test_trials)
 Markdown(f"Re-scored in fp32, the run gives the same choice as in bf16 on "
-         f"**{check['same choice (share of test trials)']:.1%}** of the test trials; test accuracy "
-         f"{check['accuracy fp32']:.1%} in fp32 against {check['accuracy bf16']:.1%} in bf16, and the largest "
-         f"gap between the two logit differences is {check['max |logit diff fp32 - bf16|']:.3g}."
-         if check else "This profile runs in fp32 throughout.")
+         f"**{agreement['same choice (share of test trials)']:.1%}** of the test trials; test accuracy "
+         f"{agreement['accuracy fp32']:.1%} in fp32 against {agreement['accuracy bf16']:.1%} in bf16, and the largest "
+         f"gap between the two logit differences is {agreement['max |logit diff fp32 - bf16|']:.3g}."
+         if agreement else "This profile runs in fp32 throughout.")
 
 # %% [markdown]
 # ## Verdict

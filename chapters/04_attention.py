@@ -68,6 +68,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_analysis = 200
 analysis_bf16 = True
 n_explorer_prompts = 2
@@ -265,6 +266,29 @@ display(Markdown("Whether the models' *accuracy* depends on these heads (the oth
                  "table is shown above for reference; the claim is about the trained models."))
 show_verdicts(study, "04", [claims.number_attention_verdict(claim_a, difference=difference, gate=gates["scratch"])]
               + [claims.relevance_verdict(relevance[name], name, gate=gates[name]) for name in ("fine-tuned", "scratch")])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 4.1: one head's attention pattern.** Write `attention_pattern(q, k)` returning the
+# `(pos, pos)` attention probabilities of one head from its queries and keys, each `(pos, d_head)`
+# (`Arch.qkv` gives them after the rotary embedding in Llama): the scaled dot products, each query
+# masked to itself and earlier keys, a softmax over the keys. The check compares your pattern with
+# the probabilities tiny random GPT-2 and Llama models return themselves.
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def attention_pattern(q, k):
+    raise NotImplementedError       # your code here
+
+
+check("04-attention", attention_pattern)
+
+# %%
+#| echo: false
+show_solution("04-attention", show_solutions)
 
 # %% [markdown]
 # ## Downloads

@@ -40,6 +40,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_circuit_pairs = 16
 circuit_keep = 6
 circuit_min_share = 0.02
@@ -141,6 +142,29 @@ from helpers.claims.circuits import cmap_circuit_verdict, cmap_reliance_verdict
 ft_gate = gates.get("fine-tuned")
 show_verdicts(study, "08", [cmap_circuit_verdict(outcomes["pretrained"], gate=ft_gate),
                             cmap_reliance_verdict(outcomes["pretrained"], outcomes["scratch"], gate=ft_gate)])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 8.1: cross-model patching of one head.** Write `cmap_head(a, b, ids, layer, head)`
+# returning model A's logits at the last position, `(batch, vocab)`, when head `head` of `layer`
+# outputs, at every position, what it outputs in model B on the same prompts (`a` and `b` are
+# `Arch` adapters of two models of one architecture; record B's `z` with `b.hooks`, put it into A's
+# run with `a.hooks`). The check compares it with `generic_patch` fed B's recorded activations.
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def cmap_head(a, b, ids, layer, head):
+    raise NotImplementedError       # your code here
+
+
+check("08-cmap-head", cmap_head)
+
+# %%
+#| echo: false
+show_solution("08-cmap-head", show_solutions)
 
 # %% [markdown]
 # ## Downloads

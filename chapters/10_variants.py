@@ -48,6 +48,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_et_pairs = 16
 et_keep = 4
 n_et_eval = 150
@@ -196,6 +197,28 @@ verdicts += [faithfulness_verdict(evals[v], n_heads, gates[v], claim_id="prakash
 verdicts += [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
                                   receiver="The base", donor=f"{v} variant") for v in variants]
 show_verdicts(study, "10", verdicts)
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 10.1: the share of an advantage a patch moves.** The CMAP tables' "moved" column is
+# the share of model B's accuracy advantage over model A that a patch from B moves into A. Write
+# `share_moved(patched, a, b)` for three accuracies; when B is not better than A there is no
+# advantage to move, and the share is undefined (NaN).
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def share_moved(patched, a, b):
+    raise NotImplementedError       # your code here
+
+
+check("10-share-moved", share_moved)
+
+# %%
+#| echo: false
+show_solution("10-share-moved", show_solutions)
 
 # %% [markdown]
 # ## Downloads

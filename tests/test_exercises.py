@@ -37,6 +37,17 @@ def _rejects(exercise_id, fn, *fragments):
     return r
 
 
+# ---- chapter 1 ---------------------------------------------------------------------------------
+
+def test_answer_checker_names_the_ignored_context_a_missing_space_and_a_reversed_rule():
+    _rejects("01-answer", lambda ctx, m, c: " right" if sum(m) > 0 else " left", "colour trials",
+             "motion stream")
+    _rejects("01-answer", lambda ctx, m, c: (" right" if sum(m if ctx == "motion" else c) > 0 else " left").strip(),
+             "leading space")
+    _rejects("01-answer", lambda ctx, m, c: " left" if sum(m if ctx == "motion" else c) > 0 else " right",
+             "opposite one")
+
+
 # ---- chapter 2 ---------------------------------------------------------------------------------
 
 def test_wilson_checker_names_the_wald_interval_swapped_bounds_and_a_90_percent_z():
@@ -93,6 +104,7 @@ def _ablating_hook(arch, head):
 
 def test_hook_checker_names_a_hook_never_removed_and_one_not_removed_on_error():
     from helpers.exercises.heads import _arch
+    counts = {m: hook_count(_arch(m).model) for m in ("tiny-gpt2", "tiny-llama")}
 
     def never_removed(arch, ids, layer, head):
         arch.out_proj(layer).register_forward_pre_hook(_ablating_hook(arch, head))
@@ -107,9 +119,27 @@ def test_hook_checker_names_a_hook_never_removed_and_one_not_removed_on_error():
         return out
     _rejects("03-hook-removed", never_removed, "still registered afterwards", "handle.remove()")
     _rejects("03-hook-removed", removed_on_success_only, "when the model raised", "finally:")
-    # the wrong answers' hooks were cleared: the solution passes again, on clean models
-    assert all(hook_count(_arch(m).model) == 0 for m in ("tiny-gpt2", "tiny-llama"))
+    # the wrong answers' hooks were removed (transformers' own stay): the solution passes again
+    assert all(hook_count(_arch(m).model) == counts[m] for m in counts)
     assert check("03-hook-removed", solution("03-hook-removed")).passed
+
+
+# ---- chapter 4 ---------------------------------------------------------------------------------
+
+def test_attention_checker_names_a_missing_causal_mask_scaling_and_the_softmax_axis():
+    def no_mask(q, k):
+        return (q @ k.T / q.shape[-1] ** 0.5).softmax(-1)
+
+    def no_scale(q, k):
+        causal = torch.ones(len(q), len(k), dtype=torch.bool).tril()
+        return (q @ k.T).masked_fill(~causal, float("-inf")).softmax(-1)
+
+    def wrong_axis(q, k):
+        causal = torch.ones(len(q), len(k), dtype=torch.bool).tril()
+        return (q @ k.T / q.shape[-1] ** 0.5).masked_fill(~causal, float("-inf")).softmax(0)
+    _rejects("04-attention", no_mask, "causal attention")
+    _rejects("04-attention", no_scale, "sqrt(d_head)")
+    _rejects("04-attention", wrong_axis, "columns sum to 1")
 
 
 # ---- chapter 7 ---------------------------------------------------------------------------------
@@ -139,6 +169,33 @@ def test_patch_checker_names_every_position_a_neighbouring_head_and_every_head()
     assert check("07-patch-head", _patcher(lambda z, p, h: (slice(None), p, h))).passed
 
 
+# ---- chapter 8 ---------------------------------------------------------------------------------
+
+def _cmap(select, donor="b"):
+    def cmap_head(a, b, ids, layer, head):
+        saved = {}
+        src = b if donor == "b" else a
+        with torch.no_grad():
+            with src.hooks({("z", layer): lambda z: saved.__setitem__("z", z.clone())}):
+                src.model(input_ids=ids)
+
+            def put(z):
+                z = z.clone()
+                idx = select(head)
+                z[idx] = saved["z"][idx]
+                return z
+            with a.hooks({("z", layer): put}):
+                return a.model(input_ids=ids).logits[:, -1]
+    return cmap_head
+
+
+def test_cmap_checker_names_the_wrong_donor_the_whole_layer_and_a_neighbouring_head():
+    _rejects("08-cmap-head", _cmap(lambda h: (slice(None), slice(None), h), donor="a"), "model A's own logits")
+    _rejects("08-cmap-head", _cmap(lambda h: (slice(None), slice(None))), "every head of layer")
+    _rejects("08-cmap-head", _cmap(lambda h: (slice(None), slice(None), h + 1)), "neighbouring head")
+    assert check("08-cmap-head", _cmap(lambda h: (slice(None), slice(None), h))).passed
+
+
 # ---- chapter 9 ---------------------------------------------------------------------------------
 
 def test_counterfactual_checker_names_shared_objects_the_same_query_and_another_box_count():
@@ -160,6 +217,14 @@ def test_counterfactual_checker_names_shared_objects_the_same_query_and_another_
     _rejects("09-counterfactual", shared_objects, "shares the object(s)")
     _rejects("09-counterfactual", same_query, "queries the same box")
     _rejects("09-counterfactual", one_box_more, "5 boxes instead of 4", "token positions")
+
+
+# ---- chapter 10 --------------------------------------------------------------------------------
+
+def test_share_moved_checker_names_the_wrong_denominator_a_missing_nan_and_the_sign():
+    _rejects("10-share-moved", lambda p, a, b: (p - a) / b, "not by b")
+    _rejects("10-share-moved", lambda p, a, b: (p - a) / (b - a) if b != a else 0.0, "return NaN")
+    _rejects("10-share-moved", lambda p, a, b: (a - p) / (b - a) if b > a else float("nan"), "sign is reversed")
 
 
 # ---- the chapter side ----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from helpers.core.errors import ParameterError
-from helpers.exercises import entity, heads, statistics
+from helpers.exercises import decision, entity, heads, statistics
 from helpers.exercises.checking import NotAttempted, Result
 
 
@@ -38,16 +38,22 @@ class Exercise:
 
 
 EXERCISES = {e.id: e for e in [
+    Exercise("01-answer", "01", "The task's rule", decision.check_answer, "answer_of"),
     Exercise("02-wilson", "02", "The Wilson interval of an accuracy", statistics.check_wilson, "wilson_interval"),
     Exercise("02-paired-bootstrap", "02", "A paired bootstrap interval of a difference", statistics.check_paired_bootstrap,
              "paired_bootstrap_diff"),
     Exercise("03-zero-head", "03", "Zero-ablate one head with a hook function", heads.check_zero_head, "zero_head"),
     Exercise("03-hook-removed", "03", "A raw PyTorch hook that is always removed", heads.check_hook_removed,
              "logits_without_head"),
+    Exercise("04-attention", "04", "One head's attention pattern from its queries and keys",
+             heads.check_attention_pattern, "attention_pattern"),
     Exercise("07-patch-head", "07", "Patch one head's output from a counterfactual run", heads.check_patch_head,
              "patch_head"),
+    Exercise("08-cmap-head", "08", "Cross-model patching of one head", heads.check_cmap_head, "cmap_head"),
     Exercise("09-counterfactual", "09", "A counterfactual pair of the entity-tracking task", entity.check_counterfactual,
              "make_counterfactual"),
+    Exercise("10-share-moved", "10", "The share of an advantage a patch moves", statistics.check_share_moved,
+             "share_moved"),
 ]}
 
 

@@ -75,14 +75,40 @@ def where_different(got, want, axes: Sequence[str], atol: float = 1e-5, rtol: fl
 
 
 def hook_count(model: torch.nn.Module) -> int:
-    """Forward hooks and forward pre-hooks registered on any module of `model`."""
+    """Forward hooks and forward pre-hooks registered on any module of `model` (transformers keeps
+    some of its own, e.g. once attention weights have been asked for)."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
-def leftover_hooks(model: torch.nn.Module, before: int) -> str | None:
-    """A sentence when `model` has more hooks than `before` (a hook the function left behind)."""
-    extra = hook_count(model) - before
-    if extra <= 0:
+def hook_snapshot(model: torch.nn.Module) -> dict[str, frozenset]:
+    """The ids of every module's forward (pre-)hooks now, to tell a reader's leftover hook from
+    the ones already there."""
+    return {name: frozenset(m._forward_hooks) | frozenset(m._forward_pre_hooks) for name, m in model.named_modules()}
+
+
+def _new_hooks(model: torch.nn.Module, before: dict[str, frozenset]) -> dict[str, list]:
+    out = {}
+    for name, m in model.named_modules():
+        new = [k for k in (*m._forward_hooks, *m._forward_pre_hooks) if k not in before.get(name, ())]
+        if new:
+            out[name] = new
+    return out
+
+
+def leftover_hooks(model: torch.nn.Module, before: dict[str, frozenset]) -> str | None:
+    """A sentence when `model` has hooks that were not there in the snapshot `before`."""
+    new = _new_hooks(model, before)
+    if not new:
         return None
-    names = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
-    return f"{extra} hook(s) are still registered afterwards (on {', '.join(names[:3])})"
+    n = sum(len(v) for v in new.values())
+    return f"{n} hook(s) are still registered afterwards (on {', '.join(list(new)[:3])})"
+
+
+def remove_new_hooks(model: torch.nn.Module, before: dict[str, frozenset]) -> None:
+    """Remove the hooks added since `before` (what a wrong answer left), so that one failed check
+    does not spoil the next."""
+    modules = dict(model.named_modules())
+    for name, keys in _new_hooks(model, before).items():
+        for k in keys:
+            modules[name]._forward_hooks.pop(k, None)
+            modules[name]._forward_pre_hooks.pop(k, None)

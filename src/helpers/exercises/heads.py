@@ -10,6 +10,7 @@
 * ``07-patch-head``: ``patch_head(arch, clean_ids, cf_ids, layer, head, position) -> logits``: the
   clean run's logits at the last position with one head's ``z`` at one position taken from the
   counterfactual run (activation patching of one head).
+* ``04-attention`` and ``08-cmap-head``: see :func:`check_attention_pattern`, :func:`check_cmap_head`.
 """
 from __future__ import annotations
 
@@ -17,18 +18,14 @@ from functools import lru_cache
 
 import torch
 
-from helpers.exercises.checking import Result, call, hook_count, leftover_hooks, where_different
+from helpers.exercises.checking import Result, call, hook_snapshot, leftover_hooks, remove_new_hooks, where_different
 
 MODELS = ("tiny-gpt2", "tiny-llama")
 LAYER, HEAD = 1, 2
 
 
-@lru_cache(maxsize=None)
 def _arch(name: str):
-    from helpers.models.arch import Arch
-    from helpers.models.sources import load_source
-    model, _ = load_source(name, seed=7)
-    return Arch(model.eval())
+    return _arch_seeded(name, 7)
 
 
 def _ids(seed: int, batch: int = 3, pos: int = 6) -> torch.Tensor:
@@ -89,11 +86,11 @@ def check_hook_removed(fn) -> Result:
     for model in MODELS:
         arch = _arch(model)
         ids = _ids(2)
-        before = hook_count(arch.model)
+        before = hook_snapshot(arch.model)
         got = call(fn, arch, ids, LAYER, HEAD)
         left = leftover_hooks(arch.model, before)
         if left:
-            _clear(arch.model, before)
+            remove_new_hooks(arch.model, before)
             return Result(name, False, f"in {model}, {left}: remove the handle "
                                        "(handle.remove()) once the forward pass is done")
         diff = where_different(got, _logits(arch, ids, {("z", LAYER): lambda t: _zeroed(t, HEAD)}),
@@ -112,20 +109,12 @@ def check_hook_removed(fn) -> Result:
             del e
         left = leftover_hooks(arch.model, before)
         if left:
-            _clear(arch.model, before)
+            remove_new_hooks(arch.model, before)
             return Result(name, False, f"in {model}, when the model raised (token ids out of range), {left}: "
                                        "remove the handle in a `finally:` block, so that an error cannot leave "
                                        "the model ablated for every later run")
     return Result(name, True, "gives the library's ablated logits in tiny GPT-2 and tiny Llama and leaves no hook "
                               "behind, also when the model raises")
-
-
-def _clear(model, before: int) -> None:
-    """Remove what a wrong answer left, so that one failed check does not spoil the next."""
-    if before == 0:
-        for m in model.modules():
-            m._forward_hooks.clear()
-            m._forward_pre_hooks.clear()
 
 
 def check_patch_head(fn) -> Result:
@@ -161,3 +150,87 @@ def check_patch_head(fn) -> Result:
         return Result(name, False, f"in {model}: {why}")
     return Result(name, True, f"equals helpers.interventions.patching.generic_patch (head {HEAD} of layer {layer} at "
                               f"position {position}) in tiny GPT-2 and tiny Llama")
+
+
+def _pattern(q, k):
+    d = q.shape[-1]
+    scores = q @ k.T / d ** 0.5
+    causal = torch.ones(len(q), len(k), dtype=torch.bool).tril()
+    return scores.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+def check_attention_pattern(fn) -> Result:
+    """``04-attention``: ``attention_pattern(q, k) -> (pos, pos)`` of one head from its queries and
+    keys ``(pos, d_head)`` (after the rotary embedding in Llama): compared with the attention
+    probabilities the model itself returns (:func:`helpers.readouts.attention.attention_patterns`)."""
+    from helpers.readouts.attention import attention_patterns
+    name = "04-attention"
+    for model in MODELS:
+        arch = _arch(model)
+        ids = _ids(5, batch=1, pos=7)
+        with torch.no_grad():
+            hidden = arch.residual_streams(ids)[LAYER]
+            q, k, _ = arch.qkv(LAYER, hidden)
+            want = attention_patterns(arch.model, ids)[LAYER, 0, HEAD]
+        q, k = q[0, :, HEAD], k[0, :, HEAD]
+        got = call(fn, q.clone(), k.clone())
+        diff = where_different(got, want, ("query position", "key position"), atol=1e-5)
+        if not diff:
+            continue
+        got = torch.as_tensor(got).float()
+        if torch.allclose(got, (q @ k.T / q.shape[-1] ** 0.5).softmax(-1), atol=1e-5):
+            why = "each position attends to later positions too: mask the keys after the query (causal attention)"
+        elif torch.allclose(got, (q @ k.T).masked_fill(~torch.ones(7, 7, dtype=torch.bool).tril(),
+                                                       float("-inf")).softmax(-1), atol=1e-5):
+            why = "the scores are not scaled: divide q·k by sqrt(d_head) before the softmax"
+        elif got.shape == want.shape and torch.allclose(got.sum(0), torch.ones(7), atol=1e-4) \
+                and not torch.allclose(got.sum(1), torch.ones(7), atol=1e-4):
+            why = "your columns sum to 1: the softmax runs over the keys (the last axis), one row per query"
+        else:
+            why = diff
+        return Result(name, False, f"in {model}, layer {LAYER} head {HEAD}: {why}")
+    return Result(name, True, "equals the attention probabilities of tiny GPT-2 and tiny Llama (rotary embedding, "
+                              "grouped key/value heads) for one head")
+
+
+def check_cmap_head(fn) -> Result:
+    """``08-cmap-head``: ``cmap_head(a, b, ids, layer, head) -> logits``: model A's logits at the last
+    position with one head's output ``z`` (every position) taken from model B on the same prompts
+    (cross-model activation patching), compared with
+    :func:`helpers.interventions.patching.generic_patch` fed B's recorded activations."""
+    from helpers.interventions.patching import Component, generic_patch, record
+    name = "08-cmap-head"
+    layer = 0
+    for model in MODELS:
+        a = _arch(model)
+        b = _arch_seeded(model, 8)
+        ids = _ids(6)
+
+        def cmap(source, heads, patch=True):
+            entry = [Component("z", layer, heads, None)] if patch else []
+            return torch.as_tensor(generic_patch(a, ids, record(source, ids, {("z", layer)}), [entry],
+                                                 lambda logits: logits)[0])
+        want = cmap(b, (HEAD,))
+        got = call(fn, a, b, ids, layer, HEAD)
+        diff = where_different(got, want, ("prompt", "vocab"), atol=1e-4)
+        if not diff:
+            continue
+        if got is not None and not where_different(got, cmap(a, (HEAD,)), ("prompt", "vocab"), atol=1e-4):
+            why = "these are model A's own logits: the head's output must come from model B's run"
+        elif got is not None and not where_different(got, cmap(b, None), ("prompt", "vocab"), atol=1e-4):
+            why = f"you patched every head of layer {layer}; patch only head {HEAD}"
+        elif got is not None and any(not where_different(got, cmap(b, (h,)), ("prompt", "vocab"), atol=1e-4)
+                                     for h in (HEAD - 1, HEAD + 1)):
+            why = "you patched a neighbouring head: heads are numbered from 0"
+        else:
+            why = diff
+        return Result(name, False, f"in {model}: {why}")
+    return Result(name, True, "equals generic_patch with model B's recorded activations, in tiny GPT-2 and tiny Llama")
+
+
+@lru_cache(maxsize=None)
+def _arch_seeded(name: str, seed: int):
+    from helpers.models.arch import Arch
+    from helpers.models.sources import load_source
+    model, _ = load_source(name, seed=seed)
+    return Arch(model.eval())

@@ -68,3 +68,34 @@ def check_paired_bootstrap(fn) -> Result:
     return Result(name, False, f"you return {tuple(round(x, 4) for x in got)}, expected "
                                f"{tuple(round(x, 4) for x in want)}: use resample_indices(len(a), n_boot, seed) "
                                "and the 2.5% and 97.5% percentiles of the resampled mean differences")
+
+
+SHARE_CASES = [(0.80, 0.60, 0.90), (0.60, 0.60, 0.90), (0.95, 0.60, 0.90), (0.50, 0.60, 0.90), (0.70, 0.70, 0.70),
+               (0.65, 0.70, 0.60)]
+
+
+def check_share_moved(fn) -> Result:
+    """``10-share-moved``: ``share_moved(patched, a, b)``: the share of model B's accuracy advantage
+    over model A that a patch from B moves into A, ``(patched - a) / (b - a)``; NaN when B is not
+    better than A (no advantage to move), as :func:`helpers.claims.circuits._moved` (the "moved"
+    column of chapters 8 and 10)."""
+    from helpers.claims.circuits import _moved
+    name = "10-share-moved"
+    for patched, a, b in SHARE_CASES:
+        got = call(fn, patched, a, b)
+        want = float(_moved(np.array([patched]), np.array([a]), np.array([b])))
+        got_f = float("nan") if got is None else float(got)
+        if (np.isnan(want) and np.isnan(got_f)) or np.isclose(got_f, want):
+            continue
+        case = f"patched {patched}, A {a}, B {b}"
+        if np.isnan(want):
+            why = (f"you return {got_f:.3g}, but B is not better than A here, so there is no advantage to move: "
+                   "return NaN (float('nan')) instead of a ratio of a zero or negative gap")
+        elif np.isclose(got_f, (patched - a) / b) or np.isclose(got_f, patched / b):
+            why = f"you return {got_f:.3g}: divide by B's advantage over A (b - a), not by b"
+        elif np.isclose(got_f, -want):
+            why = f"you return {got_f:.3g}: the sign is reversed (patched - a, not a - patched)"
+        else:
+            why = f"you return {got_f:.3g}, expected {want:.3g}"
+        return Result(name, False, f"for {case}: {why}")
+    return Result(name, True, f"equals the book's share moved on {len(SHARE_CASES)} cases, B no better than A included")
