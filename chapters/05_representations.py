@@ -45,6 +45,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_analysis = 200
 analysis_bf16 = True
 umap_neighbors = 15
@@ -167,6 +168,29 @@ Markdown(f"Linear-probe accuracy (cross-validated, as above) of context and choi
 silhouettes = {m: {v: geometry.silhouette_samples_by(X, variables[v]) for v in ("context", "choice")}
                for m, X in states.items()}
 show_verdicts(study, "05", [representation_verdict(silhouettes, table, gate=gates["fine-tuned"])])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 5.1: a permutation p-value.** This chapter compares each structure score with the same
+# score after shuffling the labels. Write `permutation_p(observed, null)` returning the one-sided
+# p-value of `observed` against the shuffled scores `null` (an array), counting the observed
+# arrangement as one of the shuffles. What is the smallest p that 5 shuffles can give, and why does
+# the book ask for 19 before it calls a result significant at 0.05?
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def permutation_p(observed, null):
+    raise NotImplementedError       # your code here
+
+
+check("05-permutation-p", permutation_p)
+
+# %%
+#| echo: false
+show_solution("05-permutation-p", show_solutions)
 
 # %% [markdown]
 # ## Downloads

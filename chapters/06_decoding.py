@@ -66,6 +66,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
+show_solutions = True
 n_analysis = 200
 analysis_bf16 = True
 cv_folds = 5
@@ -199,6 +200,28 @@ show_verdicts(study, "06", [
     claims.mixed_selectivity_verdict(mixed_fraction, boot_diff, shuffled_ft, sel.mixed_summary(rotated)["mixed"],
                                      gate=gates["fine-tuned"]),
     claims.head_verdict(heads, baseline, gate=gates["fine-tuned"])])
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 6.1: standardise without leaking.** Each decoder standardises the units before it is
+# fitted, inside each cross-validation fold. Write `standardize(Xtr, Xte)` returning both sets of
+# rows scaled with the *training* rows' mean and standard deviation, a unit that is constant on the
+# training rows only centred. Why would statistics of all rows flatter a decoder?
+
+# %%
+from helpers.exercises import check, show_solution
+
+
+def standardize(Xtr, Xte):
+    raise NotImplementedError       # your code here
+
+
+check("06-standardize", standardize)
+
+# %%
+#| echo: false
+show_solution("06-standardize", show_solutions)
 
 # %% [markdown]
 # ## Downloads

@@ -142,6 +142,32 @@ def test_attention_checker_names_a_missing_causal_mask_scaling_and_the_softmax_a
     _rejects("04-attention", wrong_axis, "columns sum to 1")
 
 
+# ---- chapters 5 and 6 ---------------------------------------------------------------------------
+
+def test_permutation_checker_names_the_missing_plus_one_a_strict_comparison_and_the_wrong_tail():
+    _rejects("05-permutation-p", lambda obs, null: float(np.mean(null >= obs)), "never 0")
+    _rejects("05-permutation-p", lambda obs, null: (1 + np.sum(null > obs)) / (len(null) + 1), ">=, not >")
+    _rejects("05-permutation-p", lambda obs, null: (1 + np.sum(null <= obs)) / (len(null) + 1), "one-sided")
+
+
+def test_standardize_checker_names_leakage_own_statistics_and_a_constant_unit():
+    def leaky(Xtr, Xte):
+        both = np.vstack([Xtr, Xte])
+        mu, sd = both.mean(0), both.std(0)
+        return (Xtr - mu) / np.where(sd > 0, sd, 1.0), (Xte - mu) / np.where(sd > 0, sd, 1.0)
+
+    def own(Xtr, Xte):
+        f = lambda X: (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)   # noqa: E731
+        return f(Xtr), f(Xte)
+
+    def divides_by_zero(Xtr, Xte):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (Xtr - Xtr.mean(0)) / Xtr.std(0), (Xte - Xtr.mean(0)) / Xtr.std(0)
+    _rejects("06-standardize", leaky, "statistics of all rows", "training rows only")
+    _rejects("06-standardize", own, "their own statistics")
+    _rejects("06-standardize", divides_by_zero, "constant unit")
+
+
 # ---- chapter 7 ---------------------------------------------------------------------------------
 
 def _patcher(select):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from helpers.core.errors import ParameterError
-from helpers.exercises import decision, entity, heads, statistics
+from helpers.exercises import decision, entity, heads, readouts, statistics
 from helpers.exercises.checking import NotAttempted, Result
 
 
@@ -47,6 +47,10 @@ EXERCISES = {e.id: e for e in [
              "logits_without_head"),
     Exercise("04-attention", "04", "One head's attention pattern from its queries and keys",
              heads.check_attention_pattern, "attention_pattern"),
+    Exercise("05-permutation-p", "05", "A permutation p-value against shuffled labels", readouts.check_permutation_p,
+             "permutation_p"),
+    Exercise("06-standardize", "06", "Standardise without leaking the held-out fold", readouts.check_standardize,
+             "standardize"),
     Exercise("07-patch-head", "07", "Patch one head's output from a counterfactual run", heads.check_patch_head,
              "patch_head"),
     Exercise("08-cmap-head", "08", "Cross-model patching of one head", heads.check_cmap_head, "cmap_head"),
