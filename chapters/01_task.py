@@ -137,6 +137,7 @@ context gets {best_blind:.1%}. Chapter 2 therefore treats accuracy clearly above
 # the generator's answers on 200 trials.
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

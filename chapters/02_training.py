@@ -192,6 +192,7 @@ show_verdicts(study, "02", [sample_efficiency_verdict(correct, curves)])
 # (Try `k = 0`.)
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 
@@ -214,6 +215,7 @@ show_solution("02-wilson", show_solutions)
 # independently?
 
 # %%
+#| code-fold: false
 from helpers.stats.bootstrap import resample_indices  # noqa: F401  (for your code)
 
 

@@ -190,6 +190,7 @@ show_verdicts(study, "03", depth_verdicts(prof["fine-tuned"], prof["scratch"], g
 # position (`arch.hooks({("z", layer): lambda z: zero_head(z, 2)})` then ablates head 2).
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 
@@ -212,6 +213,7 @@ show_solution("03-zero-head", show_solutions)
 # every later run of the model.
 
 # %%
+#| code-fold: false
 def logits_without_head(arch, ids, layer, head):
     raise NotImplementedError       # your code here
 

@@ -277,6 +277,7 @@ show_verdicts(study, "04", [claims.number_attention_verdict(claim_a, difference=
 # the probabilities tiny random GPT-2 and Llama models return themselves.
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

@@ -179,6 +179,7 @@ show_verdicts(study, "05", [representation_verdict(silhouettes, table, gate=gate
 # the book ask for 19 before it calls a result significant at 0.05?
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

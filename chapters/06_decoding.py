@@ -210,6 +210,7 @@ show_verdicts(study, "06", [
 # training rows only centred. Why would statistics of all rows flatter a decoder?
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

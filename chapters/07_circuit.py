@@ -242,6 +242,7 @@ show_verdicts(study, "07", [faithfulness_verdict(ev, arch.n_layers * arch.n_head
 # `helpers.interventions.patching.generic_patch` on tiny random GPT-2 and Llama models.
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

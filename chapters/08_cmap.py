@@ -153,6 +153,7 @@ show_verdicts(study, "08", [cmap_circuit_verdict(outcomes["pretrained"], gate=ft
 # run with `a.hooks`). The check compares it with `generic_patch` fed B's recorded activations.
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

@@ -272,6 +272,7 @@ show_verdicts(study, "09", [
 # check runs it on 24 clean prompts and tokenizes both sides.
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

@@ -207,6 +207,7 @@ show_verdicts(study, "10", verdicts)
 # advantage to move, and the share is undefined (NaN).
 
 # %%
+#| code-fold: false
 from helpers.exercises import check, show_solution
 
 

@@ -270,3 +270,26 @@ def test_where_different_names_axes_and_shapes():
     assert "every batch" in msg and "every position" in msg and "head 1 (of 4)" in msg
     assert "expected (2, 3, 4)" in where_different(torch.zeros(2, 3), a, ("batch", "position", "head"))
     assert where_different(a, a, ("batch", "position", "head")) is None
+
+
+def test_every_chapter_takes_show_solutions_so_a_course_build_can_leave_them_out():
+    from helpers.book.chapters import list_chapters
+    from helpers.book.runner import build_dir, resolve_parameters
+    for ch in list_chapters():
+        assert resolve_parameters(ch, "smoke", {"show_solutions": False})["show_solutions"] is False, ch
+    assert build_dir("quick", {"show_solutions": False}).name == "quick+show_solutions=false"
+
+
+@pytest.mark.slow
+def test_a_chapter_built_without_solutions_shows_the_exercise_and_not_its_solution(tmp_path, monkeypatch):
+    import nbformat
+
+    from helpers.book.runner import run_chapter
+    monkeypatch.setenv("BOOK_BUILD_DIR", str(tmp_path / "build"))
+    out = run_chapter("01", "smoke", {"show_solutions": False})
+    nb = nbformat.read(out, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    shown = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells if c.cell_type == "code"
+                     for o in c.outputs)
+    assert "raise NotImplementedError" in code and "not attempted yet" in shown
+    assert "not part of this build" in shown and "sum(relevant)" not in shown

@@ -74,16 +74,20 @@ def test_write_pages_fills_the_markers_and_the_downloads(builds, tmp_path):
     (build / "chapters").mkdir()
     nbformat.write(nbformat.v4.new_notebook(), build / "chapters" / "02_training.ipynb")
     written = pages.write_pages(build)
-    assert {p.name for p in written} == {"index.qmd", "conclusion.qmd", "references.qmd"}
+    assert {p.name for p in written} == {"index.qmd", "conclusion.qmd", "teaching.qmd", "references.qmd"}
     index = (build / "index.qmd").read_text()
     assert pages.FINDINGS_MARKER not in index and "## What this build found" in index
     conclusion = (build / "conclusion.qmd").read_text()
     assert pages.CLAIMS_MARKER not in conclusion and "what this build found" in conclusion
+    teaching = (build / "teaching.qmd").read_text()
+    assert pages.TEACHING_MARKER not in teaching and "`02-wilson` The Wilson interval" in teaching
+    assert "| 02_training |" in teaching and "not run" in teaching        # no timings.json in this build
     assert (build / "downloads" / "notebooks" / "02_training.ipynb").exists()
     assert json.loads((build / "downloads" / "verdicts.json").read_text())["profile"] == "quick"
     # the repository's pages keep their markers (the build gets the filled copies)
     assert pages.FINDINGS_MARKER in (REPO / "index.qmd").read_text()
     assert pages.CLAIMS_MARKER in (REPO / "conclusion.qmd").read_text()
+    assert pages.TEACHING_MARKER in (REPO / "teaching.qmd").read_text()
 
 
 def test_save_tables_writes_csv_and_links_them(builds):
@@ -133,13 +137,13 @@ def test_the_site_config_renders_the_book_pages_only_and_offline():
     config = site.book_config()
     book = config["book"]
     assert config["project"]["render"] == book["chapters"] + list(book.get("appendices") or [])
-    assert book["chapters"][-2:] == ["conclusion.qmd", "references.qmd"]
+    assert book["chapters"][-3:] == ["conclusion.qmd", "teaching.qmd", "references.qmd"]
     assert "downloads/**" in config["project"]["resources"]
     html = config["format"]["html"]
     assert html["html-math-method"] == "mathml"            # no MathJax from a CDN
     assert "book.scss" in html["theme"]
     assert "$web-font-path: false;" in (REPO / "book.scss").read_text()    # no Google Fonts import
-    for page in ("index.qmd", "conclusion.qmd", "references.qmd"):
+    for page in ("index.qmd", "conclusion.qmd", "teaching.qmd", "references.qmd"):
         assert (REPO / page).exists()
     assert "::: {#refs}" in (REPO / "references.qmd").read_text()
 

@@ -97,7 +97,8 @@ def _book(args) -> int:
         print(dry_run(None, args.profile))
         return 0
     try:
-        build_book(args.profile, render=not args.no_render)
+        build_book(args.profile, render=not args.no_render,
+                   overrides={"show_solutions": False} if args.no_solutions else None)
     except PapermillExecutionError as e:
         return _chapter_failed(e)
     return 0
@@ -184,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="execute every chapter and render the site")
     b.add_argument("--profile", default="quick")
     b.add_argument("--no-render", action="store_true", help="execute only")
+    b.add_argument("--no-solutions", action="store_true",
+                   help="leave the exercises' solutions out (a build for students), into _build/<profile>+show_solutions=false")
     b.add_argument("--dry-run", action="store_true",
                    help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
     b.set_defaults(fn=_book)

@@ -1,12 +1,15 @@
 """The book's generated pages and downloads, written into a build folder after its chapters ran.
 
-The repository holds the pages' prose (``index.qmd``, ``conclusion.qmd``, ``references.qmd``);
-each may hold a marker line that :func:`write_pages` replaces by what this build measured:
+The repository holds the pages' prose (``index.qmd``, ``conclusion.qmd``, ``teaching.qmd``,
+``references.qmd``); each may hold a marker line that :func:`write_pages` replaces by what this
+build measured:
 
 * ``<!-- build:findings -->`` (the landing page): what the build found, claim by claim, from its
   ``verdicts.json``; which profile, models, date and commit produced the pages; how to rebuild them.
 * ``<!-- build:claims -->`` (the closing chapter): every claim of ``claims.yaml`` in the paper's
   words beside this build's verdict and statistic.
+* ``<!-- build:teaching -->`` (the teacher's page): each chapter's exercises and the time this
+  build took to execute the chapter (its ``timings.json``), with whether it shows the solutions.
 
 :func:`write_pages` also fills ``downloads/``: each executed chapter notebook
 (``downloads/notebooks/NN_name.ipynb``), the chapters' results tables (written by
@@ -29,7 +32,8 @@ from helpers.core.paths import REPO
 
 FINDINGS_MARKER = "<!-- build:findings -->"
 CLAIMS_MARKER = "<!-- build:claims -->"
-PAGES = ("index.qmd", "conclusion.qmd", "references.qmd")
+TEACHING_MARKER = "<!-- build:teaching -->"
+PAGES = ("index.qmd", "conclusion.qmd", "teaching.qmd", "references.qmd")
 DOWNLOADS = "downloads"
 STATUSES = ("replicated", "not replicated", "inconclusive")
 
@@ -134,6 +138,37 @@ def claims_markdown(folder: str | Path) -> str:
     return pipe_table(["paper", "the claim, in the paper's words", "what this build found", "tested in"], rows)
 
 
+def teaching_markdown(folder: str | Path) -> str:
+    """The teacher's page's table: per chapter, its exercises (id and title) and the minutes this
+    build took to execute it (``timings.json``; "not run" for a chapter it did not execute), then
+    whether this build shows the solutions."""
+    import json
+
+    import nbformat
+
+    from helpers.book.chapters import chapter_path, list_chapters
+    from helpers.exercises import EXERCISES
+    folder = Path(folder)
+    timings_file = folder / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    facts = build_info(folder)
+    rows = []
+    for ch in list_chapters():
+        stem = chapter_path(ch).stem
+        exercises = "<br>".join(f"`{e.id}` {e.title}" for e in EXERCISES.values() if e.chapter == stem[:2]) or "none"
+        seconds = timings.get(stem)
+        rows.append([stem, exercises, f"{seconds / 60:.1f}" if seconds is not None else "not run"])
+    shown = []
+    for nb_path in sorted((folder / "chapters").glob("*.ipynb")):
+        params = nbformat.read(nb_path, as_version=4).metadata.get("papermill", {}).get("parameters", {})
+        shown.append(params.get("show_solutions", True))
+    solutions = ("shows the solutions, folded under each exercise" if all(shown)
+                 else "leaves the solutions out (a build for students)")
+    return (pipe_table(["chapter", "exercises", f"minutes to execute (profile `{facts['profile']}`)"], rows)
+            + f"\n\nThis build {solutions}; it was executed on {facts['date'] or 'an unrecorded date'} "
+              f"(`{build_command(folder)}`).")
+
+
 # ---- writing the pages and the downloads -----------------------------------------------------------
 
 def _fill(text: str, marker: str, body: str) -> str:
@@ -141,7 +176,7 @@ def _fill(text: str, marker: str, body: str) -> str:
 
 
 def write_pages(folder: str | Path, source: Path = REPO) -> list[Path]:
-    """Write the build's pages (``index.qmd``, ``conclusion.qmd``, ``references.qmd``, from the
+    """Write the build's pages (``index.qmd``, ``conclusion.qmd``, ``teaching.qmd``, ``references.qmd``, from the
     repository's with their markers filled) and its ``downloads/`` folder.  Returns the pages."""
     folder = Path(folder)
     written = []
@@ -154,6 +189,8 @@ def write_pages(folder: str | Path, source: Path = REPO) -> list[Path]:
             text = _fill(text, FINDINGS_MARKER, findings_markdown(folder))
         if CLAIMS_MARKER in text:
             text = _fill(text, CLAIMS_MARKER, claims_markdown(folder))
+        if TEACHING_MARKER in text:
+            text = _fill(text, TEACHING_MARKER, teaching_markdown(folder))
         atomic_write_text(folder / name, text)
         written.append(folder / name)
     write_downloads(folder)

@@ -194,14 +194,16 @@ def run_chapter(chapter: str, profile: str, overrides: dict[str, Any] | None = N
     return out
 
 
-def build_book(profile: str, render: bool = True) -> Path:
-    """Execute every chapter with the profile, then render the site.  Returns the site folder."""
+def build_book(profile: str, render: bool = True, overrides: dict[str, Any] | None = None) -> Path:
+    """Execute every chapter with the profile (and `overrides`, parameters every chapter declares,
+    e.g. ``{"show_solutions": False}`` for a course build), then render the site.  Returns the site
+    folder."""
     from helpers.book.site import render_site
     chapters = list_chapters()
-    resolved = {c: resolve_parameters(c, profile) for c in chapters}   # all checks before compute
+    resolved = {c: resolve_parameters(c, profile, overrides) for c in chapters}   # all checks before compute
     for i, c in enumerate(chapters):
         preflight(c, resolved[c], trained_earlier=TRAINING_CHAPTER in chapters[:i])
-    out = build_dir(profile)
+    out = build_dir(profile, overrides)
     for c in chapters:
         execute_chapter(c, resolved[c], out / "chapters")
     write_scorecard_page(out)                # the scorecard page, from the verdicts just recorded
