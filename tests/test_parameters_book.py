@@ -160,9 +160,10 @@ def test_quarto_book_lists_exactly_the_chapters():
     import yaml
     cfg = yaml.safe_load((REPO / "_quarto.yml").read_text())
     assert cfg["book"]["chapters"][:2] == ["index.qmd", "scorecard.qmd"]   # the scorecard first after the preface
-    listed = cfg["book"]["chapters"][2:-2]
+    listed = cfg["book"]["chapters"][2:-3]
     assert listed == [f"chapters/{c}.ipynb" for c in book_chapters.list_chapters()]
-    assert cfg["book"]["chapters"][-2:] == ["conclusion.qmd", "references.qmd"]   # the closing chapter, then references
+    # the closing chapter, the teacher's page, then references
+    assert cfg["book"]["chapters"][-3:] == ["conclusion.qmd", "teaching.qmd", "references.qmd"]
     assert cfg["execute"]["enabled"] is False     # executed by papermill, rendered as they are
 
 
