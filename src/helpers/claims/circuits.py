@@ -95,7 +95,9 @@ def cmap_circuit_verdict(outcomes: dict[str, np.ndarray], circuit_name: str = "c
                    statistic="accuracy, circuit patch minus random patches", gate=gate, status=status)
 
 
-def _moved(patched, a, b):
+def moved_share(patched, a, b):
+    """The share of B's advantage over A that a patch moves: ``(mean(patched) - mean(a)) /
+    (mean(b) - mean(a))`` over the last axis (per-prompt outcomes), NaN where B is not better."""
     gap = b.mean(-1) - a.mean(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(gap > 0, (patched.mean(-1) - a.mean(-1)) / gap, np.nan)
@@ -115,7 +117,7 @@ def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, 
            (("pretrained", pretrained), ("scratch", scratch))}
     if len(arr["pretrained"]["B"]) != len(arr["scratch"]["B"]) or not np.array_equal(arr["pretrained"]["B"], arr["scratch"]["B"]):
         raise ValueError("the two CMAP results must come from the same prompts (the donor's outcomes differ)")
-    moved = {k: float(_moved(o[circuit_name], o["A"], o["B"])) for k, o in arr.items()}
+    moved = {k: float(moved_share(o[circuit_name], o["A"], o["B"])) for k, o in arr.items()}
     text = {k: (f"{moved[k]:.0%}" if np.isfinite(moved[k]) else "undefined") for k in moved}
     evidence = (f"Fine-tuned model {arr['pretrained']['B'].mean():.1%}. Pretrained model {arr['pretrained']['A'].mean():.1%}, "
                 f"with the circuit patched in {arr['pretrained'][circuit_name].mean():.1%} (share of the advantage moved: "
@@ -128,7 +130,7 @@ def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, 
                        "prompts: there is no advantage to move, so the claim is not judged.",
                        statistic=stat, gate=gate, status="inconclusive")
     idx = resample_indices(len(arr["pretrained"]["B"]), n_boot, seed)
-    boots = {k: _moved(o[circuit_name][idx], o["A"][idx], o["B"][idx]) for k, o in arr.items()}
+    boots = {k: moved_share(o[circuit_name][idx], o["A"][idx], o["B"][idx]) for k, o in arr.items()}
     diff = boots["pretrained"] - boots["scratch"]
     dropped = int(np.isnan(diff).sum())
     lo, hi = percentile_interval(diff, ignore_nan=True)
@@ -147,11 +149,11 @@ def learned_gate(model: str, run) -> str | None:
     arithmetic improves entity tracking."""
     if run is None:
         return None
-    from helpers.training.task_io import task_io
-    io = task_io(run.config.task)
-    passed, text = solves_task(run.predictions("test")["correct"].to_numpy(dtype=bool), io.chance(run.config.task))
+    from helpers.tasks.base import task_of
+    task = task_of(run.config.task)
+    passed, text = solves_task(run.predictions("test")["correct"].to_numpy(dtype=bool), task.config.chance)
     text = text.replace("the best context-blind strategy's", "chance,")
-    return None if passed else f"the {model} variant has not learned the task it was fine-tuned on ({io.name}): {text}"
+    return None if passed else f"the {model} variant has not learned the task it was fine-tuned on ({task.name}): {text}"
 
 
 def improvement_verdict(base_correct, variant_correct, model: str, gate: str | None = None,

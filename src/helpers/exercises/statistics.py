@@ -77,13 +77,13 @@ SHARE_CASES = [(0.80, 0.60, 0.90), (0.60, 0.60, 0.90), (0.95, 0.60, 0.90), (0.50
 def check_share_moved(fn) -> Result:
     """``10-share-moved``: ``share_moved(patched, a, b)``: the share of model B's accuracy advantage
     over model A that a patch from B moves into A, ``(patched - a) / (b - a)``; NaN when B is not
-    better than A (no advantage to move), as :func:`helpers.claims.circuits._moved` (the "moved"
+    better than A (no advantage to move), as :func:`helpers.claims.circuits.moved_share` (the "moved"
     column of chapters 8 and 10)."""
-    from helpers.claims.circuits import _moved
+    from helpers.claims.circuits import moved_share
     name = "10-share-moved"
     for patched, a, b in SHARE_CASES:
         got = call(fn, patched, a, b)
-        want = float(_moved(np.array([patched]), np.array([a]), np.array([b])))
+        want = float(moved_share(np.array([patched]), np.array([a]), np.array([b])))
         got_f = float("nan") if got is None else float(got)
         if (np.isnan(want) and np.isnan(got_f)) or np.isclose(got_f, want):
             continue

@@ -36,6 +36,11 @@ class ArithmeticConfig:
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
                 raise ParameterError(f"{name}={v!r} is out of range: accepted values are integers {lo}..{hi}")
 
+    @property
+    def chance(self) -> float:
+        """A uniform guess among the ten digits the answer is."""
+        return 0.1
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -54,6 +54,18 @@ def make_task(name: str, **params) -> Task:
     raise ParameterError(f"task={name!r} is not accepted: accepted values are {list(TASK_NAMES)}")
 
 
+def task_of(config) -> Task:
+    """The task a configuration configures (the inverse of :func:`make_task`)."""
+    from helpers.tasks.arithmetic import Arithmetic, ArithmeticConfig
+    from helpers.tasks.decision import DecisionTask, TaskConfig
+    from helpers.tasks.entity import EntityConfig, EntityTracking
+    for cfg_type, task in ((TaskConfig, DecisionTask), (EntityConfig, EntityTracking), (ArithmeticConfig, Arithmetic)):
+        if isinstance(config, cfg_type):
+            return task(config)
+    raise ParameterError(f"task={config!r} is not accepted: expected a task configuration "
+                         "(TaskConfig, EntityConfig or ArithmeticConfig)")
+
+
 def write_jsonl(trials, path=None) -> str:
     """Trials as JSON lines (each :meth:`Trial.to_dict`), written to `path` when given; returns the text."""
     import json

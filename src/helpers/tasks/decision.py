@@ -63,6 +63,11 @@ class TaskConfig:
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
             raise ParameterError(f"seed={self.seed!r} is out of range: accepted values are integers >= 0")
 
+    @property
+    def chance(self) -> float:
+        """A uniform guess between the two answers (the context-blind baselines do better)."""
+        return 0.5
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

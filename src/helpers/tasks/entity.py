@@ -99,6 +99,11 @@ class EntityConfig:
                                  f"(at most the number of labels, and half the number of objects so that a "
                                  "counterfactual context can use objects disjoint from the clean one)")
 
+    @property
+    def chance(self) -> float:
+        """A uniform guess among the context's objects."""
+        return 1 / self.n_boxes
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

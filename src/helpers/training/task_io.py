@@ -31,7 +31,6 @@ class TaskIO:
     answer_ids: Callable             # (tokenizer, trials, name) -> (n,) target token ids
     candidates: Callable             # (tokenizer, trials, name) -> ((n, k) ids, (n,) index of the answer)
     score: Callable                  # (model, tokenizer, trials, bf16, progress, desc) -> (summary, frame)
-    chance: Callable                 # (config) -> accuracy of a uniform guess among the task's choices
 
 
 def _decision_answers(tok, trials, name):
@@ -82,11 +81,11 @@ def _arithmetic_score(model, tok, trials, bf16, progress, desc):
 
 _IO = {
     TaskConfig: TaskIO("decision", decision.make_splits, _decision_answers, _decision_candidates,
-                       _decision_score, lambda cfg: 0.5),
+                       _decision_score),
     EntityConfig: TaskIO(ENTITY, entity.make_splits, _entity_answers, _entity_candidates,
-                         _entity_score, lambda cfg: 1 / cfg.n_boxes),
+                         _entity_score),
     ArithmeticConfig: TaskIO(ARITHMETIC, arithmetic.make_splits, arithmetic.answer_ids, _arithmetic_candidates,
-                             _arithmetic_score, lambda cfg: 0.1),      # the answer is one digit
+                             _arithmetic_score),
 }
 
 
