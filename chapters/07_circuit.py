@@ -257,6 +257,27 @@ check("07-patch-head", patch_head)
 show_solution("07-patch-head", show_solutions)
 
 # %% [markdown]
+# **Exercise 7.2: path patching of one sender.** Path patching asks what a head changes *directly*:
+# write `path_patch_sender(arch, clean_ids, cf_ids, layer, head, position)` returning the clean
+# run's logits at the last position with every head of every layer frozen to its clean output
+# (`record` the clean `z` of every layer first, `helpers.interventions.patching.record`), except the
+# sender `head` of `layer` at `position`, which takes its counterfactual output; the MLPs recompute.
+# The check compares it with `path_patch_naive`. Why does a sender at any position but the last
+# have no path to the logits in this run?
+
+# %%
+#| code-fold: false
+def path_patch_sender(arch, clean_ids, cf_ids, layer, head, position):
+    raise NotImplementedError       # your code here
+
+
+check("07-path-patch", path_patch_sender)
+
+# %%
+#| echo: false
+show_solution("07-path-patch", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

@@ -168,6 +168,25 @@ check("08-cmap-head", cmap_head)
 show_solution("08-cmap-head", show_solutions)
 
 # %% [markdown]
+# **Exercise 8.2: a random circuit.** A circuit is judged against random head sets with the same
+# number of heads per group. Write `random_circuit(group_sizes, n_layers, n_heads, rng)` returning
+# one list of `(layer, head)` per group, each drawn without replacement from all heads. (Prakash et
+# al.'s code mapped a flat head index with `head // num_layers`, which is right only when a model
+# has as many layers as heads; the check uses 3 layers of 5 heads.)
+
+# %%
+#| code-fold: false
+def random_circuit(group_sizes, n_layers, n_heads, rng):
+    raise NotImplementedError       # your code here
+
+
+check("08-random-circuit", random_circuit)
+
+# %%
+#| echo: false
+show_solution("08-random-circuit", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

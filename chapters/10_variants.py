@@ -222,6 +222,24 @@ check("10-share-moved", share_moved)
 show_solution("10-share-moved", show_solutions)
 
 # %% [markdown]
+# **Exercise 10.2: DCM's mask.** DCM gives each head `k` of a group a mask value `m_k` and runs
+# the base prompt with the head's output `m_k · z(base) + (1 - m_k) · z(source)`. Write
+# `dcm_mix(z_base, z_source, mask)` for `z_*` of shape `(batch, k, d_head)` and `mask` of shape
+# `(k,)`. Which value of `m_k` marks a head DCM selects?
+
+# %%
+#| code-fold: false
+def dcm_mix(z_base, z_source, mask):
+    raise NotImplementedError       # your code here
+
+
+check("10-dcm-mix", dcm_mix)
+
+# %%
+#| echo: false
+show_solution("10-dcm-mix", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 
 # %%

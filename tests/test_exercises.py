@@ -222,6 +222,33 @@ def test_cmap_checker_names_the_wrong_donor_the_whole_layer_and_a_neighbouring_h
     assert check("08-cmap-head", _cmap(lambda h: (slice(None), slice(None), h))).passed
 
 
+def test_path_patch_checker_names_activation_patching_and_a_missing_swap():
+    patch_head = solution("07-patch-head")                        # activation patching: nothing frozen
+    _rejects("07-path-patch", patch_head, "activation-patching", "Freeze every other head")
+
+    def frozen_without_swap(arch, clean_ids, cf_ids, layer, head, position):
+        from helpers.interventions.patching import record
+        clean = record(arch, clean_ids, [("z", l) for l in range(arch.n_layers)])
+        with torch.no_grad(), arch.hooks({("z", l): (lambda z, l=l: clean[("z", l)].clone())
+                                          for l in range(arch.n_layers)}):
+            return arch.model(input_ids=clean_ids).logits[:, -1]
+    _rejects("07-path-patch", frozen_without_swap, "clean run's logits", "counterfactual")
+
+
+def test_random_circuit_checker_names_prakashs_index_bug_repeats_and_sizes():
+    def prakash_mapping(sizes, L, H, rng):
+        return [[(int(i) // L, int(i) % L) for i in rng.choice(L * H, size=s, replace=False)] for s in sizes]
+
+    def with_replacement(sizes, L, H, rng):
+        return [[divmod(int(i), H) for i in rng.integers(0, L * H, size=s)] for s in sizes]
+
+    def one_group(sizes, L, H, rng):
+        return [[divmod(int(i), H) for i in rng.choice(L * H, size=sum(sizes), replace=False)]]
+    _rejects("08-random-circuit", prakash_mapping, "divmod(i, n_heads)")
+    _rejects("08-random-circuit", with_replacement, "without replacement")
+    _rejects("08-random-circuit", one_group, "heads per group")
+
+
 # ---- chapter 9 ---------------------------------------------------------------------------------
 
 def test_counterfactual_checker_names_shared_objects_the_same_query_and_another_box_count():
@@ -251,6 +278,14 @@ def test_share_moved_checker_names_the_wrong_denominator_a_missing_nan_and_the_s
     _rejects("10-share-moved", lambda p, a, b: (p - a) / b, "not by b")
     _rejects("10-share-moved", lambda p, a, b: (p - a) / (b - a) if b != a else 0.0, "return NaN")
     _rejects("10-share-moved", lambda p, a, b: (a - p) / (b - a) if b > a else float("nan"), "sign is reversed")
+
+
+def test_dcm_mix_checker_names_swapped_roles_and_a_rounded_mask():
+    _rejects("10-dcm-mix", lambda zb, zs, m: m[None, :, None] * zs + (1 - m[None, :, None]) * zb, "roles are swapped")
+    _rejects("10-dcm-mix", lambda zb, zs, m: m.round()[None, :, None] * zb + (1 - m.round()[None, :, None]) * zs,
+             "rounded the mask")
+    _rejects("10-dcm-mix", lambda zb, zs, m: m[None, None, :] * zb + (1 - m[None, None, :]) * zs,
+             "your function raised RuntimeError")
 
 
 # ---- the chapter side ----------------------------------------------------------------------------

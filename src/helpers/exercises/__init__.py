@@ -25,7 +25,7 @@ from typing import Callable
 
 from helpers.core.errors import ParameterError
 from helpers.exercises import decision, entity, heads, readouts, statistics
-from helpers.exercises.checking import NotAttempted, Result
+from helpers.exercises.checking import FunctionRaised, NotAttempted, Result
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,16 @@ EXERCISES = {e.id: e for e in [
              "standardize"),
     Exercise("07-patch-head", "07", "Patch one head's output from a counterfactual run", heads.check_patch_head,
              "patch_head"),
+    Exercise("07-path-patch", "07", "Path patching of one sender to the logits", heads.check_path_patch,
+             "path_patch_sender"),
     Exercise("08-cmap-head", "08", "Cross-model patching of one head", heads.check_cmap_head, "cmap_head"),
+    Exercise("08-random-circuit", "08", "A random circuit of the same group sizes", statistics.check_random_circuit,
+             "random_circuit"),
     Exercise("09-counterfactual", "09", "A counterfactual pair of the entity-tracking task", entity.check_counterfactual,
              "make_counterfactual"),
     Exercise("10-share-moved", "10", "The share of an advantage a patch moves", statistics.check_share_moved,
              "share_moved"),
+    Exercise("10-dcm-mix", "10", "DCM's mask over a group of heads", heads.check_dcm_mix, "dcm_mix"),
 ]}
 
 
@@ -76,6 +81,9 @@ def check(exercise_id: str, fn: Callable) -> Result:
     except NotAttempted:
         return Result(ex.id, False, "not attempted yet: replace `raise NotImplementedError` with your code",
                       attempted=False)
+    except FunctionRaised as e:
+        return Result(ex.id, False, f"your function raised {e} (on the checker's inputs: read the exercise's "
+                                    "shapes again)")
 
 
 def solution(exercise_id: str) -> Callable:

@@ -34,12 +34,23 @@ class NotAttempted(Exception):
     """The reader's function still raises NotImplementedError (the exercise's stub)."""
 
 
+class FunctionRaised(Exception):
+    """The reader's function raised an error (kept as ``error``)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
 def call(fn: Callable, *args, **kwargs):
-    """`fn(*args, **kwargs)`; a stub that raises NotImplementedError becomes :class:`NotAttempted`."""
+    """`fn(*args, **kwargs)`; a stub that raises NotImplementedError becomes :class:`NotAttempted`,
+    any other error :class:`FunctionRaised` (reported as a message, not a traceback)."""
     try:
         return fn(*args, **kwargs)
     except NotImplementedError:
         raise NotAttempted from None
+    except Exception as e:
+        raise FunctionRaised(e) from e
 
 
 def as_array(x) -> np.ndarray:

@@ -234,3 +234,77 @@ def _arch_seeded(name: str, seed: int):
     from helpers.models.sources import load_source
     model, _ = load_source(name, seed=seed)
     return Arch(model.eval())
+
+
+def check_path_patch(fn) -> Result:
+    """``07-path-patch``: ``path_patch_sender(arch, clean_ids, cf_ids, layer, head, position) ->
+    logits``: the clean run's last-position logits with **every head of every layer frozen to its
+    clean output** at every position, except head `head` of `layer` at `position`, which takes its
+    counterfactual output; MLPs recompute (path patching to the logits, one sender).  Compared, as
+    one token's logit per prompt, with :func:`helpers.interventions.path_patching.path_patch_naive`."""
+    from helpers.interventions.patching import Component, generic_patch
+    from helpers.interventions.path_patching import path_patch_naive
+    name = "07-path-patch"
+    layer = 0
+    for model in MODELS:
+        arch = _arch(model)
+        clean, cf = _ids(8), _ids(9)
+        position = clean.shape[1] - 1
+        rows = torch.arange(clean.shape[0])
+        token = torch.randint(0, 1000, (clean.shape[0],), generator=torch.Generator().manual_seed(10))
+
+        def logit(logits):                  # the metric: one token's logit per prompt (a probability is ~1e-5 here)
+            return logits[rows, token]
+        res = path_patch_naive(arch, clean, cf, token, torch.full((clean.shape[0],), position),
+                               senders=[(layer, HEAD)], metric=logit)
+        want = torch.as_tensor(res.patched[layer, HEAD]).float()
+        got = call(fn, arch, clean, cf, layer, HEAD, position)
+        if got is None:
+            return Result(name, False, "your function returned None: return the logits at the last position")
+        got = torch.as_tensor(got).float()
+        if got.shape != (clean.shape[0], arch.model.config.vocab_size):
+            return Result(name, False, f"the logits have shape {tuple(got.shape)}, expected "
+                                       f"{(clean.shape[0], arch.model.config.vocab_size)} (prompt, vocab) at the last "
+                                       "position")
+        if torch.allclose(logit(got), want, atol=1e-4, rtol=1e-4):
+            continue
+        act = torch.as_tensor(generic_patch(arch, clean, cf, [[Component("z", layer, (HEAD,), position)]],
+                                            lambda logits: logits)[0]).float()
+        plain = torch.as_tensor(generic_patch(arch, clean, cf, [[]], lambda logits: logits)[0]).float()
+        if torch.allclose(got, plain, atol=1e-4):
+            why = "these are the clean run's logits: the sender must take its output from the counterfactual run"
+        elif torch.allclose(got, act, atol=1e-4):
+            why = ("these are activation-patching logits: the later heads recomputed from the patched stream. Freeze "
+                   "every other head's z to its clean value, so that the sender reaches the logits only directly "
+                   "(and through the MLPs)")
+        else:
+            why = ("the checked token's logit differs from path_patch_naive's: "
+                   + where_different(logit(got), want, ("prompt",), atol=1e-4))
+        return Result(name, False, f"in {model}: {why}")
+    return Result(name, True, "equals path_patch_naive (every other head frozen, MLPs recomputed) in tiny GPT-2 and "
+                              "tiny Llama")
+
+
+def check_dcm_mix(fn) -> Result:
+    """``10-dcm-mix``: ``dcm_mix(z_base, z_source, mask) -> z``: DCM's intervention on a group of `k`
+    heads, each head's output ``m * z(base) + (1 - m) * z(source)`` with ``z_*`` ``(batch, k,
+    d_head)`` and `mask` ``(k,)``, compared with :func:`helpers.interventions.dcm.mask_mix`."""
+    from helpers.interventions.dcm import mask_mix
+    name = "10-dcm-mix"
+    g = torch.Generator().manual_seed(11)
+    zb, zs = torch.randn(3, 4, 6, generator=g), torch.randn(3, 4, 6, generator=g)
+    mask = torch.tensor([1.0, 0.0, 0.3, 0.8])
+    got = call(fn, zb.clone(), zs.clone(), mask.clone())
+    want = mask_mix(zb, zs, mask)
+    diff = where_different(got, want, ("prompt", "head", "dim"))
+    if not diff:
+        return Result(name, True, "equals helpers.interventions.dcm.mask_mix: m = 1 keeps the base's output, m = 0 "
+                                  "writes the source's, per head")
+    got = torch.as_tensor(got)
+    if got.shape == want.shape and torch.allclose(got, mask_mix(zs, zb, mask)):
+        why = "the roles are swapped: m = 1 must leave the base run alone (m * z_base + (1 - m) * z_source)"
+    elif got.shape == want.shape and torch.allclose(got, mask_mix(zb, zs, mask.round())):
+        why = "you rounded the mask: DCM trains the continuous mask (it is rounded only to read which heads it selected)"
+    else:
+        why = diff + " (the mask has one value per head: broadcast it over the head axis, mask[None, :, None])"
+    return Result(name, False, why)

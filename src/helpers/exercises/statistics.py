@@ -99,3 +99,37 @@ def check_share_moved(fn) -> Result:
             why = f"you return {got_f:.3g}, expected {want:.3g}"
         return Result(name, False, f"for {case}: {why}")
     return Result(name, True, f"equals the book's share moved on {len(SHARE_CASES)} cases, B no better than A included")
+
+
+def check_random_circuit(fn) -> Result:
+    """``08-random-circuit``: ``random_circuit(group_sizes, n_layers, n_heads, rng) -> list of lists of
+    (layer, head)``: one random circuit with the same number of heads per group, each group's heads
+    drawn without replacement from all ``n_layers x n_heads`` heads, as
+    :func:`helpers.interventions.circuits.random_circuits` draws its baselines.  Random draws cannot
+    be compared value by value: the checker draws 400 circuits on a model whose layer and head counts
+    differ (the case Prakash et al.'s code got wrong: it mapped a flat head index with
+    ``head // num_layers``) and checks sizes, ranges, distinctness and that every head can be drawn."""
+    name = "08-random-circuit"
+    sizes, L, H = [3, 2, 4], 3, 5
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(400):
+        circuit = call(fn, list(sizes), L, H, rng)
+        if [len(g) for g in circuit] != sizes:
+            return Result(name, False, f"group sizes {[len(g) for g in circuit]}, expected {sizes}: draw as many "
+                                       "heads per group as the circuit has")
+        for g in circuit:
+            heads = [(int(lh[0]), int(lh[1])) for lh in g]
+            bad = [lh for lh in heads if not (0 <= lh[0] < L and 0 <= lh[1] < H)]
+            if bad:
+                return Result(name, False, f"head(s) {bad} do not exist in a model of {L} layers x {H} heads: a flat "
+                                           f"index i maps to (layer, head) = divmod(i, n_heads), not by n_layers")
+            if len(set(heads)) != len(heads):
+                return Result(name, False, f"the group {heads} repeats a head: draw without replacement")
+            seen.update(heads)
+    missing = sorted({(l, h) for l in range(L) for h in range(H)} - seen)
+    if missing:
+        return Result(name, False, f"in 400 draws the heads {missing[:6]} never appeared: every head of every layer "
+                                   "must be possible (a flat index i is (layer, head) = divmod(i, n_heads))")
+    return Result(name, True, f"400 draws on {L} layers x {H} heads: right sizes, real heads, no repeats within a "
+                              "group, every head possible")

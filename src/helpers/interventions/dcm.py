@@ -125,6 +125,19 @@ def _source_z(arch: Arch, pairs: Pairs, group: list[Head], batch_size: int) -> t
     return torch.cat(out)
 
 
+def mask_mix(z_base: torch.Tensor, z_source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """DCM's intervention on the group's heads: ``m * z(base) + (1 - m) * z(source)``, `z_*`
+    ``(batch, k, d_head)`` for the group's `k` heads, `mask` ``(k,)`` (1: the base's own output)."""
+    m = mask.to(z_base.dtype)[None, :, None]
+    return m * z_base + (1 - m) * z_source.to(z_base.dtype)
+
+
+def dcm_loss(target_logits: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
+    """DCM's objective: minus the mean target logit over the batch, plus `lam` times the number of
+    heads switched towards the source, ``sum(1 - m)`` (the sparsity penalty)."""
+    return -target_logits.mean() + lam * (1 - mask).sum()
+
+
 def _masked_logits(arch: Arch, pairs: Pairs, rows, src: torch.Tensor, group: list[Head],
                    mask: torch.Tensor) -> torch.Tensor:
     """Logits at the base prompts' last positions with the group's heads mixed by `mask`."""
@@ -141,9 +154,8 @@ def _masked_logits(arch: Arch, pairs: Pairs, rows, src: torch.Tensor, group: lis
 
         def fn(z):
             idx = (r[:, None], bp[:, None], torch.tensor(hs, device=z.device)[None, :])
-            m = mask[ks].to(z.dtype)[None, :, None]                      # (1, k, 1)
             z = z.clone()
-            z[idx] = m * z[idx] + (1 - m) * src[:, ks].to(z.dtype)      # (batch, k, d_head)
+            z[idx] = mask_mix(z[idx], src[:, ks], mask[ks])             # (batch, k, d_head)
             return z
         return fn
     with arch.hooks({("z", l): mix(l) for l in by_layer}):
@@ -217,9 +229,9 @@ def train_dcm(model, group: Sequence[Head], train: Pairs, eval_pairs: Pairs | No
                     logits = _masked_logits(arch, train, rows, src_train[rows], group, mask)
                     if objective == "logprob":
                         logits = torch.log_softmax(logits, -1)
-                    target = logits[torch.arange(len(rows), device=device), train.target[rows]].mean()
-                    penalty = (1 - mask).sum()
-                    loss = -target + lam * penalty
+                    target_logits = logits[torch.arange(len(rows), device=device), train.target[rows]]
+                    loss = dcm_loss(target_logits, mask, lam)
+                    target, penalty = target_logits.mean(), (1 - mask).sum()
                     opt.zero_grad()
                     loss.backward()
                 opt.step()
