@@ -152,6 +152,24 @@ check("01-answer", answer_of)
 show_solution("01-answer", show_solutions)
 
 # %% [markdown]
+# **Exercise 1.2: a strategy that ignores the context.** Write `ignore_context_accuracy(trials,
+# stream)` returning the share of `trials` answered right by always reading one stream (`"motion"`
+# or `"color"`): the sign of the sum of its shown samples, whatever the context says. Why is this
+# near 75%, and why must a model beat it before its internals can tell us how it uses the context?
+
+# %%
+#| code-fold: false
+def ignore_context_accuracy(trials, stream):
+    raise NotImplementedError       # your code here
+
+
+check("01-ignore-context", ignore_context_accuracy)
+
+# %%
+#| echo: false
+show_solution("01-ignore-context", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

@@ -292,6 +292,23 @@ check("04-attention", attention_pattern)
 show_solution("04-attention", show_solutions)
 
 # %% [markdown]
+# **Exercise 4.2: attention on a token type.** Write `answer_mass(pattern, types, kind)` returning
+# the attention the answer position (the last row of one head's `(pos, pos)` pattern) puts on the
+# tokens whose type (`types`, one per position) is `kind`, e.g. `"motion numbers"`.
+
+# %%
+#| code-fold: false
+def answer_mass(pattern, types, kind):
+    raise NotImplementedError       # your code here
+
+
+check("04-answer-mass", answer_mass)
+
+# %%
+#| echo: false
+show_solution("04-answer-mass", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

@@ -194,6 +194,24 @@ check("05-permutation-p", permutation_p)
 show_solution("05-permutation-p", show_solutions)
 
 # %% [markdown]
+# **Exercise 5.2: Holm's correction.** A chapter that tests many layers or positions at once
+# controls the family-wise error with Holm's step-down procedure. Write `holm(p)` returning the
+# adjusted p-values in the order of `p`: sort, multiply the k-th smallest (k from 1) by `m - k + 1`,
+# take the running maximum along the sorted order, cap at 1.
+
+# %%
+#| code-fold: false
+def holm(p):
+    raise NotImplementedError       # your code here
+
+
+check("05-holm", holm)
+
+# %%
+#| echo: false
+show_solution("05-holm", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

@@ -225,6 +225,26 @@ check("06-standardize", standardize)
 show_solution("06-standardize", show_solutions)
 
 # %% [markdown]
+# **Exercise 6.2: a unit's selectivity.** A unit is selective for a task variable when its
+# activation's regression coefficient on that variable is significant. Write
+# `regression_t(design, Y)` returning `(coef, pvalues)`, each `(units, variables)`: ordinary least
+# squares of every column of `Y` on `design` (an intercept column first, then the variables) and the
+# two-sided t-test p-value of each non-intercept coefficient. How many degrees of freedom do the
+# residuals have?
+
+# %%
+#| code-fold: false
+def regression_t(design, Y):
+    raise NotImplementedError       # your code here
+
+
+check("06-regression-t", regression_t)
+
+# %%
+#| echo: false
+show_solution("06-regression-t", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

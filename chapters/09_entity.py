@@ -287,6 +287,24 @@ check("09-counterfactual", make_counterfactual)
 show_solution("09-counterfactual", show_solutions)
 
 # %% [markdown]
+# **Exercise 9.2: where the queried label was.** The structure readers sit at the queried label's
+# earlier occurrence in the context. Write `earlier_label_position(tokenizer, trial)` returning its
+# token position in `tokenizer(trial.prompt)`, from the tokens' character spans
+# (`return_offsets_mapping=True`), so that the label `T` is never found inside the word `The`.
+
+# %%
+#| code-fold: false
+def earlier_label_position(tokenizer, trial):
+    raise NotImplementedError       # your code here
+
+
+check("09-label-position", earlier_label_position)
+
+# %%
+#| echo: false
+show_solution("09-label-position", show_solutions)
+
+# %% [markdown]
 # ## Downloads
 #
 # The tables this chapter's figures and verdicts rest on, as CSV, and the executed notebook.

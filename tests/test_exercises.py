@@ -48,6 +48,16 @@ def test_answer_checker_names_the_ignored_context_a_missing_space_and_a_reversed
              "opposite one")
 
 
+def test_ignore_context_checker_names_true_coherence_a_count_and_the_error_share():
+    sol = solution("01-ignore-context")
+
+    def coherence(trials, stream):
+        return float(np.mean([np.sign(t.motion_coh if stream == "motion" else t.color_coh) == t.choice for t in trials]))
+    _rejects("01-ignore-context", coherence, "true coherence")
+    _rejects("01-ignore-context", lambda trials, stream: sol(trials, stream) * len(trials), "a count")
+    _rejects("01-ignore-context", lambda trials, stream: 1 - sol(trials, stream), "gets wrong")
+
+
 # ---- chapter 2 ---------------------------------------------------------------------------------
 
 def test_wilson_checker_names_the_wald_interval_swapped_bounds_and_a_90_percent_z():
@@ -168,6 +178,61 @@ def test_standardize_checker_names_leakage_own_statistics_and_a_constant_unit():
     _rejects("06-standardize", divides_by_zero, "constant unit")
 
 
+def test_answer_mass_checker_names_a_column_a_mean_and_the_first_row():
+    def column(pattern, types, kind):
+        return float(sum(pattern[:, i].sum() for i, t in enumerate(types) if t == kind))
+
+    def mean(pattern, types, kind):
+        return float(np.mean([float(pattern[-1, i]) for i, t in enumerate(types) if t == kind]))
+
+    def first_row(pattern, types, kind):
+        return float(sum(pattern[0, i] for i, t in enumerate(types) if t == kind))
+    _rejects("04-answer-mass", column, "sums a column", "pattern[-1]")
+    _rejects("04-answer-mass", mean, "the mass is their sum")
+    _rejects("04-answer-mass", first_row, "first row")
+
+
+def test_holm_checker_names_bonferroni_a_missing_running_maximum_and_sorted_output():
+    def bonferroni(p):
+        return np.minimum(np.asarray(p) * len(p), 1.0)
+
+    def no_running_max(p):
+        p = np.asarray(p)
+        m, order = len(p), np.argsort(p)
+        out = np.empty(m)
+        out[order] = np.minimum((m - np.arange(m)) * p[order], 1.0)
+        return out
+
+    def sorted_output(p):
+        return np.sort(solution("05-holm")(p))
+    _rejects("05-holm", bonferroni, "Bonferroni")
+    _rejects("05-holm", no_running_max, "running maximum")
+    _rejects("05-holm", sorted_output, "sorted order")
+
+
+def test_regression_checker_names_the_intercept_the_degrees_of_freedom_and_a_one_sided_test():
+    from scipy import stats
+    sol = solution("06-regression-t")
+
+    def with_intercept(design, Y):
+        coef = np.linalg.lstsq(design, Y, rcond=None)[0].T
+        return coef, sol(design, Y)[1]
+
+    def dof_n(design, Y):
+        n, p = design.shape
+        inv = np.linalg.inv(design.T @ design)
+        B = inv @ design.T @ Y
+        se = np.sqrt(np.outer(np.diag(inv)[1:], ((Y - design @ B) ** 2).sum(0) / n))
+        return B[1:].T, (2 * stats.t.sf(np.abs(B[1:] / se), n)).T
+
+    def one_sided(design, Y):
+        coef, p = sol(design, Y)
+        return coef, p / 2
+    _rejects("06-regression-t", with_intercept, "drop the intercept")
+    _rejects("06-regression-t", dof_n, "degrees of freedom")
+    _rejects("06-regression-t", one_sided, "one-sided")
+
+
 # ---- chapter 7 ---------------------------------------------------------------------------------
 
 def _patcher(select):
@@ -270,6 +335,19 @@ def test_counterfactual_checker_names_shared_objects_the_same_query_and_another_
     _rejects("09-counterfactual", shared_objects, "shares the object(s)")
     _rejects("09-counterfactual", same_query, "queries the same box")
     _rejects("09-counterfactual", one_box_more, "5 boxes instead of 4", "token positions")
+
+
+def test_label_position_checker_names_the_query_occurrence_and_a_letter_inside_a_word():
+    def query_occurrence(tokenizer, trial):
+        from helpers.tasks.entity import role_positions
+        return role_positions(tokenizer, trial).query_label
+
+    def substring(tokenizer, trial):
+        start = trial.prompt.index(trial.query_label)            # "T" is found inside "The"
+        enc = tokenizer(trial.prompt, return_offsets_mapping=True)
+        return next(i for i, (a, b) in enumerate(enc["offset_mapping"]) if a <= start < b)
+    _rejects("09-label-position", query_occurrence, "query's occurrence")
+    _rejects("09-label-position", substring, "never a letter inside one")
 
 
 # ---- chapter 10 --------------------------------------------------------------------------------

@@ -33,3 +33,35 @@ def check_answer(fn) -> Result:
     else:
         why = f"for {t.prompt!r} you return {got!r}, expected {t.answer!r}"
     return Result(name, False, f"{len(wrong)} of {len(trials)} trials wrong; {why}")
+
+
+def check_ignore_context(fn) -> Result:
+    """``01-ignore-context``: ``ignore_context_accuracy(trials, stream) -> float``: the share of
+    `trials` a strategy gets right that always answers from one `stream` (``"motion"`` or
+    ``"color"``: the sign of the sum of its *shown* samples), whatever the context says; the
+    baselines of :func:`helpers.tasks.decision.baseline_predictions` (why a model must beat about 75%)."""
+    import numpy as np
+
+    from helpers.tasks.decision import TaskConfig, baseline_predictions, make_splits
+    name = "01-ignore-context"
+    trials = make_splits(TaskConfig(seed=6), 0, 0, 300)["test"]
+    choice = np.array([t.choice for t in trials])
+    base = baseline_predictions(trials)
+    for stream in ("motion", "color"):
+        got = float(call(fn, trials, stream))
+        key = "ignore context: always motion" if stream == "motion" else "ignore context: always color"
+        want = float((base[key] == choice).mean())
+        if np.isclose(got, want):
+            continue
+        coh = np.array([np.sign(t.motion_coh if stream == "motion" else t.color_coh) for t in trials])
+        if np.isclose(got, float((coh == choice).mean())):
+            why = ("that uses the stream's true coherence; a strategy only sees the samples shown in the prompt: use "
+                   "the sign of their sum")
+        elif np.isclose(got, want * len(trials)):
+            why = "that is a count; return the share of trials"
+        elif np.isclose(got, 1 - want):
+            why = "that is the share it gets wrong"
+        else:
+            why = f"expected {want:.3f}"
+        return Result(name, False, f"for stream {stream!r} you return {got:.3f}: {why}")
+    return Result(name, True, "equals the book's context-blind baselines for both streams on 300 trials")

@@ -48,3 +48,31 @@ def check_counterfactual(fn) -> Result:
                                        f"labels: {layout_b} against {layout_a})")
     return Result(name, True, f"on {len(trials)} clean 4-box trials: same layout, disjoint objects, another "
                               "queried box, a real answer")
+
+
+def check_label_position(fn) -> Result:
+    """``09-label-position``: ``earlier_label_position(tokenizer, trial) -> int``: the token position
+    of the queried box's label in the context (its earlier occurrence, not the query's), found from
+    the tokenizer's character spans so that a label never matches inside a word (``T`` inside
+    ``The``), as :func:`helpers.tasks.entity.role_positions` finds ``earlier_label``."""
+    from helpers.models.sources import gpt2_tokenizer
+    from helpers.tasks.entity import EntityConfig, make_splits, role_positions
+    name = "09-label-position"
+    tok = gpt2_tokenizer()
+    trials = make_splits(EntityConfig(n_boxes=5, seed=8, labels=tuple("TABCDEFGHIJ")), 0, 0, 40)["test"]
+    for t in trials:
+        got = call(fn, tok, t)
+        r = role_positions(tok, t)
+        if got == r.earlier_label:
+            continue
+        where = f"for {t.prompt!r} (label {t.query_label!r}) you return {got}, expected {r.earlier_label}"
+        if got == r.query_label:
+            why = "that is the query's occurrence (the second); the earlier occurrence is in the context"
+        elif isinstance(got, int) and 0 <= got < len(tok(t.prompt)["input_ids"]) and got < r.earlier_label:
+            why = (f"token {got} is {tok.decode(tok(t.prompt)['input_ids'][got])!r}: a label must match a whole word, "
+                   "never a letter inside one")
+        else:
+            why = "find the token whose character span is the label's word in the context"
+        return Result(name, False, f"{where}: {why}")
+    return Result(name, True, f"equals role_positions(...).earlier_label on {len(trials)} prompts whose labels include "
+                              "'T' and 'A' (letters of 'The' and 'a')")

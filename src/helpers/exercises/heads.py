@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import numpy as np
+
 import torch
 
 from helpers.exercises.checking import Result, call, hook_snapshot, leftover_hooks, remove_new_hooks, where_different
@@ -308,3 +310,38 @@ def check_dcm_mix(fn) -> Result:
     else:
         why = diff + " (the mask has one value per head: broadcast it over the head axis, mask[None, :, None])"
     return Result(name, False, why)
+
+
+def check_answer_mass(fn) -> Result:
+    """``04-answer-mass``: ``answer_mass(pattern, types, kind) -> float``: the attention the answer
+    position (the last row of one head's ``(pos, pos)`` pattern) puts on the tokens of type `kind`
+    (one of :data:`helpers.tasks.tokens.TOKEN_TYPES`), as
+    :func:`helpers.readouts.attention.answer_mass` measures chapter 4's "attends to the numbers"."""
+    from helpers.readouts.attention import answer_mass
+    from helpers.tasks.tokens import TOKEN_TYPES
+    name = "04-answer-mass"
+    g = torch.Generator().manual_seed(12)
+    T = 9
+    pattern = torch.randn(T, T, generator=g).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(),
+                                                         float("-inf")).softmax(-1)
+    types = ["other", "context word", "motion numbers", "motion numbers", "punctuation", "color numbers",
+             "color numbers", "punctuation", "other"]
+    for kind in ("motion numbers", "color numbers", "context word"):
+        got = call(fn, pattern.clone(), list(types), kind)
+        want = float(answer_mass(pattern[None, None, None], [types])[0, 0, 0, TOKEN_TYPES.index(kind)])
+        got_f = float(got)
+        if np.isclose(got_f, want, atol=1e-6):
+            continue
+        cols = [i for i, t in enumerate(types) if t == kind]
+        if np.isclose(got_f, float(pattern[:, cols].sum()), atol=1e-6) or np.isclose(
+                got_f, float(pattern[:, cols].sum(0).mean()), atol=1e-6):
+            why = ("that sums a column (attention the tokens receive from every position): the answer position's "
+                   "attention is the last row, pattern[-1]")
+        elif np.isclose(got_f, float(pattern[-1, cols].mean()), atol=1e-6):
+            why = "that is the mean over the tokens of that type; the mass is their sum"
+        elif np.isclose(got_f, float(pattern[0, cols].sum()), atol=1e-6):
+            why = "that is the first row; the answer position is the last one"
+        else:
+            why = f"expected {want:.4f}"
+        return Result(name, False, f"for {kind!r} you return {got_f:.4f}: {why}")
+    return Result(name, True, "equals helpers.readouts.attention.answer_mass for three token types")
