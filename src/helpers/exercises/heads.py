@@ -53,18 +53,9 @@ def check_zero_head(fn) -> Result:
     if got is None:
         return Result(name, False, "your function returned None: return the edited tensor (a hook's return "
                                    "value replaces the activation)")
-    if torch.equal(got, want):
-        pass
-    elif got.shape == z.shape and torch.equal(got, _position_zeroed(z, HEAD)):
-        return Result(name, False, f"you zeroed position {HEAD}, not head {HEAD}: z is (batch, pos, n_heads, d_head), "
-                                   "so the head axis is the third: z[:, :, head]")
-    elif got.shape == z.shape and any(torch.equal(got, _zeroed(z, h)) for h in (HEAD - 1, HEAD + 1)):
-        h = next(h for h in (HEAD - 1, HEAD + 1) if torch.equal(got, _zeroed(z, h)))
-        return Result(name, False, f"you zeroed head {h}, asked head {HEAD}: heads are numbered from 0")
-    elif torch.equal(got, z):
-        return Result(name, False, f"nothing changed: head {HEAD}'s output is still there")
-    else:
-        return Result(name, False, "on a random z: " + where_different(got, want, ("batch", "position", "head", "dim")))
+    got = torch.as_tensor(got)
+    if not torch.equal(got, want):
+        return Result(name, False, _zero_head_mistake(got, z))
     for model in MODELS:            # and as a hook inside both architectures
         arch = _arch(model)
         ids = _ids(1)
@@ -75,6 +66,19 @@ def check_zero_head(fn) -> Result:
             return Result(name, False, f"as a hook in {model}: {diff}")
     return Result(name, True, f"zeroes exactly head {HEAD} at every position, and as a hook on layer {LAYER} of "
                               f"tiny GPT-2 and tiny Llama gives the library's logits")
+
+
+def _zero_head_mistake(got, z) -> str:
+    """What a wrong `zero_head` output on `z` matches."""
+    if got.shape == z.shape and torch.equal(got, _position_zeroed(z, HEAD)):
+        return (f"you zeroed position {HEAD}, not head {HEAD}: z is (batch, pos, n_heads, d_head), so the head axis "
+                "is the third: z[:, :, head]")
+    for h in (HEAD - 1, HEAD + 1):
+        if got.shape == z.shape and torch.equal(got, _zeroed(z, h)):
+            return f"you zeroed head {h}, asked head {HEAD}: heads are numbered from 0"
+    if got.shape == z.shape and torch.equal(got, z):
+        return f"nothing changed: head {HEAD}'s output is still there"
+    return "on a random z: " + where_different(got, _zeroed(z, HEAD), ("batch", "position", "head", "dim"))
 
 
 def _position_zeroed(z, pos):
