@@ -214,7 +214,7 @@ def test_a_build_without_verdicts_gets_a_page_of_not_run(builds):
 def test_the_book_lists_the_scorecard_first_after_the_preface(builds):
     book = yaml.safe_load((REPO / "_quarto.yml").read_text())["book"]["chapters"]
     assert book[:2] == ["index.qmd", "scorecard.qmd"]
-    assert book[2:-2] == [f"chapters/{c}.ipynb" for c in list_chapters()]
+    assert book[2:-3] == [f"chapters/{c}.ipynb" for c in list_chapters()]   # then conclusion, teaching, references
     scorecard.show_verdicts(Study.from_profile("smoke"), "02", [efficiency()])
     fake_executed(builds / "smoke", "02_training")
     scorecard.write_scorecard_page(builds / "smoke")
