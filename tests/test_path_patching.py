@@ -55,7 +55,10 @@ def test_batched_path_patching_equals_the_naive_loop(source, receivers, point):
         assert np.abs(fast.scores).max() > 0
         assert fast.receiver_point == "logits"
     else:                                   # layer-1 receivers: layer-1 senders have no path
-        assert np.all(fast.scores[1] == 0) and np.abs(fast.scores[0]).max() > 0
+        # "no path" is the clean run again: zero up to the summation order of this CPU, a relative
+        # change of the probability far below the scores of the senders that have a path
+        assert np.abs(fast.scores[0]).max() > 0
+        assert np.abs(fast.scores[1]).max() < 0.05 * np.abs(fast.scores[0]).max()
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -100,7 +103,7 @@ def test_receivers_logits_is_the_direct_effect_by_hand(source):
                     assert np.abs(got - by_hand.numpy()).max() < 1e-4, (zeroed, l, h)
     # a sender away from the last position has no path to the logits: its run is the clean one
     off = pp.path_patch(arch, ids, cf, correct, torch.tensor([2, 2, 2]), "logits", last=last)
-    assert np.all(off.scores == 0)
+    assert np.abs(off.scores).max() < 1e-5       # zero but for summation order (3e-7 seen on another CPU)
 
 
 def test_select_heads_rule():
