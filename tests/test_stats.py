@@ -294,3 +294,66 @@ def test_percentile_interval_ignores_nan_when_asked():
     b = np.array([[1.0, np.nan], [2.0, 1.0], [3.0, 2.0]])
     lo, hi = bootstrap.percentile_interval(b, 0.5, ignore_nan=True)
     assert np.isfinite(lo).all() and np.isfinite(hi).all()
+
+
+# ---- seeds as the unit; max-T permutation over heads ----------------------------------------------
+
+def test_seed_intervals_reduce_to_welch_when_the_trials_add_nothing():
+    """Each seed's row constant over trials (no trial variance): the difference's interval is
+    scipy's Welch interval of the per-seed accuracies, and one arm's is the one-sample t interval."""
+    from scipy import stats as sps
+
+    from helpers.stats import seeds
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a_acc, b_acc = rng.uniform(0.5, 0.9, 3), rng.uniform(0.5, 0.9, 4)
+        a = np.repeat(a_acc[:, None], 50, 1)
+        b = np.repeat(b_acc[:, None], 50, 1)
+        d, lo, hi = seeds.seed_diff_interval(a, b, level=0.9)
+        ci = sps.ttest_ind(a_acc, b_acc, equal_var=False).confidence_interval(0.9)
+        assert d == pytest.approx(a_acc.mean() - b_acc.mean(), rel=1e-9)
+        assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-8, abs=1e-12)
+        m, mlo, mhi = seeds.seed_mean_interval(a)
+        one = sps.ttest_1samp(a_acc, 0).confidence_interval(0.95)
+        assert (mlo, mhi) == pytest.approx((one.low, one.high), rel=1e-8)
+    # one seed: no interval (nothing to estimate the seeds' spread from)
+    assert np.isnan(seeds.seed_diff_interval(a[:1], b)[1]) and np.isnan(seeds.seed_mean_interval(a[:1])[1])
+    with pytest.raises(ValueError, match="same trials"):
+        seeds.seed_diff_interval(a, b[:, :10])
+
+
+def test_seed_intervals_cover_nominally_with_three_seeds():
+    """Three seeds per arm with a seed effect (sd 0.06) on 300 shared trials, equal arms: the 95%
+    interval of the difference covers 0 in about 95% of 400 draws (the two-way bootstrap: ~88%)."""
+    from helpers.stats import seeds
+    rng = np.random.default_rng(1)
+    cover = 0
+    for _ in range(400):
+        hard = rng.normal(0, 0.1, 300)
+        arm = [np.clip(0.75 + rng.normal(0, 0.06, (3, 1)) + hard, 0, 1) for _ in range(2)]
+        a, b = (rng.random((3, 300)) < p for p in arm)
+        _, lo, hi = seeds.seed_diff_interval(a, b)
+        cover += lo <= 0 <= hi
+    assert 0.93 <= cover / 400 <= 0.995
+
+
+def test_max_t_matches_welch_and_a_one_column_permutation_test():
+    from scipy import stats as sps
+
+    from helpers.stats import permutation
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 5))
+    x[:, 0] += 0.8 * (np.arange(40) < 15)
+    g = np.arange(40) < 15
+    r = permutation.max_t_two_groups(x, g, n_perm=999, seed=0)
+    welch = sps.ttest_ind(x[g], x[~g], equal_var=False)
+    np.testing.assert_allclose(r["t"], welch.statistic, rtol=1e-9)
+    np.testing.assert_allclose(r["diff"], x[g].mean(0) - x[~g].mean(0), rtol=1e-12)
+    assert r["p_adj"][0] < 0.05 and (r["p_adj"][1:] > 0.05).all() and (r["lo"] <= r["lo_one"]).all()
+    # one column: the max-T p-value is the permutation p-value of its own t (same permutations)
+    one = permutation.max_t_two_groups(x[:, :1], g, n_perm=199, seed=5)
+    perm_rng = np.random.default_rng(5)
+    null = [sps.ttest_ind(x[p, 0], x[~p, 0], equal_var=False).statistic
+            for p in (perm_rng.permutation(g) for _ in range(199))]
+    assert one["p_adj"][0] == pytest.approx(permutation.permutation_p(float(one["t"][0]), null), abs=1e-12)
+    assert np.isnan(permutation.max_t_two_groups(x, np.arange(40) < 1)["lo"]).all()
