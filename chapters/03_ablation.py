@@ -172,9 +172,11 @@ fig = ablation_figures.screen_scatter(results["fine-tuned"]["attribution"][kind0
 # %%
 #| echo: false
 kind_v = "mean" if "mean" in ablation_kinds else ablation_kinds[0]
-prof = {arm: effects.depth_profile(effects.per_prompt_drops(r["clean"], r[kind_v], choice))
+prof = {arm: effects.depth_profile(effects.per_prompt_drops(r["clean"], r[kind_v], choice), r["clean"] * choice)
         for arm, r in results.items()}
-display(Markdown(f"The verdicts use {kind_v}-ablation over the {len(trials)} prompts above."))
+display(Markdown(f"The verdicts use {kind_v}-ablation over the {len(trials)} prompts above: each layer weighted by "
+                 f"the signed summed drop of its heads, judged only where the heads' summed drop is a material share "
+                 f"of the clean logit difference (the ablation-matters gate)."))
 show_verdicts(study, "03", depth_verdicts(prof["fine-tuned"], prof["scratch"], gates))
 
 # %% [markdown]

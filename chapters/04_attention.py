@@ -187,21 +187,25 @@ Markdown(f"Scratch minus fine-tuned, layer-0 head-mean mass on numbers (paired o
 #
 # For each head: the mean over prompts of the mass on the relevant stream's numbers minus the mass
 # on the irrelevant stream's numbers, at the answer position; the relevant stream is the one the
-# context word names, so the sign of this statistic flips with the context. A head that ignores
-# the context scores about zero even if it attends strongly to one stream.
+# context word names, so the sign of this statistic flips with the context. The mean is taken
+# within each context and the two averaged with equal weights, so a head that ignores the context
+# scores zero even if it attends strongly to one stream, however unbalanced the test set is. The
+# test permutes the context labels across prompts (the same permutation for every head) and takes
+# the maximum studentized statistic over all heads: exact when attention does not depend on the
+# context, whatever the distribution of the masses, and simultaneous over the heads.
 
 # %%
 relevance = {name: attention.relevance_table(s) for name, s in stats.items()}
 
 # %%
 #| label: fig-relevance
-#| fig-cap: "Mass on the relevant stream's numbers minus mass on the irrelevant stream's, at the answer position, per layer and head (mean over prompts). Dots: heads significantly above zero (one-sided t-test, Holm-corrected over all heads of the model, family-wise 5%)."
+#| fig-cap: "Mass on the relevant stream's numbers minus mass on the irrelevant stream's, at the answer position, per layer and head (mean over prompts). Dots: heads significantly above zero (max-T permutation test of the context labels over all heads of the model, family-wise 5%)."
 fig = attention_figures.relevance_heatmaps(relevance)
 
 # %%
 top = pd.concat([r.assign(model=name).sort_values("relevance", ascending=False).head(5)
                  for name, r in relevance.items()])
-with_intervals(top[["model", "layer", "head", "relevance", "lo", "hi", "p_holm", "significant"]],
+with_intervals(top[["model", "layer", "head", "relevance", "lo", "hi", "p_adj", "significant"]],
                {"relevance": ("lo", "hi")}, digits=4, names={"relevance": "relevance [95% CI]"})
 
 # %% [markdown]

@@ -227,8 +227,9 @@ fig = circuit_figures.dcm_map(dcm, list(DESIDERATA))
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import faithfulness_verdict
-show_verdicts(study, "07", [faithfulness_verdict(ev, arch.n_layers * arch.n_heads, gates.get("fine-tuned"))])
+from helpers.claims.circuits import context_blind_floor, faithfulness_verdict
+show_verdicts(study, "07", [faithfulness_verdict(ev, arch.n_layers * arch.n_heads, gates.get("fine-tuned", "not evaluated"),
+                                                 floor=context_blind_floor(test.trials))])
 
 # %% [markdown]
 # ## Exercises

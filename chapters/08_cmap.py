@@ -139,7 +139,7 @@ fig = circuit_figures.cmap_plot(cmap_tables)
 #| echo: false
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.circuits import cmap_circuit_verdict, cmap_reliance_verdict
-ft_gate = gates.get("fine-tuned")
+ft_gate = gates.get("fine-tuned", "the fine-tuned model's gate was not evaluated")
 show_verdicts(study, "08", [cmap_circuit_verdict(outcomes["pretrained"], gate=ft_gate),
                             cmap_reliance_verdict(outcomes["pretrained"], outcomes["scratch"], gate=ft_gate)])
 

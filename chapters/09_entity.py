@@ -252,13 +252,13 @@ minimality_table(ev)
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import faithfulness_verdict
+from helpers.claims.circuits import faithfulness_verdict, query_blind_floor
 show_verdicts(study, "09", [
     sample_efficiency_verdict(correct_table([r for arm in ARMS for r in study.entity_curve_runs(arm)]), curves,
                               claim_id="lin-et-sample-efficiency"),
     faithfulness_verdict(ev, n_heads, entity_gate("entity-tracking base", ev.model_correct, study.et_analysis_boxes),
-                         claim_id="prakash-et-circuit-faithful",
-                         model="entity-tracking base", knob="et_keep"),
+                         claim_id="prakash-et-circuit-faithful", model="entity-tracking base", knob="et_keep",
+                         floor=query_blind_floor(study.et_analysis_boxes)),
 ])
 
 # %% [markdown]

@@ -183,7 +183,7 @@ with_intervals(cmap_tables.droplevel("row").set_index("patched", append=True).ro
 #| echo: false
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.circuits import (PRAKASH_IMPROVED, cmap_circuit_verdict, faithfulness_verdict,
-                                    improvement_verdict, learned_gate)
+                                    improvement_verdict, learned_gate, query_blind_floor)
 from helpers.claims.verdict import entity_gate
 
 n_heads = base_arch.n_layers * base_arch.n_heads
@@ -193,7 +193,7 @@ verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_corr
                                 gate=gates["base"] or learned_gate(v, variant.run))
             for v, variant in variants.items() if variant.analogue in PRAKASH_IMPROVED]
 verdicts += [faithfulness_verdict(evals[v], n_heads, gates[v], claim_id="prakash-et-same-circuit", model=v,
-                                  knob="et_keep") for v in variants]
+                                  knob="et_keep", floor=query_blind_floor(study.et_analysis_boxes)) for v in variants]
 verdicts += [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
                                   receiver="The base", donor=f"{v} variant") for v in variants]
 show_verdicts(study, "10", verdicts)

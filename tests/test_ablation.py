@@ -187,24 +187,45 @@ def test_effects_table_and_depth_profile_on_planted_drops():
     assert prof["centre"] == pytest.approx(1.0) and prof["first_layer_share"] == 0
 
 
-def _profile(layer, L=4, H=3, B=100, seed=0):
+def _profile(layer, L=4, H=3, B=100, seed=0, size=1.0):
     rng = np.random.default_rng(seed)
     drops = np.abs(rng.normal(0, 0.01, (L, H, B)))
-    drops[layer, 0] += 1.0
-    return effects.depth_profile(drops, n_boot=200)
+    drops[layer, 0] += size
+    return effects.depth_profile(drops, np.full(B, 2.0), n_boot=200)
+
+
+PASSED = {"fine-tuned": None, "scratch": None}
+
+
+def test_depth_profile_is_signed_and_knows_its_total():
+    """A layer whose heads' drops are negative pulls the centre toward it (signed weights); the
+    total is the summed drop and total_rel its share of the clean logit difference."""
+    B = 50
+    drops = np.zeros((3, 2, B))
+    drops[0, 0], drops[2, 0], drops[1, 1] = 1.0, 1.0, -0.5
+    p = effects.depth_profile(drops, np.full(B, 3.0), n_boot=50)
+    assert p["total"] == pytest.approx(1.5) and p["total_rel"] == pytest.approx(0.5)
+    assert p["centre"] == pytest.approx((0 * 1.0 + 1 * -0.5 + 2 * 1.0) / 1.5 / 2)
+    assert p["first_layer_share"] == pytest.approx(1 / 1.5)
+    assert np.isnan(effects.depth_profile(drops, n_boot=20)["total_rel"])
 
 
 def test_depth_verdicts_follow_the_evidence():
-    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3), _profile(0))}
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3), _profile(0), PASSED)}
     assert v["lin-ablation-finetuned-late"].status == "replicated"
     assert v["lin-ablation-scratch-first"].status == "replicated"
-    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(0), _profile(3))}
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(0), _profile(3), PASSED)}
     assert v["lin-ablation-finetuned-late"].status == "not replicated"
     assert v["lin-ablation-scratch-first"].status == "not replicated"
     v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3), _profile(0),
-                                                            {"scratch": "the scratch model does not solve the task: 50%"})}
+                                                            {"fine-tuned": None,
+                                                             "scratch": "the scratch model does not solve the task: 50%"})}
     assert v["lin-ablation-scratch-first"].status == "inconclusive"
     assert "does not solve the task" in v["lin-ablation-scratch-first"].gate
+    # drops that add up to nothing material (2% of the clean logit difference): not judged
+    v = {x.claim: x for x in ablation_claims.depth_verdicts(_profile(3, size=0.01), _profile(0), PASSED)}
+    assert v["lin-ablation-finetuned-late"].status == "inconclusive"
+    assert "changes little" in v["lin-ablation-finetuned-late"].gate
 
 
 @pytest.mark.parametrize("source", SOURCES)

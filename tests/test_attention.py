@@ -240,7 +240,7 @@ def test_number_attention_claim_and_verdicts(session_data_dir):
     import matplotlib.pyplot as plt
     stats = {"scratch": focused, "fine-tuned": uniform}
     for fig in (figs.number_heatmaps(stats), figs.type_bars(stats), figs.profile_figure({"scratch": prof}),
-                figs.relevance_heatmaps({k: A.relevance_table(v, n_boot=200) for k, v in stats.items()})):
+                figs.relevance_heatmaps({k: A.relevance_table(v, n_perm=200) for k, v in stats.items()})):
         assert fig.axes
         plt.close(fig)
 

@@ -15,56 +15,63 @@ from helpers.claims.verdict import claim
 
 # ---- prakash-circuit-faithful ------------------------------------------------------------------
 
-def _evaluation(f, lo, hi, n_heads=3, random=None):
+def _evaluation(f, n_heads=3, random=None, n=4000, p_model=0.9, floor=0.5):
+    """A circuit right only where the model is, with faithfulness above `floor` exactly `f`:
+    accuracy floor + f * (p_model - floor) on `n` prompts (deterministic outcomes)."""
     heads = {(i // 4, i % 4) for i in range(n_heads)}
-    return types.SimpleNamespace(circuit=types.SimpleNamespace(heads=heads), faithfulness=f,
-                                 faithfulness_ci=(lo, hi), n=200, accuracy=0.9 * f, model_accuracy=0.9,
-                                 random=random)
+    model = np.arange(n) < round(p_model * n)
+    circuit = np.arange(n) < round((floor + f * (p_model - floor)) * n)
+    return types.SimpleNamespace(circuit=types.SimpleNamespace(heads=heads), faithfulness=circuit.mean() / model.mean(),
+                                 n=n, accuracy=circuit.mean(), model_accuracy=model.mean(), random=random,
+                                 correct=circuit, model_correct=model)
 
 
 def test_faithfulness_claim_is_against_0_75_with_a_5_point_margin():
     c = claim("prakash-circuit-faithful")
-    assert float(c.threshold) == 0.75 and c.material == 0.05
+    assert float(c.threshold) == 0.75 and c.material == 0.05 and "context-blind" in c.floor
 
 
-@pytest.mark.parametrize("f,lo,hi,status", [(0.95, 0.85, 1.02, "replicated"),
-                                            (0.81, 0.76, 0.86, "replicated"),
-                                            (0.78, 0.76, 0.86, "inconclusive"),     # above 0.75, short of 0.8
-                                            (0.60, 0.50, 0.70, "not replicated"),
-                                            (0.72, 0.63, 0.79, "not replicated"),
-                                            (0.82, 0.70, 0.90, "inconclusive"),
-                                            (0.75, 0.70, 0.81, "inconclusive")])
-def test_faithfulness_verdict_statuses(f, lo, hi, status):
-    v = faithfulness_verdict(_evaluation(f, lo, hi), n_model_heads=144)
+@pytest.mark.parametrize("f,status", [(0.95, "replicated"), (0.60, "not replicated"), (0.40, "not replicated"),
+                                      (0.78, "inconclusive")])
+def test_faithfulness_verdict_statuses(f, status):
+    v = faithfulness_verdict(_evaluation(f), n_model_heads=144, floor=0.5, n_boot=500)
     assert v.status == status and v.gate is None
     assert v.claim == "prakash-circuit-faithful" and v.model == "fine-tuned"
-    assert (v.value, v.lo, v.hi) == pytest.approx((f - 0.75, lo - 0.75, hi - 0.75))
-    assert "3 of the model's 144 heads (2%)" in v.evidence
-    assert f"faithfulness {f:.2f} (95% CI {lo:.2f} to {hi:.2f})" in v.evidence
+    assert v.value == pytest.approx(f - 0.75, abs=1e-9) and v.lo < v.value < v.hi
+    assert "3 of the model's 144 heads (2%)" in v.evidence and "Floor (" in v.evidence
     assert "Random circuits" not in v.evidence
+
+
+def test_faithfulness_is_above_the_floor_not_above_zero():
+    """A circuit at 80% of a 94% model, where a context-blind strategy gets 75%: Prakash et al.'s
+    plain ratio is 0.85; above the floor it is 0.26, and the claim is not replicated."""
+    ev = _evaluation((0.80 - 0.75) / (0.94 - 0.75), p_model=0.94, floor=0.75)
+    assert ev.accuracy / ev.model_accuracy == pytest.approx(0.851, abs=1e-3)
+    v = faithfulness_verdict(ev, n_model_heads=144, floor=0.75, n_boot=500)
+    assert v.status == "not replicated" and v.value + 0.75 == pytest.approx(0.263, abs=1e-3)
 
 
 def test_faithfulness_verdict_reports_random_circuits():
     rnd = types.SimpleNamespace(mean=0.12, sd=0.05, faithfulness=np.array([0.1, 0.2, 0.06]))
-    v = faithfulness_verdict(_evaluation(0.95, 0.85, 1.0, random=rnd), n_model_heads=144)
+    v = faithfulness_verdict(_evaluation(0.95, random=rnd), n_model_heads=144, floor=0.5, n_boot=300)
     assert v.status == "replicated"
-    assert "Random circuits of the same group sizes: mean 0.12 (sd 0.05, 3 draws)." in v.evidence
+    assert "Random circuits of the same group sizes: mean plain ratio 0.12 (sd 0.05, 3 draws)." in v.evidence
 
 
 def test_a_large_circuit_is_not_judged():
     assert MAX_SHARE_OF_HEADS == 0.10
-    v = faithfulness_verdict(_evaluation(0.99, 0.95, 1.0, n_heads=15), n_model_heads=144)     # 10.4%
+    v = faithfulness_verdict(_evaluation(0.99, n_heads=15), n_model_heads=144, floor=0.5, n_boot=300)     # 10.4%
     assert v.status == "inconclusive" and v.gate is None
     assert "not small" in v.evidence
-    at_limit = faithfulness_verdict(_evaluation(0.99, 0.95, 1.0, n_heads=14), n_model_heads=140)  # exactly 10%
+    at_limit = faithfulness_verdict(_evaluation(0.99, n_heads=14), n_model_heads=140, floor=0.5, n_boot=300)
     assert at_limit.status == "replicated"
-    big_and_bad = faithfulness_verdict(_evaluation(0.3, 0.2, 0.4, n_heads=30), n_model_heads=144)
+    big_and_bad = faithfulness_verdict(_evaluation(0.3, n_heads=30), n_model_heads=144, floor=0.5, n_boot=300)
     assert big_and_bad.status == "inconclusive"
 
 
 def test_a_failed_gate_makes_the_faithfulness_verdict_inconclusive():
     gate = "the fine-tuned model does not solve the task: 55.0% correct"
-    v = faithfulness_verdict(_evaluation(0.95, 0.85, 1.0), n_model_heads=144, gate=gate)
+    v = faithfulness_verdict(_evaluation(0.95), n_model_heads=144, gate=gate, floor=0.5, n_boot=300)
     assert v.status == "inconclusive" and v.gate == gate
     assert v.value == pytest.approx(0.20)
 
@@ -163,11 +170,11 @@ def test_reliance_inconclusive_when_a_receiver_is_not_worse_than_the_donor():
     scr = {"A": np.r_[np.ones(350), np.zeros(50)], "B": pre["B"].copy(), "circuit": _half(M)}
     v = cmap_reliance_verdict(pre, scr, n_boot=500)
     assert v.status == "inconclusive" and np.isnan(v.value)
-    assert "The scratch model is not worse than the fine-tuned model" in v.evidence
+    assert "not confidently better than the scratch model" in v.gate and "pretrained model" not in v.gate
     assert "share of the advantage moved: 100%" in v.evidence and "(undefined)" in v.evidence
     v = cmap_reliance_verdict({"A": np.ones(M), "B": np.ones(M), "circuit": np.ones(M)},
                               {"A": np.ones(M), "B": np.ones(M), "circuit": np.ones(M)}, n_boot=500)
-    assert v.status == "inconclusive" and "The pretrained and scratch models are not worse" in v.evidence
+    assert v.status == "inconclusive" and "than the pretrained model" in v.gate and "than the scratch model" in v.gate
 
 
 def test_reliance_inconclusive_without_a_circuit_or_with_a_failed_gate():

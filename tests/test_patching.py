@@ -213,7 +213,12 @@ def test_cmap_between_copies_changes_nothing_and_moves_a_models_heads(source):
         by_hand = m(_logits_at(model, ids, last)).numpy()
     assert np.abs(r.patched - by_hand).max() < 1e-5
     assert np.abs(r.b - r.a).max() > 1e-3
-    assert r.moved == pytest.approx((r.patched.mean() - r.a.mean()) / (r.b.mean() - r.a.mean()))
+    gap = r.b.mean() - r.a.mean()          # the one rule: no share where B is not better than A
+    if gap > 0:
+        assert r.moved == pytest.approx((r.patched.mean() - r.a.mean()) / gap)
+    else:
+        assert np.isnan(r.moved)
+    assert np.isnan(cmap.CMAPResult(r.a, r.a - 1.0, r.patched).moved)
 
 
 def test_cmap_refuses_models_of_different_shapes():

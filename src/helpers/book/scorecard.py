@@ -252,6 +252,11 @@ def gate_short(gate: str) -> str:
     return gate.split(":")[0].strip()
 
 
+def seeds_text(n: int) -> str:
+    """How many training runs per arm a verdict rests on: "one seed", "3 seeds"."""
+    return "one seed" if int(n) == 1 else f"{int(n)} seeds"
+
+
 def verdict_cell(entry: dict | None, markdown: bool = False) -> str:
     """One build's verdict on one (claim, model): status (the gate that made it inconclusive),
     statistic with its interval; ``not run`` without an entry."""
@@ -262,6 +267,8 @@ def verdict_cell(entry: dict | None, markdown: bool = False) -> str:
     text = f"{b}{status}{b}"
     if entry.get("gate"):
         text = f"{b}inconclusive{b} (gate failed: {gate_short(entry['gate'])})"
+    if entry.get("seeds"):
+        text += f" ({seeds_text(entry['seeds'])})"
     value, lo, hi = _num(entry.get("value")), _num(entry.get("lo")), _num(entry.get("hi"))
     if value is not None:
         text += f"; {entry.get('statistic') or 'effect'} {value:+.3f}"

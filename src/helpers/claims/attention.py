@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 
 from helpers.claims.verdict import Verdict, alpha, claim, verdict
-from helpers.stats.multiplicity import bonferroni_level
 
 NUMBERS = "lin-attention-numbers"
 RELEVANCE = "lin-attention-relevance"
@@ -52,17 +51,23 @@ def relevance_verdict(table: pd.DataFrame, model: str, gate: str | None = None, 
     if table.empty:
         return verdict(RELEVANCE, model, np.nan, np.nan, np.nan, f"{model}: no heads were measured.", gate=gate)
     hits = table[(table["lo_sim"] > 0) & (table["relevance"] >= c.material)]
-    best = table.loc[table["lo_sim"].idxmax()]
+    judged = bool(np.isfinite(table["lo_sim"]).all())
+    best = table.loc[table["lo_sim"].idxmax()] if judged else table.iloc[0]
     strongest = table.sort_values("relevance", ascending=False).head(top)
 
     def fmt(d):
         return ", ".join(f"L{int(r['layer'])}H{int(r['head'])} {r['relevance']:+.1%} "
                          f"({r['lo_sim']:+.1%} to {r['hi_sim']:+.1%})" for _, r in d.iterrows())
     n_heads, n = len(table), int(table["n_prompts"].iloc[0])
+    perms = f", {int(table['n_perm'].iloc[0])} permutations of the context labels" if "n_perm" in table else ""
     evidence = (f"{model}: {len(hits)} of {n_heads} heads attend at least {c.material:.0%} more to the relevant "
                 f"stream's numbers than to the irrelevant stream's with a simultaneous interval above 0 "
-                f"({n} prompts; intervals simultaneous over the {n_heads} heads); largest means: {fmt(strongest)}.")
-    if len(hits):
+                f"(relevance averaged over the two contexts with equal weights; {n} prompts; intervals simultaneous "
+                f"over the {n_heads} heads by the max-T permutation method{perms}); largest means: {fmt(strongest)}.")
+    if not judged:
+        status = "inconclusive"
+        evidence += " Some heads have no interval (fewer than two prompts of a context): not judged."
+    elif len(hits):
         status = "replicated"
     elif float(table["hi_sim"].max()) < c.material:
         status = "not replicated"
@@ -70,4 +75,4 @@ def relevance_verdict(table: pd.DataFrame, model: str, gate: str | None = None, 
         status = "inconclusive"
     return verdict(RELEVANCE, model, float(best["relevance"]), float(best["lo_sim"]), float(best["hi_sim"]),
                    evidence, statistic=f"relevance of L{int(best['layer'])}H{int(best['head'])}", gate=gate,
-                   status=status, level=bonferroni_level(1 - alpha(), len(table)))
+                   status=status, level=1 - alpha())

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.claims.verdict import Verdict, claim, solves_task, verdict
+from helpers.claims.verdict import Verdict, claim, combine_gates, decide, solves_task, verdict
+from helpers.interventions.circuits import faithfulness_ci
+from helpers.interventions.cmap import moved_share
 from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
 
 MAX_SHARE_OF_HEADS = 0.10        # "small": at most this share of the model's heads (Llama-7B's: 7%)
@@ -41,27 +43,83 @@ def circuit_comparison(evals: dict, analogues: dict[str, str | None]):
 
 
 def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_id: str = "prakash-circuit-faithful",
-                         model: str = "fine-tuned", knob: str = "circuit_keep") -> Verdict:
+                         model: str = "fine-tuned", knob: str = "circuit_keep", floor: float | None = None,
+                         n_boot: int = 2000, seed: int = 0) -> Verdict:
     """``prakash-circuit-faithful`` (or `claim_id`, a claim with the same criterion:
-    ``prakash-et-circuit-faithful`` of chapter 9) from a
+    ``prakash-et-circuit-faithful`` of chapter 9, ``prakash-et-same-circuit`` of chapter 10) from a
     :class:`~helpers.interventions.circuits.CircuitEvaluation` of `model`'s circuit on held-out
-    prompts; `knob` names the parameter that sets the circuit's size."""
+    prompts; `knob` names the parameter that sets the circuit's size.
+
+    The statistic is the faithfulness **above the floor** (the claim's ``floor`` in
+    ``claims.yaml``): ``(circuit - floor) / (model - floor)``, the share of the model's accuracy
+    above what a circuit blind to the task's input gets (`floor`, an accuracy on the same prompts:
+    the best context-blind strategy's for the decision task, 1 / boxes for entity tracking).  Prakash
+    et al.'s plain ratio circuit / model credits a blind circuit with the accuracy blindness gets (a
+    circuit that ignores the context scored 0.8 of a 94% model).  Without a floor the claim is not
+    judged (fail closed)."""
     c = claim(claim_id)
     t = float(c.threshold)
     size = len(ev.circuit.heads)
-    f, (lo, hi) = ev.faithfulness, ev.faithfulness_ci
-    rnd = (f" Random circuits of the same group sizes: mean {ev.random.mean:.2f} (sd {ev.random.sd:.2f}, "
+    rnd = (f" Random circuits of the same group sizes: mean plain ratio {ev.random.mean:.2f} (sd {ev.random.sd:.2f}, "
            f"{len(ev.random.faithfulness)} draws)." if ev.random is not None else "")
-    evidence = (f"The circuit holds {size} of the model's {n_model_heads} heads ({size / n_model_heads:.0%}); "
-                f"on {ev.n} held-out prompts it is right on {ev.accuracy:.1%} against the full model's "
-                f"{ev.model_accuracy:.1%}: faithfulness {f:.2f} (95% CI {lo:.2f} to {hi:.2f}).{rnd}")
+    plain = (f"on {ev.n} held-out prompts it is right on {ev.accuracy:.1%} against the full model's "
+             f"{ev.model_accuracy:.1%} (plain ratio {ev.faithfulness:.2f})")
+    stat = f"faithfulness above the floor, minus {t:g}"
+    if floor is None or not np.isfinite(floor):
+        return verdict(c.id, model, np.nan, np.nan, np.nan,
+                       f"The circuit holds {size} of the model's {n_model_heads} heads; {plain}. No floor was given "
+                       f"({c.floor}): faithfulness is not judged without it.", statistic=stat, gate=gate,
+                       status="inconclusive")
+    f, lo, hi = faithfulness_ci(ev.correct, ev.model_correct, n_boot=n_boot, seed=seed, floor=float(floor))
+    evidence = (f"The circuit holds {size} of the model's {n_model_heads} heads ({size / n_model_heads:.0%}); {plain}. "
+                f"Floor ({c.floor}): {floor:.1%}. Faithfulness above the floor, (circuit - floor) / (model - floor): "
+                f"{f:.2f} (95% CI {lo:.2f} to {hi:.2f}).{rnd}")
     status = None
-    if size > MAX_SHARE_OF_HEADS * n_model_heads:
+    if not np.isfinite(f):
+        status = "inconclusive"
+        evidence += " The model is not above the floor: there is nothing for a circuit to be faithful to."
+    elif size > MAX_SHARE_OF_HEADS * n_model_heads:
         status = "inconclusive"
         evidence += (f" A circuit of more than {MAX_SHARE_OF_HEADS:.0%} of the heads is not small: the claim is "
                      f"not judged on it (lower `{knob}`).")
-    return verdict(c.id, model, f - t, lo - t, hi - t, evidence,
-                   statistic=f"faithfulness minus {t:g}", gate=gate, status=status)
+    return verdict(c.id, model, f - t, lo - t, hi - t, evidence, statistic=stat, gate=gate, status=status)
+
+
+def context_blind_floor(trials) -> float:
+    """The floor of ``prakash-circuit-faithful``: the best context-blind strategy's accuracy on
+    `trials` (chapter 1's baselines), what a circuit blind to the context can reach."""
+    from helpers.tasks.decision import baseline_table, best_context_blind
+    return float(best_context_blind(baseline_table(trials)))
+
+
+def query_blind_floor(n_boxes: int) -> float:
+    """The floor of the entity-tracking faithfulness claims: 1 / boxes, what a circuit that
+    ignores the query gets."""
+    return 1.0 / int(n_boxes)
+
+
+def donor_gate(a, b, donor: str, receiver: str, n_boot: int = 2000, seed: int = 0) -> str | None:
+    """The ``donor-better`` gate of a cross-model patch: None when the donor's per-prompt outcomes
+    `b` beat the receiver's `a` on the same prompts with a paired bootstrap 95% interval above 0;
+    else the reason (a donor barely better than its receiver has no advantage a patch could be
+    seen to move)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = b - a
+    lo, hi = bootstrap_ci(d, np.mean, n_boot=n_boot, seed=seed)
+    if np.isfinite(lo) and lo > 0:
+        return None
+    return (f"the {donor} is not confidently better than the {receiver} on these prompts ({b.mean():.1%} against "
+            f"{a.mean():.1%}, difference {d.mean():+.1%}, 95% CI {lo:+.1%} to {hi:+.1%}): there is no advantage to move")
+
+
+def _both(*statuses: str) -> str:
+    """A claim that needs every condition (an intersection-union test, each at alpha): replicated
+    when all are, not replicated when any one is, else inconclusive."""
+    if all(s == "replicated" for s in statuses):
+        return "replicated"
+    if any(s == "not replicated" for s in statuses):
+        return "not replicated"
+    return "inconclusive"
 
 
 def cmap_circuit_verdict(outcomes: dict[str, np.ndarray], circuit_name: str = "circuit", gate: str | None = None,
@@ -71,73 +129,92 @@ def cmap_circuit_verdict(outcomes: dict[str, np.ndarray], circuit_name: str = "c
     """``prakash-cmap-circuit`` (or `claim_id`: ``prakash-et-cmap`` of chapter 10, `model` the
     donor variant) from the per-prompt outcomes of a CMAP into the `receiver` (``"A"``, ``"B"``, the
     circuit, ``"random i"``): :func:`~helpers.interventions.decision_circuit.cmap_table`,
-    :func:`~helpers.interventions.entity_circuit.cmap_sets`.  Inconclusive when the donor is not
-    better than the receiver: there is no advantage to move."""
+    :func:`~helpers.interventions.entity_circuit.cmap_sets`.
+
+    Two conditions, both decided by the book's rule with the claim's material effect: the circuit's
+    patch **lifts the receiver** (patched minus the receiver alone) and it **beats random head
+    sets** of its size (the headline statistic).  Beating random sets alone is not enough: random
+    patches that only damage make a patch that changes nothing look good.  Gated on the donor being
+    better than the receiver (:func:`donor_gate`, an interval, not point estimates)."""
     outcomes = {k: np.asarray(v, float) for k, v in outcomes.items()}
     randoms = [v for k, v in outcomes.items() if k.startswith("random ")]
     patched = outcomes.get(circuit_name)
-    if patched is None or not randoms:
+    stat = "accuracy, circuit patch minus random patches"
+    if patched is None or not randoms or "A" not in outcomes or "B" not in outcomes:
+        missing = "no circuit head was found, so there is nothing to patch" if patched is None else \
+            "the random patches or the unpatched models are missing"
         return verdict(claim_id, model, float("nan"), float("nan"), float("nan"),
-                       "No circuit head was found, so there is nothing to patch: not judged.",
-                       statistic="circuit patch minus random patches", gate=gate, status="inconclusive")
-    diff = np.asarray(patched, float) - np.mean(randoms, axis=0)
+                       f"Not judged: {missing}.", statistic=stat, gate=gate, status="inconclusive")
+    a, b = outcomes["A"], outcomes["B"]
+    diff = patched - np.mean(randoms, axis=0)
     lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
-    a, b = outcomes["A"].mean(), outcomes["B"].mean()
-    evidence = (f"{receiver} alone {a:.1%}, {donor} {b:.1%}; with the {donor}'s circuit "
+    lift = patched - a
+    l_lo, l_hi = bootstrap_ci(lift, np.mean, n_boot=n_boot, seed=seed)
+    material = claim(claim_id).material
+    beats, lifts = decide(float(diff.mean()), lo, hi, material), decide(float(lift.mean()), l_lo, l_hi, material)
+    evidence = (f"{receiver} alone {a.mean():.1%}, {donor} {b.mean():.1%}; with the {donor}'s circuit "
                 f"head outputs patched in {patched.mean():.1%}; with {len(randoms)} random head sets of the same "
                 f"size {np.mean(randoms):.1%} on average (range {min(r.mean() for r in randoms):.1%} to "
-                f"{max(r.mean() for r in randoms):.1%}), on {len(diff)} held-out prompts.")
-    status = None
-    if not b > a:
-        status = "inconclusive"
-        evidence += f" The {donor} is not better than the receiver: there is no advantage to move, so the claim is not judged."
-    return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence,
-                   statistic="accuracy, circuit patch minus random patches", gate=gate, status=status)
-
-
-def moved_share(patched, a, b):
-    """The share of B's advantage over A that a patch moves: ``(mean(patched) - mean(a)) /
-    (mean(b) - mean(a))`` over the last axis (per-prompt outcomes), NaN where B is not better."""
-    gap = b.mean(-1) - a.mean(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(gap > 0, (patched.mean(-1) - a.mean(-1)) / gap, np.nan)
+                f"{max(r.mean() for r in randoms):.1%}), on {len(diff)} held-out prompts. Lift of the receiver by the "
+                f"circuit's patch {lift.mean():+.1%} (95% CI {l_lo:+.1%} to {l_hi:+.1%}): {lifts}; the patch against "
+                f"random sets: {beats}. Both must hold.")
+    donor_failed = donor_gate(a, b, donor, receiver.lower(), n_boot=n_boot, seed=seed)
+    return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence, statistic=stat,
+                   gate=combine_gates({"donor": donor_failed, "model": gate}, ["donor", "model"]),
+                   status=_both(beats, lifts))
 
 
 def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, np.ndarray],
                           circuit_name: str = "circuit", gate: str | None = None, n_boot: int = 2000,
                           seed: int = 0) -> Verdict:
     """``lin-cmap-pretrained`` from the per-prompt CMAP outcomes of the fine-tuned circuit into the
-    pretrained and into the scratch model (the same prompts, in the same order)."""
+    pretrained and into the scratch model (the same prompts, in the same order).
+
+    Two conditions: the pretrained model's **own** moved share is material (its interval above 0,
+    the estimate at least the claim's material effect: a receiver that barely moves cannot be what
+    the fine-tuned model relies on, however badly the scratch model fares), and it exceeds the
+    scratch model's by the material effect.  Gated on the donor being confidently better than each
+    receiver (:func:`donor_gate`)."""
+    c = claim("lin-cmap-pretrained")
     stat = "moved share, pretrained minus scratch"
     if circuit_name not in pretrained or circuit_name not in scratch:
-        return verdict("lin-cmap-pretrained", "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
+        return verdict(c.id, "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
                        "No circuit head was found, so there is nothing to patch: not judged.", statistic=stat,
                        gate=gate, status="inconclusive")
     arr = {name: {k: np.asarray(v, float) for k, v in o.items()} for name, o in
            (("pretrained", pretrained), ("scratch", scratch))}
     if len(arr["pretrained"]["B"]) != len(arr["scratch"]["B"]) or not np.array_equal(arr["pretrained"]["B"], arr["scratch"]["B"]):
         raise ValueError("the two CMAP results must come from the same prompts (the donor's outcomes differ)")
-    moved = {k: float(moved_share(o[circuit_name], o["A"], o["B"])) for k, o in arr.items()}
+    moved = {k: moved_share(o[circuit_name], o["A"], o["B"]) for k, o in arr.items()}
     text = {k: (f"{moved[k]:.0%}" if np.isfinite(moved[k]) else "undefined") for k in moved}
     evidence = (f"Fine-tuned model {arr['pretrained']['B'].mean():.1%}. Pretrained model {arr['pretrained']['A'].mean():.1%}, "
                 f"with the circuit patched in {arr['pretrained'][circuit_name].mean():.1%} (share of the advantage moved: "
                 f"{text['pretrained']}); scratch model {arr['scratch']['A'].mean():.1%}, with the same patch "
                 f"{arr['scratch'][circuit_name].mean():.1%} ({text['scratch']}).")
+    donors = {k: donor_gate(o["A"], o["B"], "fine-tuned model", f"{k} model", n_boot=n_boot, seed=seed)
+              for k, o in arr.items()}
+    gates = combine_gates({**donors, "model": gate}, ["pretrained", "scratch", "model"])
     if not all(np.isfinite(v) for v in moved.values()):
-        worse = [k for k, v in moved.items() if not np.isfinite(v)]
-        return verdict("lin-cmap-pretrained", "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
-                       evidence + f" The {' and '.join(worse)} model{'s are' if len(worse) > 1 else ' is'} not worse than the fine-tuned model on these "
-                       "prompts: there is no advantage to move, so the claim is not judged.",
-                       statistic=stat, gate=gate, status="inconclusive")
+        return verdict(c.id, "pretrained vs scratch", float("nan"), float("nan"), float("nan"),
+                       evidence + " A receiver is not worse than the fine-tuned model: no advantage to move.",
+                       statistic=stat, gate=gates or "a receiver is not worse than the donor", status="inconclusive")
     idx = resample_indices(len(arr["pretrained"]["B"]), n_boot, seed)
     boots = {k: moved_share(o[circuit_name][idx], o["A"][idx], o["B"][idx]) for k, o in arr.items()}
     diff = boots["pretrained"] - boots["scratch"]
     dropped = int(np.isnan(diff).sum())
     lo, hi = percentile_interval(diff, ignore_nan=True)
-    evidence += (f" Percentile bootstrap over prompts ({n_boot} resamples, {dropped} dropped because a receiver "
-                 f"was not worse than the donor in them).")
-    return verdict("lin-cmap-pretrained", "pretrained vs scratch", moved["pretrained"] - moved["scratch"],
-                   float(lo), float(hi), evidence, statistic=stat, gate=gate)
+    p_lo, p_hi = percentile_interval(boots["pretrained"], ignore_nan=True)
+    own = decide(moved["pretrained"], float(p_lo), float(p_hi), c.material)
+    rel = decide(moved["pretrained"] - moved["scratch"], float(lo), float(hi), c.material)
+    if dropped > (1 - 0.95) / 2 * n_boot:
+        own = rel = "inconclusive"
+        evidence += (f" In {dropped} of {n_boot} resamples a receiver was not worse than the donor: the shares are "
+                     f"too unstable to judge.")
+    evidence += (f" The pretrained model's own share: 95% CI {p_lo:.0%} to {p_hi:.0%} ({own}); the difference: {rel}. "
+                 f"Both must hold. Percentile bootstrap over prompts ({n_boot} resamples, {dropped} dropped because a "
+                 f"receiver was not worse than the donor in them).")
+    return verdict(c.id, "pretrained vs scratch", moved["pretrained"] - moved["scratch"],
+                   float(lo), float(hi), evidence, statistic=stat, gate=gates, status=_both(own, rel))
 
 
 def learned_gate(model: str, run) -> str | None:

@@ -45,6 +45,8 @@ class Claim:
     gates: tuple[str, ...] = ()
     family: str | None = None
     threshold: float | None = None
+    floor: str | None = None          # faithfulness claims: what a blind circuit scores (see claims.yaml)
+    seeds: int | None = None          # claims about training: the fewest seeds per arm that can replicate it
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Verdict:
     evidence: str
     gate: str | None = None
     level: float = 0.95         # confidence level of [lo, hi] (above 0.95 when simultaneous over a family)
+    seeds: int | None = None    # training runs per arm the verdict rests on (None: not said)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -84,6 +87,9 @@ class Verdict:
             interval = (f" ({_level_text(self.level)} CI {self.lo:+.3f} to {self.hi:+.3f})"
                         if math.isfinite(self.lo) and math.isfinite(self.hi) else "")
             out += f" Statistic: {self.statistic} = {self.value:+.3f}{interval}."
+        if self.seeds:
+            out += (f" Seeds: {'one' if self.seeds == 1 else self.seeds} per arm"
+                    + (f" (the claim needs {c.seeds} to be decided)." if c.seeds and self.seeds < c.seeds else "."))
         if self.gate:
             out += f"\n\n*Gate failed: {self.gate}.* The analysis is shown, but a model that fails a gate is not judged."
         out += f"\n\n*Criterion:* {c.criterion}\n\n{self.evidence}"
@@ -106,7 +112,7 @@ def _load(path: str) -> tuple[dict, dict[str, Claim]]:
         kw["gates"] = tuple(kw.get("gates", ()))
         kw["chapter"] = str(kw["chapter"])
         claims[entry["id"]] = Claim(**kw)
-    return data["policy"], claims
+    return data["policy"], claims, data.get("gates", {})
 
 
 def policy() -> dict:
@@ -121,6 +127,15 @@ def alpha() -> float:
 def claims() -> dict[str, Claim]:
     """Every claim of ``claims.yaml``, by id, in file order."""
     return _load(str(CLAIMS_FILE))[1]
+
+
+def gate_threshold(name: str) -> float:
+    """The number a gate of ``claims.yaml`` (its ``gates:`` section) is judged against."""
+    known = _load(str(CLAIMS_FILE))[2]
+    if name not in known or "threshold" not in known[name]:
+        raise ParameterError(f"gate {name!r} has no threshold in {CLAIMS_FILE.name}: gates with one are "
+                             f"{[k for k, v in known.items() if 'threshold' in v]}")
+    return float(known[name]["threshold"])
 
 
 def claim(claim_id: str) -> Claim:
@@ -147,18 +162,20 @@ def decide(value: float, lo: float, hi: float, material: float, null: float = 0.
 
 def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evidence: str,
             statistic: str = "", gate: str | None = None, status: str | None = None,
-            null: float = 0.0, level: float = 0.95) -> Verdict:
+            null: float = 0.0, level: float = 0.95, seeds: int | None = None) -> Verdict:
     """A :class:`Verdict` of `claim_id` decided by :func:`decide` with the claim's material
     effect (or with `status` when the claim combines several conditions), made inconclusive by a
-    failed `gate`."""
+    failed `gate`.  Gates fail closed: any `gate` that is not None has failed, an empty text too
+    (it is reported as a gate that failed without a reason)."""
     c = claim(claim_id)
     if status is None:
         status = decide(value, lo, hi, c.material, null)
-    if gate:
+    if gate is not None:
         status = "inconclusive"
+        gate = str(gate).strip() or "a gate failed without saying why (fail closed)"
     return Verdict(claim=c.id, model=model, status=status, statistic=statistic or "effect",
                    value=float(value), lo=float(lo), hi=float(hi), criterion=c.criterion,
-                   evidence=evidence, gate=gate, level=float(level))
+                   evidence=evidence, gate=gate, level=float(level), seeds=seeds)
 
 
 # ---- the gates -------------------------------------------------------------------------------
@@ -175,6 +192,21 @@ def solves_task(correct: Sequence[bool], baseline: float, level: float | None = 
     text = (f"{acc:.1%} correct on {len(correct)} held-out trials ({level:.0%} CI {lo:.1%} to {hi:.1%}) "
             f"{'above' if passed else 'not above'} the best context-blind strategy's {baseline:.1%}")
     return passed, text
+
+
+def combine_gates(gates, required) -> str | None:
+    """The `gate` of a statistic that rests on every model in `required`: None only when each of
+    them has a gate in `gates` (model -> None when passed, else the reason) and every one passed.
+    Fails closed: a model whose gate was not evaluated (missing from `gates`, or `gates` None)
+    fails with that reason, so a statistic of two models is never judged on one model's gate."""
+    gates = {} if gates is None else dict(gates)
+    failed = []
+    for model in required:
+        if model not in gates:
+            failed.append(f"the gate of the {model} model was not evaluated")
+        elif gates[model] is not None:
+            failed.append(str(gates[model]).strip() or f"a gate of the {model} model failed without a reason")
+    return "; ".join(failed) if failed else None
 
 
 def gate_reason(model: str, passed: bool, text: str) -> str | None:

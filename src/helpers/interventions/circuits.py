@@ -339,22 +339,25 @@ def run_circuit(model, ids: torch.Tensor, positions: Mapping[str, Sequence[int]]
 
 # ---- evaluation --------------------------------------------------------------------------------
 
-def _ratio(pairs: np.ndarray) -> float:
-    den = pairs[:, 1].mean()
-    return float(pairs[:, 0].mean() / den) if den > 0 else float("nan")
+def _ratio(pairs: np.ndarray, floor: float = 0.0) -> float:
+    den = pairs[:, 1].mean() - floor
+    return float((pairs[:, 0].mean() - floor) / den) if den > 0 else float("nan")
 
 
 def faithfulness_ci(circuit_correct, model_correct, n_boot: int = 2000, seed: int = 0,
-                    level: float = 0.95) -> tuple[float, float, float]:
-    """Faithfulness = mean(circuit_correct) / mean(model_correct) with a BCa bootstrap interval
-    over prompts (each prompt's two outcomes resampled together): ``(ratio, lo, hi)``; nan when
-    the full model gets no prompt right."""
+                    level: float = 0.95, floor: float = 0.0) -> tuple[float, float, float]:
+    """Faithfulness ``(mean(circuit_correct) - floor) / (mean(model_correct) - floor)`` with a BCa
+    bootstrap interval over prompts (each prompt's two outcomes resampled together): ``(ratio, lo,
+    hi)``; nan when the full model is not above the floor.  With ``floor = 0`` it is the circuit's
+    accuracy over the model's (Prakash et al.'s ratio); with the accuracy that a circuit blind to
+    the task's input reaches (Wang et al. 2023's normalisation; Miller et al. 2024), it is the share
+    of the model's performance *above what blindness gets* that the circuit recovers."""
     from helpers.stats.bootstrap import bootstrap_ci
     pairs = np.stack([np.asarray(circuit_correct, float), np.asarray(model_correct, float)], axis=1)
-    est = _ratio(pairs)
+    est = _ratio(pairs, floor)
     if not np.isfinite(est):
         return est, float("nan"), float("nan")
-    lo, hi = bootstrap_ci(pairs, _ratio, n_boot=n_boot, seed=seed, level=level)
+    lo, hi = bootstrap_ci(pairs, lambda p: _ratio(p, floor), n_boot=n_boot, seed=seed, level=level)
     return est, lo, hi
 
 

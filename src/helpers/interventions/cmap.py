@@ -35,6 +35,19 @@ def check_same_shape(a: Arch, b: Arch) -> None:
                                  f"model A and {sb[k]!r} in model B")
 
 
+def moved_share(patched, a, b):
+    """The share of B's advantage over A that a patch moves into A: ``(mean(patched) - mean(a)) /
+    (mean(b) - mean(a))``, means over the last axis (per-prompt outcomes; leading axes, such as
+    bootstrap resamples, are kept).  The one rule of the book for no advantage: NaN wherever B is
+    not better than A (``mean(b) - mean(a) <= 0``), since there is nothing to move.  A float for
+    1-d inputs, else an array."""
+    patched, a, b = (np.asarray(x, float) for x in (patched, a, b))
+    gap = b.mean(-1) - a.mean(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(gap > 0, (patched.mean(-1) - a.mean(-1)) / np.where(gap > 0, gap, 1.0), np.nan)
+    return float(out) if np.ndim(out) == 0 else out
+
+
 @dataclass
 class CMAPResult:
     a: np.ndarray            # (batch,) metric of model A
@@ -43,10 +56,8 @@ class CMAPResult:
 
     @property
     def moved(self) -> float:
-        """Share of B's advantage moved into A: (mean patched - mean A) / (mean B - mean A); NaN
-        when the two models have the same mean."""
-        gap = float(self.b.mean() - self.a.mean())
-        return float("nan") if gap == 0 else float(self.patched.mean() - self.a.mean()) / gap
+        """Share of B's advantage moved into A (:func:`moved_share`); NaN when B is not better."""
+        return moved_share(self.patched, self.a, self.b)
 
 
 @torch.no_grad()

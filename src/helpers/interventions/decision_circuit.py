@@ -41,6 +41,7 @@ import torch
 
 from helpers.core.cache import cached
 from helpers.core.errors import ParameterError
+from helpers.interventions.cmap import moved_share  # noqa: F401  (the "moved" column; re-exported)
 from helpers.interventions.circuits import Circuit, Group
 from helpers.interventions.metrics import ForcedChoice, LogitDiff
 from helpers.interventions.path_patching import flip_share, path_patch, select_heads
@@ -295,13 +296,6 @@ def cmap_sets(a: Arch, b: Arch, ids: torch.Tensor, correct: torch.Tensor, wrong:
     vals = generic_patch(a, ids, cache, patches, metric, last)
     out.update({n: vals[i] for i, n in enumerate(names)})
     return out
-
-
-def moved_share(patched: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """(mean patched - mean A) / (mean B - mean A): the share of B's advantage over A that moved;
-    NaN when B is not better than A."""
-    gap = float(np.mean(b) - np.mean(a))
-    return float("nan") if gap <= 0 else float(np.mean(patched) - np.mean(a)) / gap
 
 
 # ---- what the chapters call -----------------------------------------------------------------------

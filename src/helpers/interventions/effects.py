@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers.stats.bootstrap import normal_interval, percentile_interval, resample_indices
+from helpers.stats.bootstrap import normal_interval, percentile_interval, resample_counts, resample_indices
 from helpers.stats.multiplicity import bonferroni_level, holm, holm_significant
 from helpers.stats.tests import t_two_sided
 
@@ -83,32 +83,58 @@ def per_prompt_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray)
     return clean[None, None, :] * choice - ablated * choice[None, None, :]
 
 
-def _layer_weights(drops_mean: np.ndarray) -> np.ndarray:
-    """Per layer: the summed positive drop of its heads (harmful-to-remove mass)."""
-    return np.clip(drops_mean, 0, None).sum(axis=1)
+def depth_profile(drops: np.ndarray, clean: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Where the model's reliance on heads sits in depth, with percentile bootstrap 95% intervals
+    over prompts (the same resamples for every statistic; the same `seed` and prompts give two
+    models paired resamples).
 
+    Each layer's weight is the **signed** sum of its heads' mean drops: noise has mean zero, so it
+    cannot put mass where it is largest, as the positive part of the drops did (a layer whose
+    noise is wide got mass from noise alone).  The statistics are ratios, so they mean something
+    only when the drops add up to something: ``total_rel`` is the summed drop of all heads over the
+    clean logit difference toward the correct answer (`clean`, per prompt: ``clean * choice``), and
+    the ``ablation-matters`` gate of the claims asks its interval to lie above a threshold
+    (:func:`helpers.claims.ablation.depth_verdicts`).  Without `clean` the gate cannot be
+    evaluated (NaN), and fails closed.
 
-def depth_profile(drops: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Where the model's reliance on heads sits in depth, with bootstrap CIs over prompts.
-
-    * ``centre``: the mean layer weighted by each layer's summed positive drop, scaled to [0, 1]
-      (0 = first layer, 1 = last layer);
-    * ``first_layer_share``: the share of that mass in layer 0 (uniform would be 1/n_layers).
+    * ``centre``: the mean layer weighted by the layers' signed drops, scaled so that 0 = first
+      layer and 1 = last (NaN when the summed drop is not positive);
+    * ``first_layer_share``: the share of the summed drop in layer 0 (uniform: 1 / n_layers);
+    * ``total``, ``total_rel``: the summed drop (logits) and its share of the clean logit
+      difference; ``*_ci`` their intervals; ``boot``: (n_boot, 3) resampled centre, first-layer
+      share and total_rel; ``undefined``: the share of resamples whose summed drop is not
+      positive (their centre is undefined and left out of the intervals).
     """
+    drops = np.asarray(drops, float)
     L, H, B = drops.shape
-
-    def stats(idx):
-        w = _layer_weights(drops[:, :, idx].mean(axis=2))
-        total = w.sum()
-        if total <= 0:
-            return np.nan, np.nan
-        return float((w * np.arange(L)).sum() / total / max(L - 1, 1)), float(w[0] / total)
-    centre, first = stats(np.arange(B))
-    boots = np.array([stats(idx) for idx in resample_indices(B, n_boot, seed)])
-    lo, hi = percentile_interval(boots, 0.95, axis=0, ignore_nan=True)
-    return {"centre": centre, "centre_ci": (lo[0], hi[0]),
-            "first_layer_share": first, "first_ci": (lo[1], hi[1]),
-            "uniform_share": 1 / L, "boot": boots}
+    flat = drops.reshape(L * H, B)
+    ok = ~np.isnan(flat).any(axis=1)                      # heads not swept are left out
+    counts = np.vstack([np.ones((1, B)), resample_counts(B, n_boot, seed)]) / B    # row 0: the sample
+    layer_of = np.repeat(np.arange(L), H)[ok]
+    head_means = counts @ flat[ok].T                      # (1 + n_boot, heads)
+    w = np.zeros((len(counts), L))
+    np.add.at(w.T, layer_of, head_means.T)               # (1 + n_boot, L): signed drop per layer
+    total = w.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre = np.where(total > 0, (w * np.arange(L)).sum(1) / total / max(L - 1, 1), np.nan)
+        first = np.where(total > 0, w[:, 0] / total, np.nan)
+        if clean is None:
+            rel = np.full(len(counts), np.nan)
+        else:
+            c = counts @ np.asarray(clean, float)
+            rel = np.where(c > 0, total / c, np.nan)
+    boots = np.stack([centre[1:], first[1:], rel[1:]], axis=1)
+    lo, hi = np.full(3, np.nan), np.full(3, np.nan)
+    for j in range(3):
+        if np.isfinite(boots[:, j]).any():
+            lo[j], hi[j] = percentile_interval(boots[:, j], 0.95, ignore_nan=True)
+    t_lo, t_hi = percentile_interval(total[1:], 0.95)
+    return {"centre": float(centre[0]), "centre_ci": (float(lo[0]), float(hi[0])),
+            "first_layer_share": float(first[0]), "first_ci": (float(lo[1]), float(hi[1])),
+            "total": float(total[0]), "total_ci": (float(t_lo), float(t_hi)),
+            "total_rel": float(rel[0]), "total_rel_ci": (float(lo[2]), float(hi[2])),
+            "uniform_share": 1 / L, "n_prompts": B, "undefined": float(np.isnan(centre[1:]).mean()),
+            "boot": boots}
 
 
 def screen_quality(estimate: np.ndarray, exact: np.ndarray, k: int = 10) -> dict:

@@ -42,6 +42,7 @@ import torch
 
 from helpers.core.cache import cached
 from helpers.core.errors import ParameterError
+from helpers.interventions.cmap import moved_share
 from helpers.interventions.circuits import Circuit, Group as CircuitGroup
 from helpers.interventions.metrics import ChoiceMargin
 from helpers.interventions.path_patching import Group, flip_share, iterate_groups
@@ -304,13 +305,12 @@ def cmap_table(outcomes: dict[str, np.ndarray], circuit: Circuit) -> "pd.DataFra
     import pandas as pd
     from helpers.stats.intervals import wilson_ci
     a, b = outcomes["A"], outcomes["B"]
-    gap = float(b.mean() - a.mean())
     rows = []
 
     def row(name, heads, x):
         lo, hi = wilson_ci(int(round(float(np.sum(x)))), len(x))
         rows.append({"patched": name, "heads": heads, "accuracy": float(np.mean(x)), "lo": lo, "hi": hi,
-                     "moved": (float(np.mean(x)) - a.mean()) / gap if gap > 0 else float("nan")})
+                     "moved": moved_share(x, a, b)})
     row("nothing (receiver alone)", 0, a)
     row("circuit", circuit.size, outcomes["circuit"])
     for g in circuit.groups:
