@@ -1,25 +1,26 @@
-"""Calibration of the verdict functions (issue 8, section 4).
+"""Calibration of the verdict functions.
 
-On simulated data with no effect, a verdict function says "replicated" at most about alpha of the
-time (the bound allows two Monte Carlo standard errors), and "not replicated" only when the data
-are plentiful enough to exclude a material effect; with a planted material effect it says
-"replicated" most of the time.  A context-only head cannot replicate the response-type claim, and a
-pretrained model that already encodes a variable cannot make "encoded after fine-tuning" replicate.
-Rates measured here (seed as given) are in each test's docstring.
+The adversarial suite (:mod:`helpers.claims.calibration`): every scenario with no effect but the
+nuisance structure of real measurements says "replicated" at most alpha of the time (the Wilson
+interval of its rate over the draws starts at or below alpha), and a planted effect of twice the
+material size replicates at the ``paper`` sizes.  60 draws per scenario by default; 200 with
+``--slow`` (the docs' table, ``python -m helpers calibrate``).  Below it, the rules the suite does
+not simulate, and the gates: they fail closed.
 """
+import os
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from helpers.claims import ablation as c_ablation
-from helpers.claims import attention as c_attention
+from helpers.claims import calibration as cal
 from helpers.claims import decoding as c_decoding
 from helpers.claims import representations as c_repr
 from helpers.claims.sample_efficiency import sample_efficiency_verdict
-from helpers.claims.verdict import alpha, claims
+from helpers.claims.verdict import alpha, claims, combine_gates, verdict
 from helpers.interventions.effects import depth_profile
-from helpers.readouts.attention import AttentionStats, first_layer_number_attention, relevance_table
 from helpers.readouts.heads import head_decoding
-from helpers.tasks.tokens import TOKEN_TYPES
 
 ALPHA = alpha()
 
@@ -38,7 +39,50 @@ def test_every_claim_of_the_file_has_a_criterion_and_a_material_effect():
         assert c.criterion and c.material > 0 and c.models, c.id
 
 
-# ---- sample efficiency ------------------------------------------------------------------------------
+# ---- the adversarial suite ---------------------------------------------------------------------------
+
+SCENARIOS = cal.scenarios()
+
+
+@pytest.fixture(scope="module")
+def draws():
+    """60 draws per scenario; CALIBRATION_DRAWS=200 for the slow run (the docs' table)."""
+    return int(os.environ.get("CALIBRATION_DRAWS", 60))
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.kind == "null"], ids=lambda s: s.key)
+def test_a_null_scenario_rarely_replicates(scenario, draws):
+    r = cal.run(scenario, draws)
+    assert r["passed"], (f"{scenario.key}: 'replicated' in {r['replicated']:.1%} of {draws} draws "
+                         f"(Wilson interval {r['lo']:.1%} to {r['hi']:.1%}) against alpha = {ALPHA}")
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s.kind == "power" and s.sizes == "paper" and s.required],
+                         ids=lambda s: s.key)
+def test_a_planted_effect_replicates_at_the_paper_sizes(scenario, draws):
+    r = cal.run(scenario, draws)
+    assert r["passed"], f"{scenario.key}: power {r['replicated']:.1%} of {draws} draws, interval up to {r['hi']:.1%} < 80%"
+
+
+def test_the_suite_covers_the_claims_and_writes_its_table():
+    covered = {s.claim for s in SCENARIOS}
+    for c in ("lin-sample-efficiency", "lin-ablation-finetuned-late", "lin-ablation-scratch-first",
+              "lin-attention-relevance", "prakash-circuit-faithful", "prakash-et-circuit-faithful",
+              "prakash-cmap-circuit", "prakash-et-cmap", "lin-cmap-pretrained", "prakash-et-improves"):
+        assert c in covered and any(s.claim == c and s.kind == "power" for s in SCENARIOS), c
+    assert covered <= set(claims())
+    t = pd.DataFrame([cal.run(s, 3) for s in SCENARIOS[:3]])
+    md = cal.markdown(t, "today")
+    assert md.count("\n| `lin-sample-efficiency` |") == 3 and "Claims without a simulated scenario" in md
+    assert any(not s.required for s in SCENARIOS)        # reported power rows exist and are not required
+
+
+def test_the_suite_is_reproducible():
+    s = SCENARIOS[0]
+    assert cal.run(s, 5, seed=3)["replicated"] == cal.run(s, 5, seed=3)["replicated"]
+
+
+# ---- seeds and fail-closed gates ---------------------------------------------------------------------
 
 def correct_long(rng, p_ft, p_sc, sizes=(32, 128, 512), n_test=300, seeds=(0,)):
     """Per-trial correctness of both arms on one shared test set (each arm's seeds drawn alike)."""
@@ -51,35 +95,30 @@ def correct_long(rng, p_ft, p_sc, sizes=(32, 128, 512), n_test=300, seeds=(0,)):
     return pd.concat(rows, ignore_index=True)
 
 
-def se_status(rng, p_ft, p_sc, **kw):
-    return sample_efficiency_verdict(correct_long(rng, p_ft, p_sc, **kw), n_boot=400,
-                                     seed=int(rng.integers(1 << 30))).status
+def converged(long):
+    runs = long[["arm", "n_train", "seed"]].drop_duplicates()
+    return runs.assign(converged=True)
 
 
 BASE = [0.7, 0.75, 0.8]
 
 
-def test_sample_efficiency_null_rarely_replicates_and_is_not_called_absent():
-    """Equal arms, 300 test trials: 'replicated' in 0.7% and 'not replicated' in 1.3% of 150 draws
-    (an interval about +-8 points wide cannot exclude a 5-point advantage: inconclusive)."""
-    rng = np.random.default_rng(0)
-    statuses = [se_status(rng, BASE, BASE) for _ in range(150)]
-    assert rate(statuses) <= bound(150)
-    assert rate(statuses, "not replicated") <= bound(150)
+def test_sample_efficiency_from_one_seed_is_never_decided():
+    """A large planted advantage from one seed per arm: inconclusive, and the evidence says why."""
+    rng = np.random.default_rng(2)
+    long = correct_long(rng, [0.95, 0.95, 0.95], [0.5, 0.5, 0.5])
+    v = sample_efficiency_verdict(long, converged(long), n_boot=300)
+    assert v.status == "inconclusive" and v.seeds == 1 and "at least 3 seeds" in v.evidence
+    three = correct_long(rng, [0.95, 0.95, 0.95], [0.5, 0.5, 0.5], seeds=(0, 1, 2))
+    v3 = sample_efficiency_verdict(three, converged(three), n_boot=300)
+    assert v3.status == "replicated" and v3.seeds == 3
 
 
 def test_sample_efficiency_is_not_replicated_with_plentiful_null_data():
-    """Equal arms, 20 000 test trials: the intervals exclude a 5-point advantage at every size."""
+    """Equal arms, 3 seeds, 20 000 test trials: the intervals exclude a 5-point advantage."""
     rng = np.random.default_rng(1)
-    statuses = [se_status(rng, BASE, BASE, n_test=20000) for _ in range(10)]
-    assert rate(statuses, "not replicated") >= 0.9
-
-
-def test_sample_efficiency_detects_a_planted_advantage():
-    """+12 points at every N: 'replicated' in all of 40 draws."""
-    rng = np.random.default_rng(2)
-    statuses = [se_status(rng, [b + 0.12 for b in BASE], BASE) for _ in range(40)]
-    assert rate(statuses) >= 0.9
+    long = correct_long(rng, BASE, BASE, n_test=20000, seeds=(0, 1, 2))
+    assert sample_efficiency_verdict(long, converged(long), n_boot=200).status == "not replicated"
 
 
 def test_sample_efficiency_with_seeds_uses_the_seed_spread():
@@ -93,105 +132,58 @@ def test_sample_efficiency_with_seeds_uses_the_seed_spread():
             parts.append(pd.DataFrame({"arm": arm, "n_train": 512, "seed": s, "trial": np.arange(300),
                                        "correct": rng.random(300) < p}))
     long = pd.concat(parts, ignore_index=True)
-    hier = sample_efficiency_verdict(long, n_boot=1000)
+    hier = sample_efficiency_verdict(long, converged(long), n_boot=1000)
     pooled = sample_efficiency_verdict(long.assign(trial=long["seed"] * 300 + long["trial"], seed=0), n_boot=1000)
     assert hier.hi - hier.lo > pooled.hi - pooled.lo
 
 
-def test_sample_efficiency_is_inconclusive_when_a_run_hit_the_cap():
+def test_sample_efficiency_gates_fail_closed():
+    """A run that hit the step cap, or curves that were not given: inconclusive, with the gate."""
     rng = np.random.default_rng(4)
-    long = correct_long(rng, [b + 0.12 for b in BASE], BASE)
-    curves = pd.DataFrame({"arm": ["fine-tuned", "scratch"], "n_train": [512, 512], "seed": [0, 0],
-                           "converged": [True, False]})
-    v = sample_efficiency_verdict(long, curves, n_boot=400)
+    long = correct_long(rng, [0.95] * 3, [0.5] * 3, seeds=(0, 1, 2))
+    curves = converged(long)
+    curves.loc[curves.index[0], "converged"] = False
+    v = sample_efficiency_verdict(long, curves, n_boot=200)
     assert v.status == "inconclusive" and "step cap" in v.gate
+    missing = sample_efficiency_verdict(long, None, n_boot=200)
+    assert missing.status == "inconclusive" and "not given" in missing.gate
+    one_arm = sample_efficiency_verdict(long[long["arm"] == "fine-tuned"], curves, n_boot=200)
+    assert one_arm.status == "inconclusive"
 
 
-# ---- ablation depth ------------------------------------------------------------------------------
-
-def depth_statuses(rng, late=0.0, first=0.0, L=8, H=4, B=32):
-    """Per-prompt ablation drops with no depth structure, or weighted toward late layers (fine-tuned)
-    or toward layer 0 (scratch); the two profiles share their bootstrap resamples (paired)."""
-    w = 1.0 + late * np.linspace(-1, 1, L)
-    seed = int(rng.integers(1 << 30))
-    ft = depth_profile(rng.normal(0.2, 1.0, (L, H, B)) * w[:, None, None], n_boot=200, seed=seed)
-    sc_drops = rng.normal(0.2, 1.0, (L, H, B))
-    sc_drops[0] += first
-    sc = depth_profile(sc_drops, n_boot=200, seed=seed)
-    return {v.claim: v.status for v in c_ablation.depth_verdicts(ft, sc)}
+def test_gates_fail_closed():
+    """An empty gate text is a failed gate; a model whose gate was never evaluated fails it; a
+    statistic of two models needs both models' gates."""
+    v = verdict("lin-decoding", "m", 0.5, 0.4, 0.6, "e", gate="")
+    assert v.status == "inconclusive" and "without saying why" in v.gate
+    assert combine_gates({"a": None, "b": None}, ["a", "b"]) is None
+    assert "not evaluated" in combine_gates({"a": None}, ["a", "b"])
+    assert "the b model does not" in combine_gates({"a": None, "b": "the b model does not solve it"}, ["a", "b"])
+    assert combine_gates(None, ["a"]) is not None
 
 
-def test_depth_verdicts_null_rarely_replicate():
-    """Drops with no depth structure: 'replicated' in 4.2% of 120 draws for each claim."""
-    rng = np.random.default_rng(5)
-    draws = [depth_statuses(rng) for _ in range(120)]
-    for claim in draws[0]:
-        assert rate(d[claim] for d in draws) <= bound(120), claim
-
-
-def test_depth_verdicts_detect_planted_effects():
-    rng = np.random.default_rng(6)
-    draws = [depth_statuses(rng, late=1.5, first=1.5) for _ in range(30)]
-    assert rate(d["lin-ablation-finetuned-late"] for d in draws) >= 0.9
-    assert rate(d["lin-ablation-scratch-first"] for d in draws) >= 0.9
-
-
-def test_a_failed_gate_makes_the_verdict_inconclusive_and_names_the_gate():
+def test_depth_verdicts_need_both_models_gates_and_material_drops():
+    """The scratch-minus-fine-tuned statistic is not judged when the fine-tuned model fails its gate
+    (the statistic rests on both); without the clean logit difference the ablation-matters gate
+    fails closed; a model missing from the gates is not judged."""
     rng = np.random.default_rng(7)
-    seed = 3
-    ft = depth_profile(rng.normal(0.2, 1.0, (8, 4, 32)) * (1 + 1.5 * np.linspace(-1, 1, 8))[:, None, None], seed=seed)
-    sc = depth_profile(rng.normal(0.2, 1.0, (8, 4, 32)), seed=seed)
-    a, _ = c_ablation.depth_verdicts(ft, sc, {"fine-tuned": "the fine-tuned model does not solve the task: ..."})
-    assert a.status == "inconclusive" and a.gate.startswith("the fine-tuned model")
+    L, H, B = 8, 4, 64
+    clean = rng.normal(3, 1, B)
+    ft_drops = rng.normal(0.1, 0.2, (L, H, B)) * np.linspace(0.2, 2, L)[:, None, None]
+    sc_drops = rng.normal(0.1, 0.2, (L, H, B))
+    sc_drops[0] += 1.0
+    ft, sc = depth_profile(ft_drops, clean, seed=3), depth_profile(sc_drops, clean, seed=3)
+    a, b = c_ablation.depth_verdicts(ft, sc, {"fine-tuned": None, "scratch": None})
+    assert a.status == "replicated" and b.status == "replicated"
+    a, b = c_ablation.depth_verdicts(ft, sc, {"fine-tuned": "the fine-tuned model does not solve the task: ...",
+                                              "scratch": None})
+    assert a.status == b.status == "inconclusive" and b.gate.startswith("the fine-tuned model")
     assert "not judged" in a.markdown()
-
-
-# ---- attention ------------------------------------------------------------------------------------
-
-SHARE = np.array([0.05, 0.35, 0.35, 0.15, 0.10])      # context word, motion, color, punctuation, other
-
-
-def attention_stats(rng, excess=0.0, relevance=0.0, n=60, L=3, H=4) -> AttentionStats:
-    """Answer-position masses whose number mass is the uniform share plus `excess`; head (L-1, 0)
-    puts `relevance` more mass on the relevant stream than on the irrelevant one."""
-    contexts = rng.choice(["motion", "color"], size=n)
-    ans = rng.dirichlet(SHARE * 50, size=(n, L, H))
-    num = ans[..., 1:3].sum(-1, keepdims=True)
-    target = np.clip(num + excess, 0, 1)
-    ans[..., 1:3] *= target / num
-    rest = ans[..., [0, 3, 4]]
-    ans[..., [0, 3, 4]] = rest / rest.sum(-1, keepdims=True) * (1 - target)
-    sign = np.where(contexts == "motion", 1.0, -1.0)
-    ans[:, L - 1, 0, 1] += sign * relevance / 2
-    ans[:, L - 1, 0, 2] -= sign * relevance / 2
-    T = len(TOKEN_TYPES)
-    return AttentionStats(answer=ans, key_share=np.tile(SHARE, (n, 1)), contexts=contexts,
-                          query_sums=np.zeros((L, H, T, T)), query_counts=np.ones(T))
-
-
-def test_number_attention_null_is_never_replicated_and_a_planted_excess_is():
-    """Scratch layer-0 mass equal to the uniform share: 'replicated' in 0 of 60 draws; +8 points:
-    'replicated' in all 20."""
-    rng = np.random.default_rng(8)
-
-    def status(excess):
-        stats = {"scratch": attention_stats(rng, excess=excess), "fine-tuned": attention_stats(rng)}
-        table = first_layer_number_attention(stats, n_boot=300, seed=int(rng.integers(1 << 30)))
-        return c_attention.number_attention_verdict(table).status
-    assert rate(status(0.0) for _ in range(60)) <= bound(60)
-    assert rate(status(0.08) for _ in range(20)) >= 0.9
-
-
-def test_relevance_null_rarely_replicates_and_a_planted_head_does():
-    """No head prefers the relevant stream: 'replicated' in 7.5% of these 80 draws, 3.8% of 400
-    with another seed (intervals simultaneous over heads); one head with +20 points: in all 20."""
-    rng = np.random.default_rng(9)
-
-    def status(rel):
-        return c_attention.relevance_verdict(relevance_table(attention_stats(rng, relevance=rel), n_boot=400),
-                                             "fine-tuned").status
-    assert rate(status(0.0) for _ in range(80)) <= bound(80)
-    assert rate(status(0.2) for _ in range(20)) >= 0.9
+    _, b = c_ablation.depth_verdicts(ft, sc, {"scratch": None})
+    assert b.status == "inconclusive" and "not evaluated" in b.gate
+    no_clean = depth_profile(ft_drops, seed=3)
+    a, _ = c_ablation.depth_verdicts(no_clean, depth_profile(sc_drops, seed=3), {"fine-tuned": None, "scratch": None})
+    assert a.status == "inconclusive" and "could not be set against" in a.gate
 
 
 # ---- representations and decoding: "after fine-tuning" claims ---------------------------------------
@@ -299,138 +291,80 @@ def test_a_head_that_knows_context_and_choice_replicates():
     assert c_decoding.head_verdict({("fine-tuned", "response_type"): table}, 0.5).status == "replicated"
 
 
-# ---- the circuit claims (chapters 7-8) ----------------------------------------------------------
+# ---- the circuit claims (chapters 7-10): what the suite does not simulate ------------------------------
 
-def _faith_status(rng, p_model, f_true, n=200, claim_id="prakash-circuit-faithful"):
+def _faith_status(rng, p_model, f_true, n=200, claim_id="prakash-circuit-faithful", floor=0.0, gate=None):
     """A circuit right on a random share f_true of the prompts the model gets right (and never
-    elsewhere): true faithfulness f_true."""
-    import types
-
-    from helpers.claims.circuits import faithfulness_verdict
-    from helpers.interventions.circuits import faithfulness_ci
+    elsewhere)."""
     model = rng.random(n) < p_model
-    circuit = model & (rng.random(n) < f_true)
-    f, lo, hi = faithfulness_ci(circuit, model, n_boot=300, seed=int(rng.integers(1 << 30)))
-    ev = types.SimpleNamespace(circuit=types.SimpleNamespace(heads={(0, 0)}), faithfulness=f, faithfulness_ci=(lo, hi),
-                               n=n, accuracy=circuit.mean(), model_accuracy=model.mean(), random=None)
-    return faithfulness_verdict(ev, n_model_heads=100, claim_id=claim_id).status
+    ev = cal._Eval(model & (rng.random(n) < f_true), model)
+    from helpers.claims.circuits import faithfulness_verdict
+    return faithfulness_verdict(ev, n_model_heads=100, claim_id=claim_id, floor=floor, gate=gate, n_boot=300,
+                                seed=int(rng.integers(1 << 30))).status
 
 
-def test_faithfulness_at_the_null_rarely_replicates():
-    """True faithfulness 0.75 (the claim's null): 'replicated' in 2 of 60 draws at 200 prompts
-    ('not replicated' in 29: 0.75 is short of the material 0.8)."""
+def test_faithfulness_is_not_judged_without_a_floor():
+    from helpers.claims.circuits import faithfulness_verdict
     rng = np.random.default_rng(20)
-    statuses = [_faith_status(rng, 0.9, 0.75) for _ in range(60)]
-    assert rate(statuses) <= bound(60)
+    model = rng.random(200) < 0.9
+    v = faithfulness_verdict(cal._Eval(model, model), n_model_heads=100)
+    assert v.status == "inconclusive" and "No floor was given" in v.evidence
+    assert faithfulness_verdict(cal._Eval(model, model), n_model_heads=100, floor=0.5).status == "replicated"
 
 
 def test_a_faithful_circuit_replicates_and_an_unfaithful_one_does_not():
-    """True faithfulness 0.97: 'replicated' in 20 of 20 draws; 0.6: 'not replicated' in 20 of 20."""
+    """True faithfulness 0.97: 'replicated'; 0.6: 'not replicated' (floor 0)."""
     rng = np.random.default_rng(21)
     assert rate([_faith_status(rng, 0.9, 0.97) for _ in range(20)]) >= 0.9
     assert rate([_faith_status(rng, 0.9, 0.6) for _ in range(20)], "not replicated") >= 0.9
 
 
-def test_entity_tracking_claims_keep_the_calibration_of_the_functions_they_reuse():
-    """lin-et-sample-efficiency and prakash-et-circuit-faithful (chapter 9) are decided by the same
-    functions under their own claim ids (the sample-efficiency one with Llama-7B's 0.66 as its
-    level): at the null 'replicated' stays within the bound, a planted effect replicates."""
-    rng = np.random.default_rng(30)
-    et = "lin-et-sample-efficiency"
-
-    def se(p_ft, p_sc):
-        return sample_efficiency_verdict(correct_long(rng, p_ft, p_sc), n_boot=400, seed=int(rng.integers(1 << 30)),
-                                         claim_id=et)
-    null = [se(BASE, BASE) for _ in range(60)]
-    assert all(v.claim == et for v in null) and rate(v.status for v in null) <= bound(60)
-    # the regime the claim is about: fine-tuned at Llama's level from the smallest size, scratch below it
-    assert rate([se([0.8, 0.85, 0.9], [0.5, 0.6, 0.7]).status for _ in range(20)]) >= 0.9
-    faith = "prakash-et-circuit-faithful"
-    assert rate([_faith_status(rng, 0.9, 0.75, claim_id=faith) for _ in range(60)]) <= bound(60)
-    assert rate([_faith_status(rng, 0.9, 0.97, claim_id=faith) for _ in range(20)]) >= 0.9
-
-
-def _cmap_outcomes(rng, p_a, p_b, p_circuit, p_random, n=200, draws=5):
-    out = {"A": (rng.random(n) < p_a).astype(float), "B": (rng.random(n) < p_b).astype(float),
-           "circuit": (rng.random(n) < p_circuit).astype(float)}
-    out.update({f"random {i}": (rng.random(n) < p_random).astype(float) for i in range(draws)})
-    return out
-
-
-def test_cmap_circuit_null_rarely_replicates():
-    """The circuit's patch no better than random heads: 'replicated' in 3 of 80 draws."""
-    from helpers.claims.circuits import cmap_circuit_verdict
-    rng = np.random.default_rng(22)
-    statuses = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.6, 0.6), n_boot=300,
-                                     seed=int(rng.integers(1 << 30))).status for _ in range(80)]
-    assert rate(statuses) <= bound(80)
-
-
-def test_cmap_circuit_detects_a_planted_lift():
-    """Circuit patch at 85%, random heads at 55%: 'replicated' in 20 of 20 draws."""
-    from helpers.claims.circuits import cmap_circuit_verdict
-    rng = np.random.default_rng(23)
-    statuses = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.85, 0.55), n_boot=300,
-                                     seed=int(rng.integers(1 << 30))).status for _ in range(20)]
-    assert rate(statuses) >= 0.9
-
-
-def test_cmap_reliance_null_rarely_replicates():
-    """Both receivers get the same share of the advantage (half of it): 'replicated' in 1 of 40
-    draws; the donor's outcomes are shared, as in the chapter."""
-    from helpers.claims.circuits import cmap_reliance_verdict
-    rng = np.random.default_rng(24)
-    statuses = []
-    for _ in range(40):
-        pre = _cmap_outcomes(rng, 0.5, 0.9, 0.7, 0.5, draws=0)
-        scr = _cmap_outcomes(rng, 0.5, 0.9, 0.7, 0.5, draws=0)
-        scr["B"] = pre["B"]
-        statuses.append(cmap_reliance_verdict(pre, scr, n_boot=300, seed=int(rng.integers(1 << 30))).status)
-    assert rate(statuses) <= bound(40)
-
-
 def test_a_model_at_chance_on_entity_tracking_fails_its_gate_and_is_not_judged():
     """The entity-tracking gate: top-1 accuracy whose interval is not above 1 / boxes (what ignoring
     the query gets) names the model and makes even a perfectly faithful circuit inconclusive."""
-    import types
-
     from helpers.claims.circuits import faithfulness_verdict
     from helpers.claims.verdict import entity_gate
     chance = np.arange(300) % 3 == 0                     # 1 / 3 of 300 prompts right, 3 boxes
     gate = entity_gate("entity-tracking base", chance, 3)
     assert gate is not None and "does not solve the task" in gate and "ignores the query" in gate
     assert entity_gate("entity-tracking base", np.ones(300, bool), 3) is None
-    ev = types.SimpleNamespace(circuit=types.SimpleNamespace(heads={(0, 0)}), faithfulness=1.0,
-                               faithfulness_ci=(0.98, 1.0), n=300, accuracy=1 / 3, model_accuracy=1 / 3, random=None)
-    v = faithfulness_verdict(ev, 100, gate, claim_id="prakash-et-circuit-faithful", model="entity-tracking base")
+    v = faithfulness_verdict(cal._Eval(chance, chance), 100, gate, claim_id="prakash-et-circuit-faithful",
+                             model="entity-tracking base", floor=1 / 3)
     assert v.status == "inconclusive" and v.gate == gate
 
 
-def test_chapter_10_claims_at_the_null_and_with_planted_effects():
-    """prakash-et-improves: a variant no better than the base 'replicates' within the bound, a
-    planted +20 points replicates; prakash-et-same-circuit reuses the faithfulness function (null and
-    planted); prakash-et-cmap: a donor no better than the receiver is never judged."""
-    from helpers.claims.circuits import cmap_circuit_verdict, improvement_verdict
-    rng = np.random.default_rng(31)
+def _cmap_outcomes(rng, p_a, p_b, p_circuit, p_random, n=200, draws=5):
+    return cal._cmap_outcomes(rng, n, p_a, p_b, p_circuit, p_random, draws)
 
-    def improves(p_base, p_var, n=200):
-        base = rng.random(n) < p_base
-        var = np.where(rng.random(n) < 0.5, base, rng.random(n) < p_var)     # paired: the same prompts
-        return improvement_verdict(base, var, "arithmetic", n_boot=300, seed=int(rng.integers(1 << 30))).status
-    assert rate([improves(0.6, 0.6) for _ in range(60)]) <= bound(60)
-    assert rate([improves(0.5, 0.95) for _ in range(20)]) >= 0.9
-    same = "prakash-et-same-circuit"
-    assert rate([_faith_status(rng, 0.9, 0.75, claim_id=same) for _ in range(60)]) <= bound(60)
-    assert rate([_faith_status(rng, 0.9, 0.97, claim_id=same) for _ in range(20)]) >= 0.9
-    flat = []
-    for _ in range(10):          # the donor exactly as good as the receiver; the circuit patch far above random
-        out = _cmap_outcomes(rng, 0.9, 0.9, 0.95, 0.5)
-        out["B"] = out["A"].copy()
-        flat.append(cmap_circuit_verdict(out, n_boot=200, claim_id="prakash-et-cmap", model="arithmetic"))
-    assert all(v.status == "inconclusive" and "no advantage to move" in v.evidence for v in flat)
-    lifted = [cmap_circuit_verdict(_cmap_outcomes(rng, 0.5, 0.9, 0.85, 0.55), n_boot=300, claim_id="prakash-et-cmap",
-                                   model="more entity tracking").status for _ in range(20)]
-    assert rate(lifted) >= 0.9
+
+def test_cmap_needs_a_lift_of_the_receiver_and_a_donor_confidently_better():
+    """A patch that leaves the receiver where it was, beside random patches that damage it, is not
+    replicated; a donor no better than the receiver fails the donor-better gate."""
+    from helpers.claims.circuits import cmap_circuit_verdict
+    rng = np.random.default_rng(22)
+    out = _cmap_outcomes(rng, 0.6, 0.9, 0.6, 0.2, n=400)
+    out["circuit"] = out["A"].copy()
+    v = cmap_circuit_verdict(out, n_boot=300)
+    assert v.status == "not replicated" and v.value > 0.3 and "Both must hold" in v.evidence
+    flat = _cmap_outcomes(rng, 0.9, 0.9, 0.95, 0.5)
+    flat["B"] = flat["A"].copy()
+    v = cmap_circuit_verdict(flat, n_boot=200, claim_id="prakash-et-cmap", model="arithmetic")
+    assert v.status == "inconclusive" and "no advantage to move" in v.gate
+    missing = cmap_circuit_verdict({k: v for k, v in flat.items() if not k.startswith("random")}, n_boot=100)
+    assert missing.status == "inconclusive" and "missing" in missing.evidence
+
+
+def test_cmap_reliance_needs_the_pretrained_share_itself():
+    """The pretrained receiver barely moves while the scratch one is hurt: the difference is large,
+    the claim is not replicated (the pretrained model's own share is not material)."""
+    from helpers.claims.circuits import cmap_reliance_verdict
+    rng = np.random.default_rng(24)
+    pre = _cmap_outcomes(rng, 0.5, 0.9, 0.5, 0.5, n=2000, draws=0)
+    pre["circuit"] = pre["A"].copy()
+    scr = _cmap_outcomes(rng, 0.5, 0.9, 0.1, 0.5, n=2000, draws=0)
+    scr["B"] = pre["B"]
+    v = cmap_reliance_verdict(pre, scr, n_boot=300)
+    assert v.value > 0.5 and v.status == "not replicated" and "own share" in v.evidence
 
 
 def test_chapter_10_claims_are_not_judged_on_a_model_at_chance():
@@ -444,6 +378,7 @@ def test_chapter_10_claims_are_not_judged_on_a_model_at_chance():
     assert gate
     assert improvement_verdict(np.zeros(150), np.ones(150), "arithmetic", gate=gate, n_boot=200).status == "inconclusive"
     assert _faith_status(rng, 0.9, 0.97, claim_id="prakash-et-same-circuit") == "replicated"     # without the gate
+    assert _faith_status(rng, 0.9, 0.97, claim_id="prakash-et-same-circuit", gate=gate) == "inconclusive"
     lifted = _cmap_outcomes(rng, 0.3, 0.9, 0.9, 0.3)
     assert cmap_circuit_verdict(lifted, gate=gate, claim_id="prakash-et-cmap", model="arithmetic",
                                 n_boot=200).status == "inconclusive"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,fetch,profiles}``.
+"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,calibrate,fetch,profiles}``.
 
 The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
 missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from helpers.core.errors import BookError
+from helpers.core.errors import BookError, ParameterError
 from helpers.core.paths import REPO
 
 
@@ -25,7 +25,6 @@ def _models(args) -> int:
 
 
 def _task(args) -> int:
-    from helpers.core.errors import ParameterError
     from helpers.tasks.base import make_task, write_jsonl
     own = {"decision": {"n_samples", "noise"}, "entity-tracking": {"boxes"}, "arithmetic": {"terms"}}
     for task, options in own.items():
@@ -135,6 +134,34 @@ def _verdicts(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    import datetime
+    from pathlib import Path
+
+    from helpers.claims import calibration
+    from helpers.core.artifacts import atomic_write_text
+    out = Path(args.out).resolve()
+    if not out.parent.is_dir():
+        raise ParameterError(f"--out {args.out}: folder {out.parent} does not exist")
+    table = calibration.table(args.draws, args.seed, progress=True)
+    when = f"{datetime.date.today().isoformat()} (seed {args.seed})"
+    atomic_write_text(out, calibration.markdown(table, when))
+    failed = table[table["passed"] == False]  # noqa: E712  (None: reported, not required)
+    print(f"{len(table)} scenarios, {args.draws} draws each, {table['seconds'].sum():.0f} s: "
+          f"{len(failed)} failed; table written to {out}")
+    for _, r in failed.iterrows():
+        print(f"  FAILED {r['claim']}: {r['scenario']} ({r['kind']}): replicated {r['replicated']:.1%} "
+              f"[{r['lo']:.1%}, {r['hi']:.1%}]")
+    return 1 if len(failed) else 0
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} is out of range: accepted values are integers >= 1")
+    return n
+
+
 def _fetch(args) -> int:
     from helpers.models.sources import ensure_smollm2, gpt2_tokenizer
     gpt2_tokenizer()
@@ -202,6 +229,12 @@ def parser() -> argparse.ArgumentParser:
                    help="rewrite the findings table between the markers <!-- findings:start --> and "
                         "<!-- findings:end --> of FILE (default: the README) from this build")
     v.set_defaults(fn=_verdicts)
+    c = sub.add_parser("calibrate", help="the adversarial calibration of every verdict rule: null and planted-effect "
+                                         "scenarios, written as a Markdown table")
+    c.add_argument("--draws", type=_positive, default=200, help="simulated verdicts per scenario (default 200)")
+    c.add_argument("--seed", type=_non_negative, default=0)
+    c.add_argument("--out", default=str(REPO / "docs" / "calibration.md"), help="the table's file (default docs/calibration.md)")
+    c.set_defaults(fn=_calibrate)
     sub.add_parser("fetch", help="prepare the offline model and tokenizer").set_defaults(fn=_fetch)
     sub.add_parser("profiles", help="list profiles").set_defaults(fn=_profiles)
     return ap
