@@ -38,6 +38,14 @@
 # (`data/runs/<hash of its config>/`), so re-running this
 # chapter trains only what is missing.
 #
+# **Seeds are the unit.** Whether fine-tuning needs fewer trials is a claim about a training
+# *procedure*, and two runs of one configuration differ (their data order and initial weights come
+# from the seed; on this machine class even the same seed is not bit-reproducible). So the verdict
+# is decided only from at least three seeds per arm and size (`seeds`), with intervals whose
+# variance adds the spread of the seeds' accuracies (Welch, seeds as the unit, a t quantile for
+# their few degrees of freedom) to the test trials' own; with fewer seeds it is shown and called
+# inconclusive. The analysis chapters read seed 0 of each arm.
+#
 # This is the chapter that **trains**: every run of the study is trained here (with progress bars
 # when you run it in Jupyter). The analysis chapters that follow only read these runs, and stop with
 # the command to run this chapter when one is missing.

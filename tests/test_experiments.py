@@ -36,31 +36,44 @@ def test_table_averages_seeds_and_makes_intervals_simultaneous_over_sizes():
     assert t.iloc[0]["seeds"] == 2 and t["level"].iloc[0] == pytest.approx(0.975)
 
 
+def _seeds(rows, spread=(0, 3, -3)):
+    """Each (arm, n_train, k, n_test) row for three seeds whose counts differ by `spread`."""
+    return _long([(a, n, k + d, nt, s) for a, n, k, nt in rows for s, d in enumerate(spread)])
+
+
+def _converged(c):
+    return c[["arm", "n_train", "seed"]].drop_duplicates().assign(converged=True)
+
+
 def test_replicated_when_fine_tuned_is_better_and_reaches_threshold_first():
-    c = _long([("fine-tuned", 32, 255, 300, 0), ("scratch", 32, 150, 300, 0),
-               ("fine-tuned", 512, 285, 300, 0), ("scratch", 512, 180, 300, 0)])
-    v = efficiency.sample_efficiency_verdict(c, n_boot=500)
+    c = _seeds([("fine-tuned", 32, 255, 300), ("scratch", 32, 150, 300),
+                ("fine-tuned", 512, 285, 300), ("scratch", 512, 180, 300)])
+    v = efficiency.sample_efficiency_verdict(c, _converged(c), n_boot=500)
     assert v.status == "replicated", v.evidence
+    assert v.seeds == 3 and "3 seeds per arm and size, seeds as the unit" in v.evidence
     assert "N = 32" in v.evidence and "at 80% (lower interval end) from N = 32" in v.evidence
+    one = _long([("fine-tuned", 32, 255, 300, 0), ("scratch", 32, 150, 300, 0)])
+    assert efficiency.sample_efficiency_verdict(one, _converged(one), n_boot=500).status == "inconclusive"
 
 
 def test_not_replicated_only_when_the_interval_excludes_a_material_advantage():
-    small = _long([("fine-tuned", 32, 52, 100, 0), ("scratch", 32, 50, 100, 0),
-                   ("fine-tuned", 512, 55, 100, 0), ("scratch", 512, 56, 100, 0)])
-    assert efficiency.sample_efficiency_verdict(small, n_boot=500).status == "inconclusive"
-    large = _long([("fine-tuned", 32, 5100, 10000, 0), ("scratch", 32, 5000, 10000, 0),
-                   ("fine-tuned", 512, 5500, 10000, 0), ("scratch", 512, 5600, 10000, 0)])
-    assert efficiency.sample_efficiency_verdict(large, n_boot=500).status == "not replicated"
+    small = _seeds([("fine-tuned", 32, 52, 100), ("scratch", 32, 50, 100),
+                    ("fine-tuned", 512, 55, 100), ("scratch", 512, 56, 100)])
+    assert efficiency.sample_efficiency_verdict(small, _converged(small), n_boot=500).status == "inconclusive"
+    large = _seeds([("fine-tuned", 32, 5100, 10000), ("scratch", 32, 5000, 10000),
+                    ("fine-tuned", 512, 5500, 10000), ("scratch", 512, 5600, 10000)], spread=(0, 10, -10))
+    assert efficiency.sample_efficiency_verdict(large, _converged(large), n_boot=500).status == "not replicated"
 
 
 def test_inconclusive_when_better_but_neither_reaches_threshold():
-    v = efficiency.sample_efficiency_verdict(_long([("fine-tuned", 32, 700, 1000, 0), ("scratch", 32, 500, 1000, 0)]),
-                                             n_boot=500)
+    c = _seeds([("fine-tuned", 32, 700, 1000), ("scratch", 32, 500, 1000)])
+    v = efficiency.sample_efficiency_verdict(c, _converged(c), n_boot=500)
     assert v.status == "inconclusive" and "never confidently at 80%" in v.evidence
 
 
 def test_needs_both_arms():
-    assert efficiency.sample_efficiency_verdict(_long([("fine-tuned", 32, 90, 100, 0)])).status == "inconclusive"
+    c = _seeds([("fine-tuned", 32, 90, 100)])
+    assert efficiency.sample_efficiency_verdict(c, _converged(c)).status == "inconclusive"
 
 
 def test_load_analysed_names_the_accepted_models():

@@ -222,11 +222,11 @@ class Study:
                          n_train=int(max(self.et_train_sizes) if n_train is None else n_train),
                          max_steps=self.et_max_steps, eval_every=self.eval_every, patience=self.patience,
                          min_delta=float(self.et_min_delta), batch_size=self.batch_size, n_val=self.et_n_val,
-                         n_test=self.et_n_test, bf16=self.bf16, seed=int(self.seeds[0] if seed is None else seed))
+                         n_test=self.et_n_test, bf16=self.bf16, seed=int(self.et_seeds[0] if seed is None else seed))
 
     def entity_curve_runs(self, arm: str, train: bool = False) -> list[Run]:
         """The arm's entity-tracking runs at every size and seed (chapter 9 trains them)."""
-        cfgs = [self.entity_config(arm, n, s) for n in self.et_train_sizes for s in self.seeds]
+        cfgs = [self.entity_config(arm, n, s) for n in self.et_train_sizes for s in self.et_seeds]
         return self._needs_runs(lambda: [get_run(c, train=train) for c in cfgs], train, chapter="09")
 
     def entity_curve(self, arm: str, train: bool = False) -> pd.DataFrame:
@@ -275,7 +275,7 @@ class Study:
         base = self.entity_base()
         common = dict(source=base.source, max_steps=self.et_max_steps, eval_every=self.eval_every,
                       patience=self.patience, min_delta=float(self.et_min_delta), batch_size=self.batch_size,
-                      n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16, seed=int(self.seeds[0]))
+                      n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16, seed=int(self.et_seeds[0]))
         if variant == "more entity tracking":
             return RunConfig(task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
                              n_train=int(self.et_variant_n_train), lr=float(self.et_lr_finetune), **common)

@@ -63,7 +63,10 @@ SPECS: dict[str, Spec] = {
     "grid_lrs_scratch": Spec("list[float]", "learning rates searched for the scratch arm", 1e-7, 1.0),
     "grid_n_train": Spec("int", "training-set size of the grid search (one of train_sizes)", 1, 10**6),
     "train_sizes": Spec("list[int]", "training-set sizes of the learning curves", 1, 10**6),
-    "seeds": Spec("list[int]", "training seeds per learning-curve point", 0, 2**31 - 1),
+    "seeds": Spec("list[int]", "training seeds per learning-curve point (the first trains the runs the analyses "
+                  "read); a claim about training is decided only with at least 3", 0, 2**31 - 1),
+    "et_seeds": Spec("list[int]", "training seeds of the entity-tracking learning curves and variants (the first "
+                     "trains the base and the variants the analyses read)", 0, 2**31 - 1),
     "max_steps": Spec("int", "step cap: a run whose validation loss still improves stops here", 1, 10**7),
     "eval_every": Spec("int", "optimiser steps between evaluations of the validation loss (at most max_steps)",
                        1, 10**6),
@@ -145,7 +148,7 @@ SPECS: dict[str, Spec] = {
 STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scratch_source",
                     "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
                     "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
-                    "et_boxes", "et_train_sizes", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
+                    "et_boxes", "et_train_sizes", "et_seeds", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
                     "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
                     "lora_lr", "et_variants", "et_base_source", "et_variant_sources")
 
