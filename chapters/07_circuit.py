@@ -65,7 +65,7 @@ n_dcm_pairs = 64
 dcm_epochs = 4
 n_ablation = 32
 n_reference = 32
-ablation_kinds = ["mean"]
+ablation_kinds = ["mean", "zero"]
 analysis_bf16 = True
 
 # %%
@@ -227,9 +227,12 @@ fig = circuit_figures.dcm_map(dcm, list(DESIDERATA))
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import context_blind_floor, faithfulness_verdict
-show_verdicts(study, "07", [faithfulness_verdict(ev, arch.n_layers * arch.n_heads, gates.get("fine-tuned", "not evaluated"),
-                                                 floor=context_blind_floor(test.trials))])
+from helpers.claims.circuits import context_blind_floor, faithfulness_with_robustness
+ev_zero = dc.evaluate_circuits(arch, circuit, test, reference, 0, minimality=False, bf16=analysis_bf16,
+                               references=False, ablation="zero")["circuit"]       # robustness: zero-ablation
+show_verdicts(study, "07", [faithfulness_with_robustness(
+    ev, arch.n_layers * arch.n_heads, context_blind_floor(test.trials), ev_zero=ev_zero,
+    ev_empty=evaluations["no head (all mean-ablated)"], gate=gates.get("fine-tuned", "not evaluated"))])
 
 # %% [markdown]
 # ## Exercises

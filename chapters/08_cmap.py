@@ -111,9 +111,10 @@ with_intervals(inside, {"accuracy": ("accuracy_lo", "accuracy_hi"), "faithfulnes
 # %%
 sets = {"circuit": sorted(circuit.heads),                    # and each group alone, when it is not the whole circuit
         **{g.name: sorted(g.heads) for g in circuit.groups if set(g.heads) != circuit.heads}}
-cmap_tables, outcomes = {}, {}
-for name, arch in others.items():
-    cmap_tables[name], outcomes[name] = dc.cmap_table(arch, ft, test, sets, n_random_circuits, bf16=analysis_bf16)
+cmap_tables, outcomes, probabilities = {}, {}, {}
+for name, arch in others.items():      # probabilities of the same patches: the verdicts' robustness (below)
+    cmap_tables[name], outcomes[name], probabilities[name] = dc.cmap_table(arch, ft, test, sets, n_random_circuits,
+                                                                          bf16=analysis_bf16, with_probability=True)
 cmap_all = pd.concat([t.assign(receiver=name) for name, t in cmap_tables.items()], ignore_index=True)
 with_intervals(cmap_all[["receiver", "patched", "heads", "accuracy", "lo", "hi", "moved"]],
                {"accuracy": ("lo", "hi")}, names={"accuracy": "accuracy [95% CI]"})
@@ -139,9 +140,17 @@ fig = circuit_figures.cmap_plot(cmap_tables)
 #| echo: false
 from helpers.book.scorecard import show_verdicts
 from helpers.claims.circuits import cmap_circuit_verdict, cmap_reliance_verdict
+from helpers.claims.verdict import with_robustness
 ft_gate = gates.get("fine-tuned", "the fine-tuned model's gate was not evaluated")
-show_verdicts(study, "08", [cmap_circuit_verdict(outcomes["pretrained"], gate=ft_gate),
-                            cmap_reliance_verdict(outcomes["pretrained"], outcomes["scratch"], gate=ft_gate)])
+
+
+def cmap_verdicts(o):
+    return [cmap_circuit_verdict(o["pretrained"], gate=ft_gate),
+            cmap_reliance_verdict(o["pretrained"], o["scratch"], gate=ft_gate)]
+
+
+show_verdicts(study, "08", with_robustness(cmap_verdicts(outcomes),
+                                           {"probability of the answer": cmap_verdicts(probabilities)}))
 
 # %% [markdown]
 # ## Exercises

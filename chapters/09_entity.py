@@ -252,13 +252,16 @@ minimality_table(ev)
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import faithfulness_verdict, query_blind_floor
+from helpers.claims.circuits import faithfulness_with_robustness, query_blind_floor
+from helpers.interventions.circuits import Circuit
+robust = dict(ev_zero=ec.evaluate(arch, circuit, test, reference, 0, minimality=False, bf16=analysis_bf16, ablation="zero"),
+              ev_empty=ec.evaluate(arch, Circuit.empty(), test, reference, 0, minimality=False, bf16=analysis_bf16))
 show_verdicts(study, "09", [
     sample_efficiency_verdict(correct_table([r for arm in ARMS for r in study.entity_curve_runs(arm)]), curves,
                               claim_id="lin-et-sample-efficiency"),
-    faithfulness_verdict(ev, n_heads, entity_gate("entity-tracking base", ev.model_correct, study.et_analysis_boxes),
-                         claim_id="prakash-et-circuit-faithful", model="entity-tracking base", knob="et_keep",
-                         floor=query_blind_floor(study.et_analysis_boxes)),
+    faithfulness_with_robustness(ev, n_heads, query_blind_floor(study.et_analysis_boxes), **robust,
+                                 gate=entity_gate("entity-tracking base", ev.model_correct, study.et_analysis_boxes),
+                                 claim_id="prakash-et-circuit-faithful", model="entity-tracking base", knob="et_keep"),
 ])
 
 # %% [markdown]

@@ -99,6 +99,7 @@ variants_table(variants)
 # %%
 from helpers.claims.circuits import circuit_comparison
 from helpers.interventions import entity_circuit as ec
+from helpers.interventions.circuits import Circuit
 from helpers.models.arch import Arch
 from helpers.tasks.entity import EntityConfig
 
@@ -114,12 +115,17 @@ reference = ec.eval_prompts(tok, study.entity_trials("val", max(n_reference, 2),
                             study.device)
 evals = {"base": ec.evaluate(base_arch, circuit, test, reference, n_random_circuits, minimality=False,
                              bf16=analysis_bf16)}
-cmap = {}
+cmap, cmap_p, robust = {}, {}, {}
 for name, variant in variants.items():      # one variant in memory at a time, beside the base
     arch = Arch(variant.load(study.device)[0])
     evals[name] = ec.evaluate(arch, circuit, test, reference, n_random_circuits, minimality=False, bf16=analysis_bf16)
-    cmap[name] = ec.cmap_sets(base_arch, arch, test, circuit, n_random_circuits, seed=study.task_seed,
-                              bf16=analysis_bf16)     # CMAP (below): the variant's activations in the base
+    robust[name] = {"ev_zero": ec.evaluate(arch, circuit, test, reference, 0, minimality=False, bf16=analysis_bf16,
+                                           ablation="zero"),          # the verdicts' robustness (below)
+                    "ev_empty": ec.evaluate(arch, Circuit.empty(), test, reference, 0, minimality=False,
+                                            bf16=analysis_bf16)}
+    # CMAP (below): the variant's activations in the base; the probabilities for the verdicts' robustness
+    cmap[name], cmap_p[name] = ec.cmap_sets(base_arch, arch, test, circuit, n_random_circuits, seed=study.task_seed,
+                                            bf16=analysis_bf16, with_probability=True)
     del arch
 table = circuit_comparison(evals, {"base": base.analogue, **{n: v.analogue for n, v in variants.items()}})
 
@@ -182,9 +188,9 @@ with_intervals(cmap_tables.droplevel("row").set_index("patched", append=True).ro
 # %%
 #| echo: false
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.circuits import (PRAKASH_IMPROVED, cmap_circuit_verdict, faithfulness_verdict,
+from helpers.claims.circuits import (PRAKASH_IMPROVED, cmap_circuit_verdict, faithfulness_with_robustness,
                                     improvement_verdict, learned_gate, query_blind_floor)
-from helpers.claims.verdict import entity_gate
+from helpers.claims.verdict import entity_gate, with_robustness
 
 n_heads = base_arch.n_layers * base_arch.n_heads
 gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct,
@@ -192,10 +198,14 @@ gates = {name: entity_gate(name if name != "base" else "entity-tracking base", e
 verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v,
                                 gate=gates["base"] or learned_gate(v, variant.run))
             for v, variant in variants.items() if variant.analogue in PRAKASH_IMPROVED]
-verdicts += [faithfulness_verdict(evals[v], n_heads, gates[v], claim_id="prakash-et-same-circuit", model=v,
-                                  knob="et_keep", floor=query_blind_floor(study.et_analysis_boxes)) for v in variants]
-verdicts += [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
-                                  receiver="The base", donor=f"{v} variant") for v in variants]
+verdicts += [faithfulness_with_robustness(evals[v], n_heads, query_blind_floor(study.et_analysis_boxes), **robust[v],
+                                          gate=gates[v], claim_id="prakash-et-same-circuit", model=v, knob="et_keep")
+             for v in variants]
+verdicts += with_robustness(
+    [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v, receiver="The base",
+                          donor=f"{v} variant") for v in variants],
+    {"probability of the answer": [cmap_circuit_verdict(cmap_p[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
+                                                        receiver="The base", donor=f"{v} variant") for v in variants]})
 show_verdicts(study, "10", verdicts)
 
 # %% [markdown]

@@ -71,6 +71,33 @@ def test_empty_circuit_equals_mean_ablating_every_head_by_hand(setup):
     assert _rel(p, p_full) > 1e-3                                      # the ablation did something
 
 
+def test_zero_ablation_keeps_the_circuit_and_zeroes_every_other_head_by_hand(setup):
+    """ablated_means(..., "zero"): the circuit's heads untouched at their positions, every other
+    head's z zero (the robustness check's ablation), on GPT-2 and Llama with grouped k/v heads."""
+    from helpers.core.errors import ParameterError
+    from helpers.interventions.circuits import ablated_means
+    arch, ids, correct, positions, means, _ = setup
+    kept = Circuit({"A": ("last", [(1, 0)])})
+    _, p = run_circuit(arch, ids, positions, kept, ablated_means(means, "zero"), correct)
+
+    def put(layer):
+        def fn(z):
+            out = torch.zeros_like(z)
+            if layer == 1:
+                out[:, -1, 0] = z[:, -1, 0]
+            return out
+        return fn
+    with torch.no_grad(), arch.hooks({("z", l): put(l) for l in range(arch.n_layers)}):
+        logits = arch.model(input_ids=ids).logits[:, -1].float()
+    by_hand = torch.softmax(logits, -1)[torch.arange(len(ids)), correct].double().numpy()
+    assert np.allclose(p, by_hand, rtol=1e-5, atol=1e-8)
+    _, p_mean = run_circuit(arch, ids, positions, kept, means, correct)
+    assert _rel(p, p_mean) > 1e-3
+    assert ablated_means(means, "mean") is means
+    with pytest.raises(ParameterError, match="accepted values are \\['mean', 'zero'\\]"):
+        ablated_means(means, "resample")
+
+
 def test_evaluation_does_not_depend_on_the_order_of_heads_or_groups(setup):
     arch, ids, correct, positions, means, _ = setup
     a = _example(arch)

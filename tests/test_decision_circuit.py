@@ -426,6 +426,13 @@ def test_cmap_between_a_model_and_its_copy_changes_nothing(tiny_any, trials):
         for name in ("B", *sets):
             np.testing.assert_array_equal(out[name], out["A"])
         assert 0 < out["A"].mean() < 1
+    # the probabilities of the same pass: the model's own softmax of the correct token
+    out, prob = dc.cmap_sets(arch, copy_, test.ids, test.correct, test.wrong, sets, test.last, with_probability=True)
+    expected = torch.softmax(logits.float(), -1)[torch.arange(12), test.correct].numpy()
+    np.testing.assert_allclose(prob["A"], expected, rtol=1e-5)
+    np.testing.assert_array_equal(out["A"], direct)
+    for name in ("B", *sets):
+        np.testing.assert_allclose(prob[name], prob["A"], rtol=1e-5)
 
 
 def test_cmap_table_rows(tiny, trials):

@@ -168,6 +168,11 @@ def test_cmap_sets_known_answers(tiny, trials):
     b_logits = last_logits(twin, twin.residual_streams(prompts.ids)[-1], prompts.positions["last"])
     torch.testing.assert_close(torch.as_tensor(patched).float(), b_logits.float(), atol=1e-4, rtol=1e-4)
     np.testing.assert_array_equal(out["circuit"], out["B"])
+    acc, prob = ec.cmap_sets(arch, twin, prompts, everything, n_random=0, with_probability=True)
+    np.testing.assert_array_equal(acc["circuit"], out["circuit"])
+    b_prob = torch.softmax(b_logits.detach().float(), -1)[torch.arange(len(prompts.correct)), prompts.correct].numpy()
+    np.testing.assert_allclose(prob["B"], b_prob, rtol=1e-4)
+    np.testing.assert_allclose(prob["circuit"], prob["B"], rtol=1e-3, atol=1e-6)
     out = ec.cmap_sets(arch, other, prompts, circuit, n_random=3, seed=1)
     assert set(out) == {"A", "B", "circuit", "value fetchers", "position detectors", "random 0", "random 1", "random 2"}
     table = ec.cmap_table(out, circuit)

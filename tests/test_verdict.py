@@ -91,3 +91,20 @@ def test_gate_note_names_the_failed_gate_and_says_the_verdicts_are_about_one_run
     note = v.gate_note({"fine-tuned": None, "scratch": "the scratch model does not solve the task: 70%"})
     assert "passed by fine-tuned" in note and "The scratch model does not solve the task" in note
     assert "about these runs" in note
+
+
+def test_robustness_names_the_method_that_flips_a_verdict():
+    from helpers.claims.verdict import verdict, with_robustness
+    main = [verdict("lin-decoding", "fine-tuned", 0.2, 0.1, 0.3, "e"), verdict("lin-decoding", "other", 0.0, -0.1, 0.1, "e")]
+    same = [verdict("lin-decoding", "fine-tuned", 0.3, 0.2, 0.4, "e")]
+    flip = [verdict("lin-decoding", "fine-tuned", 0.01, -0.1, 0.02, "e")]
+    out = with_robustness(main, {"zero-ablation": same, "accuracy": flip})
+    assert out[0].status == "replicated" and out[0].robustness == (("zero-ablation", "replicated"),
+                                                                     ("accuracy", "not replicated"))
+    assert out[0].robust == "depends on the method (accuracy: not replicated)"
+    assert "not computed" in out[1].robust                     # no alternative judged that model
+    assert with_robustness(main[:1], {"zero-ablation": same})[0].robust == "robust"
+    d = out[0].to_dict()
+    assert d["robust"].startswith("depends") and d["robustness"][1] == ["accuracy", "not replicated"]
+    assert "*Robustness:* depends on the method" in out[0].markdown()
+    assert main[0].robust == "" and "Robustness" not in main[0].markdown()

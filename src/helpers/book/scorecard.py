@@ -269,6 +269,8 @@ def verdict_cell(entry: dict | None, markdown: bool = False) -> str:
         text = f"{b}inconclusive{b} (gate failed: {gate_short(entry['gate'])})"
     if entry.get("seeds"):
         text += f" ({seeds_text(entry['seeds'])})"
+    if entry.get("robust"):
+        text += f" [{entry['robust']}]"
     value, lo, hi = _num(entry.get("value")), _num(entry.get("lo")), _num(entry.get("hi"))
     if value is not None:
         text += f"; {entry.get('statistic') or 'effect'} {value:+.3f}"
@@ -409,7 +411,23 @@ chapters' results (`verdicts.json` of each build), never typed.
 Columns:
 
 {legend}
-"""
+
+{calibration_section()}"""
+
+
+CALIBRATION_DOC = REPO / "docs" / "calibration.md"
+
+
+def calibration_section() -> str:
+    """The scorecard page's account of how each rule was calibrated: the table of
+    ``docs/calibration.md`` (``python -m helpers calibrate``), or a sentence naming the command
+    when it has not been written."""
+    head = "## How each rule was calibrated {.unnumbered}\n\n"
+    if not CALIBRATION_DOC.exists():
+        return head + ("The calibration table has not been written here: `python -m helpers calibrate` writes it "
+                       "(`docs/calibration.md`).\n")
+    body = CALIBRATION_DOC.read_text().split("\n", 1)[1].lstrip()       # without its title
+    return head + body
 
 
 def readme_findings(build: str | os.PathLike) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.claims.verdict import Verdict, claim, combine_gates, decide, solves_task, verdict
+from helpers.claims.verdict import Verdict, claim, combine_gates, decide, solves_task, verdict, with_robustness
 from helpers.interventions.circuits import faithfulness_ci
 from helpers.interventions.cmap import moved_share
 from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
@@ -44,7 +44,7 @@ def circuit_comparison(evals: dict, analogues: dict[str, str | None]):
 
 def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_id: str = "prakash-circuit-faithful",
                          model: str = "fine-tuned", knob: str = "circuit_keep", floor: float | None = None,
-                         n_boot: int = 2000, seed: int = 0) -> Verdict:
+                         n_boot: int = 2000, seed: int = 0, outcomes=None, metric: str = "accuracy") -> Verdict:
     """``prakash-circuit-faithful`` (or `claim_id`, a claim with the same criterion:
     ``prakash-et-circuit-faithful`` of chapter 9, ``prakash-et-same-circuit`` of chapter 10) from a
     :class:`~helpers.interventions.circuits.CircuitEvaluation` of `model`'s circuit on held-out
@@ -56,7 +56,8 @@ def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_
     the best context-blind strategy's for the decision task, 1 / boxes for entity tracking).  Prakash
     et al.'s plain ratio circuit / model credits a blind circuit with the accuracy blindness gets (a
     circuit that ignores the context scored 0.8 of a 94% model).  Without a floor the claim is not
-    judged (fail closed)."""
+    judged (fail closed).  `outcomes` (circuit, model), per prompt, replace the evaluation's
+    correctness to judge the same rule on another `metric` (the probability of the answer)."""
     c = claim(claim_id)
     t = float(c.threshold)
     size = len(ev.circuit.heads)
@@ -70,9 +71,13 @@ def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_
                        f"The circuit holds {size} of the model's {n_model_heads} heads; {plain}. No floor was given "
                        f"({c.floor}): faithfulness is not judged without it.", statistic=stat, gate=gate,
                        status="inconclusive")
-    f, lo, hi = faithfulness_ci(ev.correct, ev.model_correct, n_boot=n_boot, seed=seed, floor=float(floor))
+    circ, full = (ev.correct, ev.model_correct) if outcomes is None else outcomes
+    f, lo, hi = faithfulness_ci(circ, full, n_boot=n_boot, seed=seed, floor=float(floor))
+    if outcomes is not None:
+        plain = (f"on {ev.n} held-out prompts its mean {metric} is {np.mean(circ):.3f} against the full model's "
+                 f"{np.mean(full):.3f}")
     evidence = (f"The circuit holds {size} of the model's {n_model_heads} heads ({size / n_model_heads:.0%}); {plain}. "
-                f"Floor ({c.floor}): {floor:.1%}. Faithfulness above the floor, (circuit - floor) / (model - floor): "
+                f"Floor ({c.floor if outcomes is None else 'the same metric with no head kept'}): {floor:.3f}. Faithfulness above the floor, (circuit - floor) / (model - floor): "
                 f"{f:.2f} (95% CI {lo:.2f} to {hi:.2f}).{rnd}")
     status = None
     if not np.isfinite(f):
@@ -83,6 +88,23 @@ def faithfulness_verdict(ev, n_model_heads: int, gate: str | None = None, claim_
         evidence += (f" A circuit of more than {MAX_SHARE_OF_HEADS:.0%} of the heads is not small: the claim is "
                      f"not judged on it (lower `{knob}`).")
     return verdict(c.id, model, f - t, lo - t, hi - t, evidence, statistic=stat, gate=gate, status=status)
+
+
+def faithfulness_with_robustness(ev, n_model_heads: int, floor: float | None, *, ev_zero=None, ev_empty=None,
+                                 **kw) -> Verdict:
+    """:func:`faithfulness_verdict` of `ev` with its robustness: the same rule on the circuit
+    evaluated with the other heads zero-ablated (`ev_zero`, the same prompts) and on the probability
+    of the answer instead of accuracy, with the floor that metric has when no head is kept
+    (`ev_empty`: the empty circuit under the same ablation; Wang et al. 2023's normalisation)."""
+    main = faithfulness_verdict(ev, n_model_heads, floor=floor, **kw)
+    alternatives = {}
+    if ev_zero is not None:
+        alternatives["zero-ablation of the other heads"] = [faithfulness_verdict(ev_zero, n_model_heads, floor=floor, **kw)]
+    if ev_empty is not None:
+        alternatives["probability of the answer (floor: no head kept)"] = [faithfulness_verdict(
+            ev, n_model_heads, floor=float(np.mean(ev_empty.p_correct)), outcomes=(ev.p_correct, ev.model_p_correct),
+            metric="probability of the answer", **kw)]
+    return with_robustness([main], alternatives)[0]
 
 
 def context_blind_floor(trials) -> float:
@@ -183,7 +205,8 @@ def cmap_reliance_verdict(pretrained: dict[str, np.ndarray], scratch: dict[str, 
                        gate=gate, status="inconclusive")
     arr = {name: {k: np.asarray(v, float) for k, v in o.items()} for name, o in
            (("pretrained", pretrained), ("scratch", scratch))}
-    if len(arr["pretrained"]["B"]) != len(arr["scratch"]["B"]) or not np.array_equal(arr["pretrained"]["B"], arr["scratch"]["B"]):
+    if len(arr["pretrained"]["B"]) != len(arr["scratch"]["B"]) or not np.allclose(arr["pretrained"]["B"], arr["scratch"]["B"],
+                                                                                    rtol=1e-5, atol=1e-7):
         raise ValueError("the two CMAP results must come from the same prompts (the donor's outcomes differ)")
     moved = {k: moved_share(o[circuit_name], o["A"], o["B"]) for k, o in arr.items()}
     text = {k: (f"{moved[k]:.0%}" if np.isfinite(moved[k]) else "undefined") for k in moved}

@@ -66,6 +66,18 @@ class Verdict:
     gate: str | None = None
     level: float = 0.95         # confidence level of [lo, hi] (above 0.95 when simultaneous over a family)
     seeds: int | None = None    # training runs per arm the verdict rests on (None: not said)
+    robustness: tuple = ()      # ((method, status), ...): the verdict under alternative ablations / metrics
+
+    @property
+    def robust(self) -> str:
+        """"robust" when every alternative method gives this verdict's status; "depends on the
+        method (...)" naming those that flip it; "" when no alternative was computed."""
+        if not self.robustness:
+            return ""
+        flips = [(m, s) for m, s in self.robustness if s != self.status]
+        if not flips:
+            return "robust"
+        return "depends on the method (" + "; ".join(f"{m}: {s}" for m, s in flips) + ")"
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -73,6 +85,8 @@ class Verdict:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d["robustness"] = [list(r) for r in self.robustness]
+        d["robust"] = self.robust
         for k in ("value", "lo", "hi"):
             d[k] = None if d[k] is None or not math.isfinite(d[k]) else float(d[k])
         return d
@@ -90,6 +104,9 @@ class Verdict:
         if self.seeds:
             out += (f" Seeds: {'one' if self.seeds == 1 else self.seeds} per arm"
                     + (f" (the claim needs {c.seeds} to be decided)." if c.seeds and self.seeds < c.seeds else "."))
+        if self.robustness:
+            out += (f"\n\n*Robustness:* {self.robust}. Under each alternative: "
+                    + "; ".join(f"{m}: {s}" for m, s in self.robustness) + ".")
         if self.gate:
             out += f"\n\n*Gate failed: {self.gate}.* The analysis is shown, but a model that fails a gate is not judged."
         out += f"\n\n*Criterion:* {c.criterion}\n\n{self.evidence}"
@@ -176,6 +193,20 @@ def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evide
     return Verdict(claim=c.id, model=model, status=status, statistic=statistic or "effect",
                    value=float(value), lo=float(lo), hi=float(hi), criterion=c.criterion,
                    evidence=evidence, gate=gate, level=float(level), seeds=seeds)
+
+
+def with_robustness(main: Sequence[Verdict], alternatives: dict[str, Sequence[Verdict]]) -> list[Verdict]:
+    """The verdicts `main` with, for each, its status under every alternative method (a name:
+    the same verdicts computed with another ablation or metric), matched by claim and model; an
+    alternative that did not judge a (claim, model) is "not computed"."""
+    out = []
+    for v in main:
+        rows = []
+        for method, alts in alternatives.items():
+            match = [a for a in alts if a.claim == v.claim and a.model == v.model]
+            rows.append((method, match[0].status if match else "not computed"))
+        out.append(dataclasses.replace(v, robustness=tuple(rows)))
+    return out
 
 
 # ---- the gates -------------------------------------------------------------------------------

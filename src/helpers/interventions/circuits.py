@@ -52,6 +52,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from helpers.core.errors import ParameterError
 from helpers.interventions.metrics import ForcedChoice
 from helpers.models.arch import Arch
 
@@ -162,6 +163,21 @@ class CircuitMeans:
     by_pos: list[torch.Tensor]
     count: torch.Tensor
     by_role: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+
+
+ABLATIONS = ("mean", "zero")
+
+
+def ablated_means(means: CircuitMeans, ablation: str = "mean") -> CircuitMeans:
+    """What the heads outside a circuit are replaced by: their mean over reference prompts
+    (``"mean"``, the book's choice, as Prakash et al.) or zero (``"zero"``, the alternative the
+    verdicts' robustness is checked against: Miller et al. 2024; Zhang & Nanda 2024)."""
+    if ablation == "mean":
+        return means
+    if ablation == "zero":
+        return CircuitMeans([torch.zeros_like(t) for t in means.by_pos], means.count,
+                            {r: [torch.zeros_like(t) for t in ts] for r, ts in means.by_role.items()})
+    raise ParameterError(f"ablation={ablation!r} is not accepted: accepted values are {list(ABLATIONS)}")
 
 
 def _as_arch(model) -> Arch:

@@ -277,16 +277,20 @@ def random_head_sets(size: int, n_layers: int, n_heads: int, n_draws: int, seed:
 
 @torch.no_grad()
 def cmap_sets(a: Arch, b: Arch, ids: torch.Tensor, correct: torch.Tensor, wrong: torch.Tensor,
-              sets: dict[str, Sequence[Head]], last=None, every_position: bool = False) -> dict[str, np.ndarray]:
+              sets: dict[str, Sequence[Head]], last=None, every_position: bool = False,
+              with_probability: bool = False):
     """Per head set: model A on `ids` with those heads' outputs ``z`` at each prompt's last position
     (every position with `every_position`) taken from model B on the same prompts; 1.0 where A
     then prefers the correct answer to the wrong one (:class:`~.metrics.ForcedChoice`), per prompt.  Also ``"A"`` and ``"B"``: the two models alone.  All sets run in one batched
-    :func:`~helpers.interventions.patching.generic_patch` call."""
+    :func:`~helpers.interventions.patching.generic_patch` call.  With `with_probability`, returns
+    two such dicts from the same pass: the outcomes, and the probability of the correct token (the
+    alternative metric of the verdicts' robustness)."""
     from helpers.interventions.cmap import check_same_shape
+    from helpers.interventions.metrics import Prob, Stacked
     from helpers.interventions.patching import _last, last_logits
     check_same_shape(a, b)
     last = _last(ids, last)
-    metric = ForcedChoice(correct, wrong)
+    metric = Stacked(ForcedChoice(correct, wrong), Prob(correct))
     names = list(sets)
     keys = {("z", l) for hs in sets.values() for l, _ in hs}
     cache = record(b, ids, keys)
@@ -295,24 +299,26 @@ def cmap_sets(a: Arch, b: Arch, ids: torch.Tensor, correct: torch.Tensor, wrong:
     patches = [heads_components(sets[n], "z", None if every_position else last) for n in names]
     vals = generic_patch(a, ids, cache, patches, metric, last)
     out.update({n: vals[i] for i, n in enumerate(names)})
-    return out
+    outcomes = {k: v[..., 0] for k, v in out.items()}
+    return (outcomes, {k: v[..., 1] for k, v in out.items()}) if with_probability else outcomes
 
 
 # ---- what the chapters call -----------------------------------------------------------------------
 
 def evaluate_circuits(arch: Arch, circuit: Circuit, test: EvalPrompts, reference: EvalPrompts,
                       n_random: int, seed: int = 0, minimality: bool = True, bf16: bool = False,
-                      references: bool = True) -> dict:
+                      references: bool = True, ablation: str = "mean") -> dict:
     """The circuit on held-out prompts (two-alternative accuracy; every other head mean-ablated at
     every position, means over `reference`), with `n_random` random circuits and minimality; the
     same heads kept at every position; and every head kept at the last position (the ceiling of
     circuits that act at the last position only), and no head at all (every head mean-ablated: the
-    floor); the three references only with `references`."""
+    floor); the three references only with `references`.  `ablation`: ``"zero"`` replaces the
+    heads outside the circuit by zero instead of their mean (:func:`~.circuits.ablated_means`)."""
     from helpers.core.device import autocast, model_device
-    from helpers.interventions.circuits import circuit_means, evaluate_circuit, run_circuit
+    from helpers.interventions.circuits import ablated_means, circuit_means, evaluate_circuit, run_circuit
     pos = {"last": test.last}
     with autocast(model_device(arch.model), bf16):
-        means = circuit_means(arch, reference.ids, reference.last, {"last": reference.last})
+        means = ablated_means(circuit_means(arch, reference.ids, reference.last, {"last": reference.last}), ablation)
         full = run_circuit(arch, test.ids, pos, None, None, test.correct, last=test.last, wrong_ids=test.wrong)
         common = dict(last=test.last, wrong_ids=test.wrong, seed=seed, model_outcomes=full)   # the full model once
         out = {"circuit": evaluate_circuit(arch, test.ids, pos, circuit, means, test.correct, n_random=n_random,
@@ -367,12 +373,13 @@ def dcm_desiderata(arch: Arch, tokenizer, heads: Sequence[Head], trials: Sequenc
 
 
 def cmap_table(receiver: Arch, donor: Arch, test: EvalPrompts, sets: dict[str, Sequence[Head]], n_random: int,
-               seed: int = 0, bf16: bool = False) -> tuple["pd.DataFrame", dict[str, np.ndarray]]:
+               seed: int = 0, bf16: bool = False, with_probability: bool = False):
     """CMAP of each head set of `sets` (name -> heads) and, for the first set, `n_random` random
     sets of its size, from `donor` into `receiver` at the last position: per set, the receiver's
     accuracy with the patch (Wilson interval) and the share of the donor's advantage moved.
     Returns the table and the per-prompt outcomes (``"A"``: receiver, ``"B"``: donor, then every
-    set; random sets as ``"random i"``)."""
+    set; random sets as ``"random i"``); with `with_probability` also the probabilities of the
+    correct token of the same patches (a third value)."""
     import pandas as pd
     from helpers.core.device import autocast, model_device
     from helpers.stats.intervals import wilson_ci
@@ -382,7 +389,8 @@ def cmap_table(receiver: Arch, donor: Arch, test: EvalPrompts, sets: dict[str, S
         all_sets.update({f"random {i}": hs for i, hs in
                          enumerate(random_head_sets(len(first), receiver.n_layers, receiver.n_heads, n_random, seed))})
     with autocast(model_device(receiver.model), bf16):
-        out = cmap_sets(receiver, donor, test.ids, test.correct, test.wrong, all_sets, test.last)
+        out, prob = cmap_sets(receiver, donor, test.ids, test.correct, test.wrong, all_sets, test.last,
+                              with_probability=True)
     rows = []
     for name, v in out.items():
         k, n = int(v.sum()), len(v)
@@ -391,4 +399,4 @@ def cmap_table(receiver: Arch, donor: Arch, test: EvalPrompts, sets: dict[str, S
         rows.append({"patched": label, "heads": 0 if name in ("A", "B") else len(all_sets[name]),
                      "accuracy": k / n, "lo": lo, "hi": hi,
                      "moved": float("nan") if name in ("A", "B") else moved_share(v, out["A"], out["B"])})
-    return pd.DataFrame(rows), out
+    return (pd.DataFrame(rows), out, prob) if with_probability else (pd.DataFrame(rows), out)

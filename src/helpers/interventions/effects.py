@@ -83,6 +83,13 @@ def per_prompt_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray)
     return clean[None, None, :] * choice - ablated * choice[None, None, :]
 
 
+def per_prompt_accuracy_drops(clean: np.ndarray, ablated: np.ndarray, choice: np.ndarray) -> np.ndarray:
+    """Drop of correctness (1 right, 0 wrong) per head and prompt when the head is ablated: (L, H,
+    B); the metric the depth verdicts' robustness is checked against (Lin reports accuracy)."""
+    right = (np.sign(clean) == choice).astype(float)
+    return right[None, None, :] - (np.sign(ablated) == choice[None, None, :]).astype(float)
+
+
 def depth_profile(drops: np.ndarray, clean: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
     """Where the model's reliance on heads sits in depth, with percentile bootstrap 95% intervals
     over prompts (the same resamples for every statistic; the same `seed` and prompts give two

@@ -190,14 +190,16 @@ def eval_prompts(tokenizer, trials: Sequence[EntityTrial], device=None) -> EvalP
 
 
 def evaluate(arch: Arch, circuit: Circuit, test: EvalPrompts, reference: EvalPrompts, n_random: int,
-             seed: int = 0, minimality: bool = True, bf16: bool = False):
+             seed: int = 0, minimality: bool = True, bf16: bool = False, ablation: str = "mean"):
     """The circuit on held-out prompts (top-1 accuracy over the vocabulary, Prakash's metric), every
-    other head mean-ablated at every position with means over `reference`; `n_random` random
-    circuits of the same group sizes; minimality."""
+    other head mean-ablated at every position with means over `reference` (or zero-ablated:
+    `ablation`, :func:`~.circuits.ablated_means`); `n_random` random circuits of the same group
+    sizes; minimality."""
     from helpers.core.device import autocast, model_device
-    from helpers.interventions.circuits import circuit_means, evaluate_circuit
+    from helpers.interventions.circuits import ablated_means, circuit_means, evaluate_circuit
     with autocast(model_device(arch.model), bf16):
-        means = circuit_means(arch, reference.ids, reference.positions["last"], reference.positions)
+        means = ablated_means(circuit_means(arch, reference.ids, reference.positions["last"], reference.positions),
+                              ablation)
         return evaluate_circuit(arch, test.ids, test.positions, circuit, means, test.correct,
                                 last=test.positions["last"], n_random=n_random, seed=seed,
                                 minimality=minimality and circuit.size > 0)
@@ -265,18 +267,20 @@ def dcm_groups(arch: Arch, tokenizer, circuit: Circuit, cfg, trials: Sequence[En
 
 @torch.no_grad()
 def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random: int, seed: int = 0,
-              bf16: bool = False) -> dict[str, np.ndarray]:
+              bf16: bool = False, with_probability: bool = False):
     """Cross-model activation patching (Prakash et al.): model A on `prompts` with some heads'
     outputs ``z``, each at its group's position role, taken from model B on the same prompts.
     Per prompt, 1.0 where A's top-1 token is then the correct object (Prakash's accuracy), for:
     ``"A"`` and ``"B"`` alone, ``"circuit"`` (every group), each group alone (by its name), and
     ``"random i"`` (`n_random` random circuits with the same number of heads per group,
     :func:`~helpers.interventions.circuits.random_circuits`).  All sets run in one batched
-    :func:`~helpers.interventions.patching.generic_patch` call."""
+    :func:`~helpers.interventions.patching.generic_patch` call.  With `with_probability`, returns
+    two such dicts from the same pass: the outcomes, and the probability of the correct object (the
+    alternative metric of the verdicts' robustness)."""
     from helpers.core.device import autocast, model_device
     from helpers.interventions.circuits import ALL, random_circuits
     from helpers.interventions.cmap import check_same_shape
-    from helpers.interventions.metrics import Accuracy
+    from helpers.interventions.metrics import Accuracy, Prob, Stacked
     from helpers.interventions.patching import generic_patch, heads_components, last_logits, record
     check_same_shape(a, b)
     sets: dict[str, Circuit] = {"circuit": circuit}
@@ -285,7 +289,7 @@ def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random
         sets.update({f"random {i}": c for i, c in
                      enumerate(random_circuits(circuit, a.n_layers, a.n_heads, n_random, seed=seed))})
     ids, last = prompts.ids, prompts.positions["last"]
-    metric = Accuracy(prompts.correct)
+    metric = Stacked(Accuracy(prompts.correct), Prob(prompts.correct))
     with autocast(model_device(a.model), bf16):
         cache = record(b, ids, {("z", l) for c in sets.values() for l, _ in c.heads})
         out = {"A": metric(last_logits(a, a.residual_streams(ids)[-1], last)).float().cpu().numpy(),
@@ -295,7 +299,8 @@ def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random
                    for c in sets.values()]
         vals = generic_patch(a, ids, cache, patches, metric, last)
     out.update({name: vals[i] for i, name in enumerate(sets)})
-    return out
+    outcomes = {k: v[..., 0] for k, v in out.items()}
+    return (outcomes, {k: v[..., 1] for k, v in out.items()}) if with_probability else outcomes
 
 
 def cmap_table(outcomes: dict[str, np.ndarray], circuit: Circuit) -> "pd.DataFrame":

@@ -88,6 +88,18 @@ class ForcedChoice(LogitDiff):
         return (super().__call__(logits) > 0).float()
 
 
+class Stacked(Metric):
+    """Several metrics of the same logits in one pass, stacked on a last axis ``(..., k)``:
+    :func:`~.patching.generic_patch` keeps trailing axes, so a patch is run once for all of them."""
+    name = "stacked"
+
+    def __init__(self, *metrics: Metric):
+        self.metrics = metrics
+
+    def __call__(self, logits):
+        return torch.stack([m(logits).float() for m in self.metrics], dim=-1)
+
+
 class ChoiceMargin(Metric):
     """``logit(correct) - mean(logit(o) for o in others)`` per prompt: `correct` is ``(batch,)``,
     `others` ``(batch, k)`` token ids (the prompt's other candidates).  Linear in the logits, so it
