@@ -111,3 +111,18 @@ def test_time_estimate_is_an_upper_bound_at_the_step_cap():
     assert estimate_run_seconds(cfg.replace(n_train=32)) == s          # the cap, not N, bounds a run
     assert estimate_run_seconds(cfg.replace(bf16=False)) > 2 * s
     assert "upper bound" in UPPER_BOUND_NOTE and "step cap" in UPPER_BOUND_NOTE
+
+
+def test_calibrate_writes_its_table_and_refuses_a_missing_folder(tmp_path):
+    """`python -m helpers calibrate`: every scenario once (1 draw), the table written whole; a
+    folder that does not exist is one line, no traceback."""
+    out = tmp_path / "calibration.md"
+    res = helpers_cli("calibrate", "--draws", "1", "--out", str(out), env={"BOOK_PROGRESS": "0"})
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr, res.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Calibration of the verdict rules") and "| `lin-attention-relevance` |" in text
+    assert "scenarios, 1 draws each" in res.stdout
+    assert_one_message(helpers_cli("calibrate", "--draws", "1", "--out", str(tmp_path / "no" / "x.md")),
+                       "does not exist")
+    res = helpers_cli("calibrate", "--draws", "0")
+    assert res.returncode == 2 and "accepted values are integers >= 1" in res.stderr
