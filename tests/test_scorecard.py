@@ -200,8 +200,10 @@ def test_the_page_cross_references_only_executed_chapters(builds):
     assert "| claim | chapter | model | smoke | quick |" in page               # the other profile's column
     assert "gate" in page and "not run" in page
     assert re.search(r"`smoke`: profile `smoke`, chapters executed \d{4}-\d\d-\d\d at commit `[0-9a-f]+", page)
-    table_rows = [l for l in page.splitlines() if l.startswith("| `")]
+    card, calibration = page.split("## How each rule was calibrated")
+    table_rows = [l for l in card.splitlines() if l.startswith("| `")]
     assert all(l.count(" | ") == 4 for l in table_rows)                        # no stray pipes in cells
+    assert "| `lin-attention-relevance` |" in calibration and "null" in calibration   # docs/calibration.md
 
 
 def test_a_build_without_verdicts_gets_a_page_of_not_run(builds):
