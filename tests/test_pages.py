@@ -68,6 +68,23 @@ def test_the_closing_table_lists_every_claim_beside_its_verdict(builds):
         assert " ".join(c.words.split()) in table
 
 
+def test_the_closing_chapter_says_which_verdicts_depend_on_the_method(builds):
+    from helpers.claims.verdict import with_robustness
+    build = builds / "quick"
+    assert "No verdict of this build" in pages.robustness_markdown(build)
+    main = [verdict("lin-ablation-finetuned-late", "fine-tuned", 0.11, 0.06, 0.18, "ev"),
+            verdict("lin-ablation-scratch-first", "scratch", 0.2, 0.1, 0.3, "ev")]
+    alt = [verdict("lin-ablation-finetuned-late", "fine-tuned", 0.01, -0.05, 0.03, "ev"),
+           verdict("lin-ablation-scratch-first", "scratch", 0.2, 0.1, 0.3, "ev")]
+    scorecard.record_verdicts(build, "03_ablation", with_robustness(main, {"zero-ablation": alt}), "quick")
+    text = pages.robustness_markdown(build)
+    assert "**1 depend on the method** and 1 hold" in text
+    rows = [r for r in text.splitlines() if r.startswith("| `")]
+    assert rows[0].startswith("| `lin-ablation-finetuned-late`") and "zero-ablation: not replicated" in rows[0]
+    assert rows[1].endswith("| robust |")
+    assert "[depends on the method (zero-ablation: not replicated)]" in pages.claims_markdown(build)
+
+
 def test_write_pages_fills_the_markers_and_the_downloads(builds, tmp_path):
     build = builds / "quick"
     record(build)
@@ -79,6 +96,7 @@ def test_write_pages_fills_the_markers_and_the_downloads(builds, tmp_path):
     assert pages.FINDINGS_MARKER not in index and "## What this build found" in index
     conclusion = (build / "conclusion.qmd").read_text()
     assert pages.CLAIMS_MARKER not in conclusion and "what this build found" in conclusion
+    assert pages.ROBUSTNESS_MARKER not in conclusion and "No verdict of this build" in conclusion
     teaching = (build / "teaching.qmd").read_text()
     assert pages.TEACHING_MARKER not in teaching and "`02-wilson` The Wilson interval" in teaching
     assert "| 02_training |" in teaching and "not run" in teaching        # no timings.json in this build

@@ -10,6 +10,8 @@ build measured:
   words beside this build's verdict and statistic.
 * ``<!-- build:teaching -->`` (the teacher's page): each chapter's exercises and the time this
   build took to execute the chapter (its ``timings.json``), with whether it shows the solutions.
+* ``<!-- build:robustness -->`` (the closing chapter): which verdicts hold under the alternative
+  ablations and metrics their chapters computed, and which depend on the method.
 
 :func:`write_pages` also fills ``downloads/``: each executed chapter notebook
 (``downloads/notebooks/NN_name.ipynb``), the chapters' results tables (written by
@@ -33,6 +35,7 @@ from helpers.core.paths import REPO
 FINDINGS_MARKER = "<!-- build:findings -->"
 CLAIMS_MARKER = "<!-- build:claims -->"
 TEACHING_MARKER = "<!-- build:teaching -->"
+ROBUSTNESS_MARKER = "<!-- build:robustness -->"
 PAGES = ("index.qmd", "conclusion.qmd", "teaching.qmd", "references.qmd")
 DOWNLOADS = "downloads"
 STATUSES = ("replicated", "not replicated", "inconclusive")
@@ -138,6 +141,27 @@ def claims_markdown(folder: str | Path) -> str:
     return pipe_table(["paper", "the claim, in the paper's words", "what this build found", "tested in"], rows)
 
 
+def robustness_markdown(folder: str | Path) -> str:
+    """The closing chapter's answer to "does a verdict depend on the method?": for every verdict of
+    this build computed under alternative ablations or metrics, whether its status held under each
+    (from ``verdicts.json``), the claims that depend on the method first."""
+    entries = [e for e in build_info(Path(folder))["entries"] if e.get("robustness")]
+    if not entries:
+        return ("No verdict of this build was computed under an alternative ablation or metric (the chapters that "
+                "compute them were not executed).")
+    by_claim = claims()
+    depends = [e for e in entries if e.get("robust", "").startswith("depends")]
+    rows = [[f"`{e['claim']}` ({by_claim[e['claim']].paper if e['claim'] in by_claim else ''})", e["model"],
+             _status(e), "<br>".join(f"{m}: {s}" for m, s in e["robustness"]),
+             "**depends on the method**" if e in depends else "robust"]
+            for e in sorted(entries, key=lambda e: e not in depends)]
+    head = (f"Of the {len(entries)} verdicts of this build that rest on an ablation or a patch, "
+            f"**{len(depends)} depend on the method** and {len(entries) - len(depends)} hold under every alternative "
+            f"computed.")
+    return head + "\n\n" + pipe_table(["claim", "model", "verdict (the book's method)", "under the alternatives",
+                                        ""], rows)
+
+
 def teaching_markdown(folder: str | Path) -> str:
     """The teacher's page's table: per chapter, its exercises (id and title) and the minutes this
     build took to execute it (``timings.json``; "not run" for a chapter it did not execute), then
@@ -191,6 +215,8 @@ def write_pages(folder: str | Path, source: Path = REPO) -> list[Path]:
             text = _fill(text, CLAIMS_MARKER, claims_markdown(folder))
         if TEACHING_MARKER in text:
             text = _fill(text, TEACHING_MARKER, teaching_markdown(folder))
+        if ROBUSTNESS_MARKER in text:
+            text = _fill(text, ROBUSTNESS_MARKER, robustness_markdown(folder))
         atomic_write_text(folder / name, text)
         written.append(folder / name)
     write_downloads(folder)

@@ -74,8 +74,8 @@ def sample_efficiency_verdict(correct: pd.DataFrame, curves: pd.DataFrame | None
     """The verdict on ``lin-sample-efficiency`` (criterion in ``claims.yaml``), or on `claim_id`, a
     claim with the same criterion (``lin-et-sample-efficiency``: the question asked of entity
     tracking in chapter 9).  `correct` is the long per-trial table (see the module docstring);
-    `curves` (one row per run, with ``converged``) gives the convergence gate, which is skipped
-    fails (closed) when `curves` is None.  With fewer seeds per arm and size than the claim's
+    `curves` (one row per run, with ``converged``) gives the convergence gate, which fails
+    (closed) when `curves` is None.  With fewer seeds per arm and size than the claim's
     ``seeds``, the verdict is inconclusive and says how many it rests on."""
     c = claim(claim_id)
     t = sample_efficiency_table(correct, n_boot, seed)
