@@ -166,15 +166,14 @@ def teaching_markdown(folder: str | Path) -> str:
     """The teacher's page's table: per chapter, its exercises (id and title) and the minutes this
     build took to execute it (``timings.json``; "not run" for a chapter it did not execute), then
     whether this build shows the solutions."""
-    import json
 
     import nbformat
 
     from helpers.book.chapters import chapter_path, list_chapters
     from helpers.exercises import EXERCISES
     folder = Path(folder)
-    timings_file = folder / "timings.json"
-    timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
+    from helpers.book.timings import read_timings
+    timings = read_timings(folder)
     facts = build_info(folder)
     rows = []
     for ch in list_chapters():

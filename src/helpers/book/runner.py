@@ -13,19 +13,24 @@ scorecard page (``scorecard.qmd``, :mod:`.scorecard`).
 """
 from __future__ import annotations
 
+import contextlib
+import datetime as _dt
 import hashlib
 import json
 import os
 import re
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from helpers.book.chapters import chapter_needs, chapter_parameters, chapter_path, list_chapters, read_chapter
 from helpers.book.scorecard import BUILD_ENV, write_scorecard_page
+from helpers.book.timings import record_timing
 from helpers.config.parameters import STUDY_PARAMETERS, check_value
 from helpers.config.profiles import coerce, load_profile, profile_values
-from helpers.core.errors import MissingRun, ParameterError, SourceUnavailable
+from helpers.core.errors import BuildBusy, MissingRun, ParameterError, SourceUnavailable
 from helpers.core.paths import REPO
 
 STUDY_KEY = "study_overrides"      # the parameter through which a chapter receives study overrides
@@ -152,11 +157,54 @@ def _kernel_manager_class(log: Path):
     return BookKernelManager
 
 
+LOCK_FILE = ".build.lock"
+RUNNING, FAILED = ".running", "failed"      # under chapters/: a notebook being executed; one that did not finish
+
+
+@contextlib.contextmanager
+def build_lock(folder: Path):
+    """Hold the lock of the build `folder` (an exclusive ``flock`` on ``<folder>/.build.lock``, which
+    names its holder) while chapters are executed into it.  A second process that asks for it is
+    refused at once with :class:`BuildBusy` naming the holder (pid, command, since when), instead of
+    two kernels writing into one build.  The lock goes with the process: a killed holder leaves a
+    file that the next process locks again.  Leftovers of a killed run (``.running/``) are removed
+    once the lock is held."""
+    import fcntl
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise BuildBusy(f"{folder} is being built by {holder}: wait for it to finish, or stop it, and run "
+                            f"this command again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} (`{' '.join(sys.argv) or 'python'}`, since "
+                f"{_dt.datetime.now().astimezone().isoformat(timespec='seconds')})")
+        f.flush()
+        shutil.rmtree(folder / "chapters" / RUNNING, ignore_errors=True)
+        yield folder
+    finally:
+        f.close()                               # closing the file releases the lock
+
+
 def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path:
+    """Execute `chapter` into ``out_dir/<stem>.ipynb``.  The notebook is written to
+    ``out_dir/.running/`` while the kernel runs and moved into place only when the chapter
+    finished: a failed or interrupted run (an error, Ctrl-C) never replaces the chapter executed
+    before; its notebook is kept as ``out_dir/failed/<stem>.ipynb`` to read, and the error goes on.
+    Call it holding :func:`build_lock` of the build."""
     import papermill
     src = chapter_path(chapter)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{src.stem}.ipynb"
+    running = out_dir / RUNNING / out.name
+    running.parent.mkdir(exist_ok=True)
     t0 = time.time()
     print(f"[book] executing {src.stem} with profile {params.get('profile')}", flush=True)
     os.environ["BOOK_PROGRESS"] = "0"       # inherited by the kernel: no bars inside pages
@@ -164,33 +212,37 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
     previous = os.environ.get(BUILD_ENV)
     os.environ[BUILD_ENV] = str(out_dir.parent.resolve())
     try:
-        papermill.execute_notebook(read_chapter(src.stem), str(out), parameters=params, kernel_name="python3",
+        papermill.execute_notebook(read_chapter(src.stem), str(running), parameters=params, kernel_name="python3",
                                    cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
                                    log_output=False, report_mode=False,
                                    kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log"))
+        os.replace(running, out)
+        (out_dir / FAILED / out.name).unlink(missing_ok=True)
+    except BaseException:
+        if running.exists():
+            (out_dir / FAILED).mkdir(exist_ok=True)
+            os.replace(running, out_dir / FAILED / out.name)
+        kept = "the chapter executed before is kept" if out.exists() else "no earlier execution of it exists"
+        print(f"[book] {src.stem} did not finish: {kept}; the interrupted notebook is "
+              f"{out_dir / FAILED / out.name}", file=sys.stderr, flush=True)
+        raise
     finally:
         if previous is None:
             os.environ.pop(BUILD_ENV, None)
         else:
             os.environ[BUILD_ENV] = previous
-    _record_timing(out_dir.parent, src.stem, time.time() - t0)
+    record_timing(out_dir.parent, src.stem, time.time() - t0)
     print(f"[book] {src.stem} done in {time.time() - t0:.0f} s", flush=True)
     return out
-
-
-def _record_timing(folder: Path, chapter: str, seconds: float) -> None:
-    path = folder / "timings.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[chapter] = round(seconds, 1)
-    path.write_text(json.dumps(data, indent=1))
 
 
 def run_chapter(chapter: str, profile: str, overrides: dict[str, Any] | None = None) -> Path:
     """Execute one chapter (checks and pre-flight first) into :func:`build_dir`."""
     params = resolve_parameters(chapter, profile, overrides)
     preflight(chapter, params)
-    out = execute_chapter(chapter, params, build_dir(profile, overrides) / "chapters")
-    write_scorecard_page(out.parent.parent)
+    with build_lock(build_dir(profile, overrides)) as folder:
+        out = execute_chapter(chapter, params, folder / "chapters")
+        write_scorecard_page(folder)
     return out
 
 
@@ -203,11 +255,11 @@ def build_book(profile: str, render: bool = True, overrides: dict[str, Any] | No
     resolved = {c: resolve_parameters(c, profile, overrides) for c in chapters}   # all checks before compute
     for i, c in enumerate(chapters):
         preflight(c, resolved[c], trained_earlier=TRAINING_CHAPTER in chapters[:i])
-    out = build_dir(profile, overrides)
-    for c in chapters:
-        execute_chapter(c, resolved[c], out / "chapters")
-    write_scorecard_page(out)                # the scorecard page, from the verdicts just recorded
-    return render_site(out) if render else out
+    with build_lock(build_dir(profile, overrides)) as out:
+        for c in chapters:
+            execute_chapter(c, resolved[c], out / "chapters")
+        write_scorecard_page(out)                # the scorecard page, from the verdicts just recorded
+        return render_site(out) if render else out
 
 
 # ---- dry run -------------------------------------------------------------------------------------------

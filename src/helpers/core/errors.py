@@ -28,5 +28,9 @@ class MissingRun(BookError, FileNotFoundError):
     """A training run that an analysis needs has not been trained yet."""
 
 
+class BuildBusy(BookError, RuntimeError):
+    """Another process holds the lock of the build a command would write into."""
+
+
 class MissingBuild(BookError, FileNotFoundError):
     """A build (a profile's executed chapters and their recorded verdicts) that does not exist yet."""

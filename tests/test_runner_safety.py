@@ -1,0 +1,87 @@
+"""Nothing lost to a careless user (issue 24, first part): one process at a time per build (a
+lock naming its holder), a chapter's executed notebook replaced only by a run that finished (an
+error or Ctrl-C keeps the earlier one, and the interrupted notebook apart), timings written whole
+and a damaged timings file not fatal."""
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers.book import runner
+from helpers.book.timings import read_timings, record_timing
+from helpers.core.errors import BuildBusy
+
+
+def test_a_second_process_is_refused_with_the_holder_named(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom helpers.book.runner import build_lock\n"
+        f"with build_lock({str(tmp_path)!r}):\n    print('locked', flush=True)\n    time.sleep(30)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BuildBusy, match=rf"is being built by pid {holder.pid} .*since .*run this command again"):
+            with runner.build_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with runner.build_lock(tmp_path) as folder:        # a killed holder leaves nothing that blocks
+        assert folder == tmp_path
+
+
+def test_the_lock_is_released_and_leftovers_of_a_killed_run_removed(tmp_path):
+    stale = tmp_path / "chapters" / runner.RUNNING / "02_training.ipynb"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{half")
+    with runner.build_lock(tmp_path):
+        assert not stale.exists()
+        with pytest.raises(BuildBusy):                  # the same process asking twice is refused too
+            with runner.build_lock(tmp_path):
+                pass
+    with runner.build_lock(tmp_path):
+        pass
+
+
+def _fake_papermill(monkeypatch, fail):
+    import papermill
+
+    def execute(nb, out, **kw):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")], metadata={"new": True})
+        nbformat.write(nb, out)                          # papermill writes as it goes
+        if fail:
+            raise fail
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+
+
+@pytest.mark.parametrize("fail", [KeyboardInterrupt(), RuntimeError("a cell raised")])
+def test_an_interrupted_chapter_keeps_the_one_executed_before(tmp_path, monkeypatch, fail, capsys):
+    out_dir = tmp_path / "chapters"
+    out_dir.mkdir()
+    good = out_dir / "01_task.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(metadata={"good": True}), good)
+    _fake_papermill(monkeypatch, fail)
+    with pytest.raises(type(fail)):
+        runner.execute_chapter("01", {"profile": "smoke"}, out_dir)
+    assert nbformat.read(good, as_version=4).metadata.get("good") is True
+    failed = out_dir / runner.FAILED / "01_task.ipynb"
+    assert nbformat.read(failed, as_version=4).metadata.get("new") is True
+    assert not (out_dir / runner.RUNNING / "01_task.ipynb").exists()
+    assert "the chapter executed before is kept" in capsys.readouterr().err
+    assert sorted(p.name for p in out_dir.glob("*.ipynb")) == ["01_task.ipynb"]       # what site renders
+    # the next run that finishes replaces it and clears the failed copy
+    _fake_papermill(monkeypatch, None)
+    assert runner.execute_chapter("01", {"profile": "smoke"}, out_dir) == good
+    assert nbformat.read(good, as_version=4).metadata.get("new") is True and not failed.exists()
+    assert "01_task" in read_timings(tmp_path)
+
+
+def test_timings_are_written_whole_and_a_damaged_file_is_not_fatal(tmp_path):
+    (tmp_path / "timings.json").write_text('{"01_task": 12.')          # truncated
+    assert read_timings(tmp_path) == {}
+    record_timing(tmp_path, "02_training", 61.23)
+    assert json.loads((tmp_path / "timings.json").read_text()) == {"02_training": 61.2}
+    (tmp_path / "timings.json").write_text("[]")
+    assert read_timings(tmp_path) == {}
+    assert not list(tmp_path.glob("*.tmp"))
