@@ -8,7 +8,7 @@ VENV    ?= .venv
 PROFILE ?= quick
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-MODEL   := data/models/smollm2-135m/model.safetensors
+MODEL   := data/models/smollm2-135m/checksums.json
 
 .PHONY: setup test book chapter bench paper-shape models clean
 

@@ -166,7 +166,7 @@ def _fetch(args) -> int:
     from helpers.models.sources import ensure_smollm2, gpt2_tokenizer
     gpt2_tokenizer()
     print("GPT-2 tokenizer ready (offline)")
-    print(f"smollm2-135m ready at {ensure_smollm2()}")
+    print(f"smollm2-135m ready at {ensure_smollm2(full_check=True, repair=True)} (every byte checked)")
     return 0
 
 

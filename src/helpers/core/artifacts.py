@@ -50,6 +50,40 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def sampled_sha256(path: Path, chunks: int = 64, chunk_size: int = 1 << 16) -> str:
+    """SHA-256 of a file's size and of `chunks` pieces of it at evenly spaced offsets (the first
+    and the last included): a few MiB read whatever the file's size, so it can be checked at every
+    load.  It catches a truncated or replaced file and damage in the pieces it reads; a full
+    :func:`sha256_file` catches every flipped byte."""
+    size = Path(path).stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for i in range(chunks):
+            f.seek(0 if chunks == 1 else (max(size - chunk_size, 0) * i) // (chunks - 1))
+            h.update(f.read(chunk_size))
+    return h.hexdigest()
+
+
+def file_records(folder: Path, names) -> dict[str, dict]:
+    """Per file of `folder` named in `names`: its size, full and sampled SHA-256."""
+    return {n: {"size": (folder / n).stat().st_size, "sha256": sha256_file(folder / n),
+                "sampled_sha256": sampled_sha256(folder / n)} for n in names}
+
+
+def check_records(folder: Path, records: dict[str, dict], full: bool = False) -> str | None:
+    """None when every recorded file of `folder` is there with its size and checksum (the sampled
+    one, or the full one with `full`); else what is wrong, in words."""
+    for name, rec in records.items():
+        p = folder / name
+        if not p.exists():
+            return f"{p} is missing"
+        if p.stat().st_size != rec["size"]:
+            return f"{p} has {p.stat().st_size} bytes, not the {rec['size']} recorded (truncated or replaced)"
+        if (sha256_file(p) if full else sampled_sha256(p)) != rec["sha256" if full else "sampled_sha256"]:
+            return f"{p} does not match its recorded checksum (damaged)"
+    return None
+
+
 def new_staging_dir(final: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))

