@@ -85,3 +85,16 @@ def test_timings_are_written_whole_and_a_damaged_file_is_not_fatal(tmp_path):
     (tmp_path / "timings.json").write_text("[]")
     assert read_timings(tmp_path) == {}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_chapter_that_did_not_finish_is_named_on_the_scorecard(builds):
+    from helpers.book import scorecard
+    from helpers.claims.verdict import verdict
+    build = builds / "smoke"
+    scorecard.record_verdicts(build, "02_training", [verdict("lin-decoding", "m", 0.1, 0.0, 0.2, "e")], "smoke")
+    assert scorecard.failed_chapters(build) == []
+    (build / "chapters" / runner.FAILED).mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), build / "chapters" / runner.FAILED / "03_ablation.ipynb")
+    assert scorecard.failed_chapters(build) == ["03_ablation"]
+    legend = scorecard.build_legend(scorecard.build_info(build))
+    assert "did not finish at its last execution" in legend and "03_ablation" in legend

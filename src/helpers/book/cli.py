@@ -111,6 +111,11 @@ def _site(args) -> int:
     if not list((folder / "chapters").glob("*.ipynb")):
         raise MissingBuild(f"{folder} holds no executed chapter to render: build it first with "
                            f"`{build_command(folder)}`")
+    from helpers.book.scorecard import failed_chapters
+    failed = failed_chapters(folder)
+    if failed:
+        print(f"note: {', '.join(failed)} did not finish at the last execution: the site shows the execution before, "
+              f"if any, and the scorecard page says so; the interrupted notebooks are in {folder / 'chapters' / 'failed'}")
     render_site(folder)
     return 0
 

@@ -279,6 +279,12 @@ def verdict_cell(entry: dict | None, markdown: bool = False) -> str:
     return text
 
 
+def failed_chapters(folder: Path) -> list[str]:
+    """The chapters of the build `folder` whose last execution did not finish (their interrupted
+    notebooks are in ``chapters/failed/``; the runner clears one when the chapter next finishes)."""
+    return sorted(p.stem for p in (Path(folder) / "chapters" / "failed").glob("*.ipynb"))
+
+
 def build_info(folder: Path) -> dict:
     """What a build folder's ``verdicts.json`` says of it: name, path, profile, overrides, whether
     anything was recorded, the dates and commits of its chapters, the chapters and the entries."""
@@ -291,7 +297,7 @@ def build_info(folder: Path) -> dict:
             "overrides": data.get("overrides", {}), "recorded": bool(data),
             "date": " to ".join(dict.fromkeys([dates[0], dates[-1]])) if dates else None,
             "commit": ", ".join(commits) if commits else None,
-            "chapters": sorted(ran), "entries": data.get("entries", [])}
+            "chapters": sorted(ran), "entries": data.get("entries", []), "failed": failed_chapters(folder)}
 
 
 def scorecard_table(builds: Sequence[str | os.PathLike] | None = None, markdown: bool = False):
@@ -344,13 +350,15 @@ def pipe_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 def build_legend(info: dict) -> str:
     """``quick``: profile, overrides, date, commit, chapters recorded."""
+    failed = (f"; **did not finish at its last execution** (the page shows the execution before, if any; the "
+              f"interrupted notebook is in `chapters/failed/`): {', '.join(info['failed'])}" if info.get("failed") else "")
     if not info["recorded"]:
-        return f"`{info['name']}`: no verdicts recorded in this build yet"
+        return f"`{info['name']}`: no verdicts recorded in this build yet{failed}"
     over = (", overrides " + ", ".join(f"{k} = `{v}`" for k, v in info["overrides"].items())
             if info["overrides"] else "")
     return (f"`{info['name']}`: profile `{info['profile']}`{over}, chapters executed {info['date']} at "
             f"commit `{info['commit'] or 'unknown (not a git checkout)'}`; chapters recorded: "
-            + ", ".join(info["chapters"]))
+            + ", ".join(info["chapters"]) + failed)
 
 
 def executed_anchors(folder: Path) -> dict[str, str]:
