@@ -192,7 +192,9 @@ Markdown(f"Scratch minus fine-tuned, layer-0 head-mean mass on numbers (paired o
 # scores zero even if it attends strongly to one stream, however unbalanced the test set is. The
 # test permutes the context labels across prompts (the same permutation for every head) and takes
 # the maximum studentized statistic over all heads: exact when attention does not depend on the
-# context, whatever the distribution of the masses, and simultaneous over the heads.
+# context, whatever the distribution of the masses, and simultaneous over the heads. A permutation
+# symmetrises skewed values, so a head counts as above zero only when the studentized bootstrap of
+# the same maximum (prompts resampled within each context) says so too.
 
 # %%
 relevance = {name: attention.relevance_table(s) for name, s in stats.items()}

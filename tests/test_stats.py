@@ -357,3 +357,22 @@ def test_max_t_matches_welch_and_a_one_column_permutation_test():
             for p in (perm_rng.permutation(g) for _ in range(199))]
     assert one["p_adj"][0] == pytest.approx(permutation.permutation_p(float(one["t"][0]), null), abs=1e-12)
     assert np.isnan(permutation.max_t_two_groups(x, np.arange(40) < 1)["lo"]).all()
+
+
+def test_bootstrap_t_over_columns_approaches_welch_and_keeps_skewness():
+    """One gaussian column, 400 rows: the bootstrap-t interval is about Welch's normal interval;
+    left-skewed values: its lower end is further from the mean than its upper end is (the
+    skewness a permutation symmetrises away is kept)."""
+    from helpers.stats import bootstrap
+    rng = np.random.default_rng(4)
+    g = np.arange(400) < 200
+    x = rng.normal(size=(400, 1))
+    r = bootstrap.max_t_bootstrap_two_groups(x, g, n_boot=2000, seed=1)
+    half = 1.96 * r["se"][0]
+    assert r["hi"][0] - r["diff"][0] == pytest.approx(half, rel=0.1)
+    assert r["diff"][0] - r["lo"][0] == pytest.approx(half, rel=0.1)
+    g60 = np.arange(60) < 30
+    skew = np.where(g60, 1 - rng.exponential(1.0, 60), rng.normal(0, 0.01, 60))[:, None]    # left-skewed group
+    s = bootstrap.max_t_bootstrap_two_groups(skew, g60, n_boot=4000, seed=1)
+    assert s["diff"][0] - s["lo"][0] > s["hi"][0] - s["diff"][0]
+    assert np.isnan(bootstrap.max_t_bootstrap_two_groups(x, np.arange(400) < 1)["lo"]).all()

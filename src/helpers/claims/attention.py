@@ -63,7 +63,7 @@ def relevance_verdict(table: pd.DataFrame, model: str, gate: str | None = None, 
     evidence = (f"{model}: {len(hits)} of {n_heads} heads attend at least {c.material:.0%} more to the relevant "
                 f"stream's numbers than to the irrelevant stream's with a simultaneous interval above 0 "
                 f"(relevance averaged over the two contexts with equal weights; {n} prompts; intervals simultaneous "
-                f"over the {n_heads} heads by the max-T permutation method{perms}); largest means: {fmt(strongest)}.")
+                f"over the {n_heads} heads: the union of the max-T permutation test{perms} and the studentized bootstrap of the maximum); largest means: {fmt(strongest)}.")
     if not judged:
         status = "inconclusive"
         evidence += " Some heads have no interval (fewer than two prompts of a context): not judged."
