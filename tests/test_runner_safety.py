@@ -98,3 +98,14 @@ def test_a_chapter_that_did_not_finish_is_named_on_the_scorecard(builds):
     assert scorecard.failed_chapters(build) == ["03_ablation"]
     legend = scorecard.build_legend(scorecard.build_info(build))
     assert "did not finish at its last execution" in legend and "03_ablation" in legend
+
+
+def test_ctrl_c_is_one_line_not_a_traceback(monkeypatch, capsys):
+    from helpers.book import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_profiles", interrupted)
+    assert cli.main(["profiles"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "interrupted" and "Traceback" not in err

@@ -252,6 +252,9 @@ def main(argv=None) -> int:
     except BookError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                # Ctrl-C: what finished before is kept (the runner says what)
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
