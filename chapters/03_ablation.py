@@ -66,7 +66,6 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from helpers.book.scorecard import show_verdicts
-from helpers.claims.ablation import depth_verdicts
 from helpers.claims.verdict import gate_note, task_gates, with_robustness
 from helpers.figures import ablation as ablation_figures
 from helpers.book.tables import with_intervals
@@ -174,25 +173,16 @@ fig = ablation_figures.screen_scatter(results["fine-tuned"]["attribution"][kind0
 
 # %%
 #| echo: false
+from helpers.claims.ablation import depth_verdicts_from_sweep
 kind_v = "mean" if "mean" in ablation_kinds else ablation_kinds[0]
-
-
-def depth_set(kind, metric="logit difference"):
-    """The two depth verdicts from one ablation kind and one metric (the same prompts and resamples)."""
-    drops = effects.per_prompt_accuracy_drops if metric == "accuracy" else effects.per_prompt_drops
-    clean = {arm: (np.sign(r["clean"]) == choice).astype(float) if metric == "accuracy" else r["clean"] * choice
-             for arm, r in results.items()}
-    prof = {arm: effects.depth_profile(drops(r["clean"], r[kind], choice), clean[arm]) for arm, r in results.items()}
-    return depth_verdicts(prof["fine-tuned"], prof["scratch"], gates)
-
-
-alternatives = {f"{kind_v}-ablation, accuracy": depth_set(kind_v, "accuracy")}
-alternatives.update({f"{k}-ablation, logit difference": depth_set(k) for k in ablation_kinds if k != kind_v})
+alternatives = {f"{kind_v}-ablation, accuracy": depth_verdicts_from_sweep(results, choice, gates, kind_v, "accuracy")}
+alternatives.update({f"{k}-ablation, logit difference": depth_verdicts_from_sweep(results, choice, gates, k)
+                     for k in ablation_kinds if k != kind_v})
 display(Markdown(f"The verdicts use {kind_v}-ablation and the drop of the logit difference over the {len(trials)} "
                  f"prompts above: each layer weighted by the signed summed drop of its heads, judged only where the "
                  f"heads' summed drop is a material share of the clean logit difference (the ablation-matters gate). "
                  f"Their robustness: the same rule with {', '.join(alternatives)}."))
-show_verdicts(study, "03", with_robustness(depth_set(kind_v), alternatives))
+show_verdicts(study, "03", with_robustness(depth_verdicts_from_sweep(results, choice, gates, kind_v), alternatives))
 
 # %% [markdown]
 # ## Exercises

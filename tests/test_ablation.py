@@ -259,3 +259,23 @@ def test_named_heads_table_ranks_the_named_heads_among_all():
     assert t["significant"].tolist() == [True, False]
     with pytest.raises(ValueError, match=r"\(5, 7\).*layers 0..2"):
         effects.named_heads_table(pd.DataFrame(rows))
+
+
+def test_depth_verdicts_from_a_sweep_under_each_method():
+    """The chapter's helper: the same rule from the sweep arrays with one ablation kind and one
+    metric; an unknown metric names the accepted ones."""
+    rng = np.random.default_rng(3)
+    L, H, B = 4, 3, 60
+    choice = rng.choice([-1, 1], B)
+    clean = choice * 3.0
+    results = {}
+    for arm, layer in (("fine-tuned", 3), ("scratch", 0)):
+        ablated = np.repeat(clean[None, None], L, 0).repeat(H, 1).astype(float)
+        ablated[layer, 0] = -choice * 1.0                     # removing one head flips every answer
+        results[arm] = {"clean": clean, "mean": ablated, "zero": ablated}
+    gates = {"fine-tuned": None, "scratch": None}
+    for metric in ("logit difference", "accuracy"):
+        v = {x.claim: x.status for x in ablation_claims.depth_verdicts_from_sweep(results, choice, gates, "zero", metric)}
+        assert v == {"lin-ablation-finetuned-late": "replicated", "lin-ablation-scratch-first": "replicated"}, metric
+    with pytest.raises(ValueError, match="accepted values are \\['logit difference', 'accuracy'\\]"):
+        ablation_claims.depth_verdicts_from_sweep(results, choice, gates, "mean", "probability")

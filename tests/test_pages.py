@@ -78,7 +78,7 @@ def test_the_closing_chapter_says_which_verdicts_depend_on_the_method(builds):
            verdict("lin-ablation-scratch-first", "scratch", 0.2, 0.1, 0.3, "ev")]
     scorecard.record_verdicts(build, "03_ablation", with_robustness(main, {"zero-ablation": alt}), "quick")
     text = pages.robustness_markdown(build)
-    assert "**1 depend on the method** and 1 hold" in text
+    assert "Of the 2 judged verdicts" in text and "**1 depend on the method** and 1 hold" in text
     rows = [r for r in text.splitlines() if r.startswith("| `")]
     assert rows[0].startswith("| `lin-ablation-finetuned-late`") and "zero-ablation: not replicated" in rows[0]
     assert rows[1].endswith("| robust |")

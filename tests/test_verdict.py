@@ -108,3 +108,5 @@ def test_robustness_names_the_method_that_flips_a_verdict():
     assert d["robust"].startswith("depends") and d["robustness"][1] == ["accuracy", "not replicated"]
     assert "*Robustness:* depends on the method" in out[0].markdown()
     assert main[0].robust == "" and "Robustness" not in main[0].markdown()
+    gated = with_robustness([verdict("lin-decoding", "fine-tuned", 0.2, 0.1, 0.3, "e", gate="g")], {"zero": same})
+    assert gated[0].robust == ""

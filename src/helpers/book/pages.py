@@ -151,13 +151,17 @@ def robustness_markdown(folder: str | Path) -> str:
                 "compute them were not executed).")
     by_claim = claims()
     depends = [e for e in entries if e.get("robust", "").startswith("depends")]
+    judged = [e for e in entries if not e.get("gate")]
+
+    def label(e):
+        return "**depends on the method**" if e in depends else "robust" if e in judged else "not judged (a gate failed)"
     rows = [[f"`{e['claim']}` ({by_claim[e['claim']].paper if e['claim'] in by_claim else ''})", e["model"],
-             _status(e), "<br>".join(f"{m}: {s}" for m, s in e["robustness"]),
-             "**depends on the method**" if e in depends else "robust"]
-            for e in sorted(entries, key=lambda e: e not in depends)]
-    head = (f"Of the {len(entries)} verdicts of this build that rest on an ablation or a patch, "
-            f"**{len(depends)} depend on the method** and {len(entries) - len(depends)} hold under every alternative "
-            f"computed.")
+             _status(e), "<br>".join(f"{m}: {s}" for m, s in e["robustness"]), label(e)]
+            for e in sorted(entries, key=lambda e: (e not in depends, e not in judged))]
+    head = (f"Of the {len(judged)} judged verdicts of this build that rest on an ablation or a patch, "
+            f"**{len(depends)} depend on the method** and {len(judged) - len(depends)} hold under every alternative "
+            f"computed" + (f"; {len(entries) - len(judged)} more were not judged (a gate failed)." if len(entries) > len(judged)
+                           else "."))
     return head + "\n\n" + pipe_table(["claim", "model", "verdict (the book's method)", "under the alternatives",
                                         ""], rows)
 

@@ -34,6 +34,27 @@ def ablation_gate(model: str, prof: dict) -> str | None:
             f"profile of the drops more than noise")
 
 
+def depth_verdicts_from_sweep(results: dict, choice, gates: dict[str, str | None] | None, kind: str = "mean",
+                              metric: str = "logit difference") -> list[Verdict]:
+    """The two depth verdicts from the chapter's ablation sweeps (`results`: arm -> the arrays of
+    :func:`helpers.interventions.ablation.ablation_results`, ``"clean"`` and one per kind) with one
+    ablation `kind` and one `metric`: the drop of the logit difference toward the correct answer
+    (the verdicts' own) or of correctness (``"accuracy"``, the robustness check's), the same prompts
+    and resamples for both arms."""
+    import numpy as np
+
+    from helpers.interventions import effects
+    if metric not in ("logit difference", "accuracy"):
+        raise ValueError(f"metric={metric!r} is not accepted: accepted values are ['logit difference', 'accuracy']")
+    choice = np.asarray(choice)
+    accuracy = metric == "accuracy"
+    drops = effects.per_prompt_accuracy_drops if accuracy else effects.per_prompt_drops
+    prof = {arm: effects.depth_profile(drops(r["clean"], r[kind], choice),
+                                       (np.sign(r["clean"]) == choice).astype(float) if accuracy else r["clean"] * choice)
+            for arm, r in results.items()}
+    return depth_verdicts(prof["fine-tuned"], prof["scratch"], gates)
+
+
 def depth_verdicts(ft: dict, sc: dict, gates: dict[str, str | None] | None = None) -> list[Verdict]:
     """Verdicts on Lin's two ablation claims from the two models' depth profiles (computed with
     the same bootstrap seed over the same prompts, so their resamples are paired).  `gates` maps

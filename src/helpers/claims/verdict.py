@@ -71,8 +71,9 @@ class Verdict:
     @property
     def robust(self) -> str:
         """"robust" when every alternative method gives this verdict's status; "depends on the
-        method (...)" naming those that flip it; "" when no alternative was computed."""
-        if not self.robustness:
+        method (...)" naming those that flip it; "" when no alternative was computed, or when a
+        gate failed (a verdict that is not judged is not robust to anything)."""
+        if not self.robustness or self.gate is not None:
             return ""
         flips = [(m, s) for m, s in self.robustness if s != self.status]
         if not flips:
