@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats as sps
 
 from helpers.stats.intervals import z_for
+from helpers.stats.tests import welch_weighted
 
 
 def resample_indices(n: int, n_boot: int, seed: int = 0) -> np.ndarray:
@@ -197,12 +198,7 @@ def max_t_bootstrap_two_groups(values, group, n_boot: int = 1000, seed: int = 0,
 
     def stats(w1, w0):
         """Per resample (rows of the count matrices w1: (k, n1), w0: (k, n0)): diff and Welch se."""
-        s1, q1 = w1 @ x[i1], w1 @ x[i1] ** 2
-        s0, q0 = w0 @ x[i0], w0 @ x[i0] ** 2
-        m1, m0 = s1 / n1, s0 / n0
-        v1 = np.clip(q1 - n1 * m1 ** 2, 0, None) / (n1 - 1)
-        v0 = np.clip(q0 - n0 * m0 ** 2, 0, None) / (n0 - 1)
-        return m1 - m0, np.sqrt(v1 / n1 + v0 / n0)
+        return welch_weighted(w1, x[i1], w0, x[i0])
     diff, se = stats(np.ones((1, n1)), np.ones((1, n0)))
     diff, se = diff[0], se[0]
     ups, downs, ones = [], [], []

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from helpers.stats.tests import welch_weighted
+
 
 def permutation_p(observed: float, null, alternative: str = "greater") -> float:
     """Permutation p-value of `observed` against the statistics of the shuffles in `null`,
@@ -42,14 +44,7 @@ def _welch(values: np.ndarray, member: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Per permutation (rows of `member`, 0/1 of length n) and column of `values` (n, m): the
     difference of the two groups' means and its Welch standard error.  (k, m) each."""
     member = np.atleast_2d(member).astype(float)
-    n1 = member.sum(1, keepdims=True)
-    n0 = member.shape[1] - n1
-    s1, q1 = member @ values, member @ values ** 2
-    s0, q0 = values.sum(0) - s1, (values ** 2).sum(0) - q1
-    m1, m0 = s1 / n1, s0 / n0
-    v1 = np.clip(q1 - n1 * m1 ** 2, 0, None) / (n1 - 1)
-    v0 = np.clip(q0 - n0 * m0 ** 2, 0, None) / (n0 - 1)
-    return m1 - m0, np.sqrt(v1 / n1 + v0 / n0)
+    return welch_weighted(member, values, 1.0 - member, values)
 
 
 def max_t_two_groups(values, group, n_perm: int = 1000, seed: int = 0, level: float = 0.95) -> dict:

@@ -52,3 +52,15 @@ def regression_t(design: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndar
         t = np.where(se > 1e-12 * (1 + np.abs(Y).max(0)), B[1:] / se, 0.0)
     pvals = (2 * stats.t.sf(np.abs(t), dof)).T
     return B[1:].T, pvals, dof
+
+
+def welch_weighted(w1: np.ndarray, x1: np.ndarray, w0: np.ndarray, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Difference of two groups' means and its Welch standard error, per column of `x1` (n1, m)
+    and `x0` (n0, m), for many weightings at once: row k of `w1` (k, n1) and `w0` (k, n0) says how
+    often each row counts in group 1 and group 0 (0/1 for a permutation, counts for a bootstrap
+    resample).  Returns ``(diff, se)``, each (k, m)."""
+    n1, n0 = w1.sum(1, keepdims=True), w0.sum(1, keepdims=True)
+    m1, m0 = (w1 @ x1) / n1, (w0 @ x0) / n0
+    v1 = np.clip(w1 @ x1 ** 2 - n1 * m1 ** 2, 0, None) / (n1 - 1)
+    v0 = np.clip(w0 @ x0 ** 2 - n0 * m0 ** 2, 0, None) / (n0 - 1)
+    return m1 - m0, np.sqrt(v1 / n1 + v0 / n0)
