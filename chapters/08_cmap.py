@@ -111,10 +111,12 @@ with_intervals(inside, {"accuracy": ("accuracy_lo", "accuracy_hi"), "faithfulnes
 # %%
 sets = {"circuit": sorted(circuit.heads),                    # and each group alone, when it is not the whole circuit
         **{g.name: sorted(g.heads) for g in circuit.groups if set(g.heads) != circuit.heads}}
-cmap_tables, outcomes, probabilities = {}, {}, {}
+cmap_tables, outcomes, probabilities, every_position = {}, {}, {}, {}
 for name, arch in others.items():      # probabilities of the same patches: the verdicts' robustness (below)
     cmap_tables[name], outcomes[name], probabilities[name] = dc.cmap_table(arch, ft, test, sets, n_random_circuits,
                                                                           bf16=analysis_bf16, with_probability=True)
+    _, every_position[name], _ = dc.cmap_table(arch, ft, test, sets, n_random_circuits, bf16=analysis_bf16,
+                                               with_probability=True, every_position=True)   # robustness: the patch
 cmap_all = pd.concat([t.assign(receiver=name) for name, t in cmap_tables.items()], ignore_index=True)
 with_intervals(cmap_all[["receiver", "patched", "heads", "accuracy", "lo", "hi", "moved"]],
                {"accuracy": ("lo", "hi")}, names={"accuracy": "accuracy [95% CI]"})
@@ -150,7 +152,8 @@ def cmap_verdicts(o):
 
 
 show_verdicts(study, "08", with_robustness(cmap_verdicts(outcomes),
-                                           {"probability of the answer": cmap_verdicts(probabilities)}))
+                                           {"probability of the answer": cmap_verdicts(probabilities),
+                                            "patch at every position": cmap_verdicts(every_position)}))
 
 # %% [markdown]
 # ## Exercises

@@ -126,6 +126,8 @@ for name, variant in variants.items():      # one variant in memory at a time, b
     # CMAP (below): the variant's activations in the base; the probabilities for the verdicts' robustness
     cmap[name], cmap_p[name] = ec.cmap_sets(base_arch, arch, test, circuit, n_random_circuits, seed=study.task_seed,
                                             bf16=analysis_bf16, with_probability=True)
+    robust[name]["cmap_every"] = ec.cmap_sets(base_arch, arch, test, circuit, n_random_circuits, seed=study.task_seed,
+                                              bf16=analysis_bf16, every_position=True)    # robustness: the patch
     del arch
 table = circuit_comparison(evals, {"base": base.analogue, **{n: v.analogue for n, v in variants.items()}})
 
@@ -198,14 +200,18 @@ gates = {name: entity_gate(name if name != "base" else "entity-tracking base", e
 verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v,
                                 gate=gates["base"] or learned_gate(v, variant.run))
             for v, variant in variants.items() if variant.analogue in PRAKASH_IMPROVED]
-verdicts += [faithfulness_with_robustness(evals[v], n_heads, query_blind_floor(study.et_analysis_boxes), **robust[v],
+verdicts += [faithfulness_with_robustness(evals[v], n_heads, query_blind_floor(study.et_analysis_boxes),
+                                          ev_zero=robust[v]["ev_zero"], ev_empty=robust[v]["ev_empty"],
                                           gate=gates[v], claim_id="prakash-et-same-circuit", model=v, knob="et_keep")
              for v in variants]
 verdicts += with_robustness(
     [cmap_circuit_verdict(cmap[v], gate=gates[v], claim_id="prakash-et-cmap", model=v, receiver="The base",
                           donor=f"{v} variant") for v in variants],
     {"probability of the answer": [cmap_circuit_verdict(cmap_p[v], gate=gates[v], claim_id="prakash-et-cmap", model=v,
-                                                        receiver="The base", donor=f"{v} variant") for v in variants]})
+                                                        receiver="The base", donor=f"{v} variant") for v in variants],
+     "patch at every position": [cmap_circuit_verdict(robust[v]["cmap_every"], gate=gates[v], claim_id="prakash-et-cmap",
+                                                      model=v, receiver="The base", donor=f"{v} variant")
+                                 for v in variants]})
 show_verdicts(study, "10", verdicts)
 
 # %% [markdown]

@@ -102,14 +102,14 @@ def test_time_estimate_is_an_upper_bound_at_the_step_cap():
     from helpers.study import Study
     from helpers.training.estimate import UPPER_BOUND_NOTE, estimate_run_seconds
     study = Study.from_profile("quick")
-    cfg = study.arm_base("fine-tuned").replace(n_train=512)
+    cfg = study.arm_base("fine-tuned").replace(n_train=512, bf16=True)
     s = estimate_run_seconds(cfg)
     # every step up to the cap, 8 trials x 52 tokens at ~290 tokens/s, plus the evaluations and scoring
     steps_only = cfg.max_steps * cfg.batch_size * 52 / 290
     assert steps_only < s < 1.5 * steps_only
     assert estimate_run_seconds(cfg.replace(max_steps=2 * cfg.max_steps)) > 1.9 * s
     assert estimate_run_seconds(cfg.replace(n_train=32)) == s          # the cap, not N, bounds a run
-    assert estimate_run_seconds(cfg.replace(bf16=False)) > 2 * s
+    assert estimate_run_seconds(cfg.replace(bf16=False)) > 1.5 * s     # fp32: ~155 tokens/s
     assert "upper bound" in UPPER_BOUND_NOTE and "step cap" in UPPER_BOUND_NOTE
 
 

@@ -447,6 +447,38 @@ def test_cmap_table_rows(tiny, trials):
     assert set(out) == {"A", "B", "circuit", "random 0", "random 1"}
 
 
+def test_cmap_table_every_position_is_the_alternative_patch(tiny, trials):
+    """B = A with other query/key/value weights: every head's output from B leaves A computing B's
+    function at the last position (at the last position only or at every position alike).  The
+    first layer's heads from B at the last position only leave the second layer (A's weights)
+    reading A's first-layer outputs at the earlier positions; at every position it reads B's, which
+    is what patching the same heads by hand at every position gives."""
+    arch, tok = tiny
+    test = dc.eval_prompts(tok, trials[:16])
+    twin = Arch(copy.deepcopy(arch.model).eval())
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for layer in range(arch.n_layers):
+            for name, p in twin.attention(layer).named_parameters():
+                if any(k in name for k in ("c_attn", "q_proj", "k_proj", "v_proj")):
+                    p.add_(torch.randn_like(p) * 0.5)
+    heads = {"all": [(l, h) for l in range(arch.n_layers) for h in range(arch.n_heads)]}
+    _, every, p_every = dc.cmap_table(arch, twin, test, heads, n_random=0, with_probability=True, every_position=True)
+    np.testing.assert_array_equal(every["all"], every["B"])
+    np.testing.assert_allclose(p_every["all"], p_every["B"], rtol=1e-3, atol=1e-6)
+    layer0 = {"first layer": [(0, h) for h in range(arch.n_heads)]}
+    _, _, p_last = dc.cmap_table(arch, twin, test, layer0, n_random=0, with_probability=True)
+    _, _, p_every = dc.cmap_table(arch, twin, test, layer0, n_random=0, with_probability=True, every_position=True)
+    from helpers.interventions.metrics import Prob
+    from helpers.interventions.patching import generic_patch, heads_components, record
+    cache = record(twin, test.ids, {("z", 0)})
+    with torch.no_grad():
+        by_hand = generic_patch(arch, test.ids, cache, [heads_components(layer0["first layer"], "z", None)],
+                                Prob(test.correct), test.last)[0]
+    np.testing.assert_allclose(p_every["first layer"], by_hand, rtol=1e-5)
+    assert not np.allclose(p_last["first layer"], p_every["first layer"], rtol=1e-3, atol=0)
+
+
 def test_moved_share_known_answers():
     assert dc.moved_share(np.array([0.75]), np.array([0.5]), np.array([1.0])) == pytest.approx(0.5)
     assert dc.moved_share(np.array([1, 1, 0, 1]), np.array([1, 0, 0, 0]), np.array([1, 1, 1, 1])) == pytest.approx(2 / 3)

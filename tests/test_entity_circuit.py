@@ -173,6 +173,16 @@ def test_cmap_sets_known_answers(tiny, trials):
     b_prob = torch.softmax(b_logits.detach().float(), -1)[torch.arange(len(prompts.correct)), prompts.correct].numpy()
     np.testing.assert_allclose(prob["B"], b_prob, rtol=1e-4)
     np.testing.assert_allclose(prob["circuit"], prob["B"], rtol=1e-3, atol=1e-6)
+    # the alternative patch: with every_position, heads whose role is the last position are patched
+    # at every position. Layer 0's heads at the last position only leave layer 1 (A's weights)
+    # reading A's layer-0 outputs at the earlier positions; at every position, layer 1 reads B's.
+    layer0 = Circuit({"first layer": ("last", [(0, h) for h in range(arch.n_heads)])})
+    _, p_last = ec.cmap_sets(arch, twin, prompts, layer0, n_random=0, with_probability=True)
+    _, p_every = ec.cmap_sets(arch, twin, prompts, layer0, n_random=0, with_probability=True, every_position=True)
+    _, p_all = ec.cmap_sets(arch, twin, prompts, Circuit({"first layer": (ALL, sorted(layer0.heads))}), n_random=0,
+                            with_probability=True)
+    np.testing.assert_allclose(p_every["circuit"], p_all["circuit"], rtol=1e-6)
+    assert not np.allclose(p_last["circuit"], p_every["circuit"], rtol=1e-3, atol=0)   # differs ~0.5%; noise ~1e-6
     out = ec.cmap_sets(arch, other, prompts, circuit, n_random=3, seed=1)
     assert set(out) == {"A", "B", "circuit", "value fetchers", "position detectors", "random 0", "random 1", "random 2"}
     table = ec.cmap_table(out, circuit)

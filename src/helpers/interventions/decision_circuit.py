@@ -373,9 +373,10 @@ def dcm_desiderata(arch: Arch, tokenizer, heads: Sequence[Head], trials: Sequenc
 
 
 def cmap_table(receiver: Arch, donor: Arch, test: EvalPrompts, sets: dict[str, Sequence[Head]], n_random: int,
-               seed: int = 0, bf16: bool = False, with_probability: bool = False):
+               seed: int = 0, bf16: bool = False, with_probability: bool = False, every_position: bool = False):
     """CMAP of each head set of `sets` (name -> heads) and, for the first set, `n_random` random
-    sets of its size, from `donor` into `receiver` at the last position: per set, the receiver's
+    sets of its size, from `donor` into `receiver` at the last position (at every position with
+    `every_position`: the verdicts' alternative patch): per set, the receiver's
     accuracy with the patch (Wilson interval) and the share of the donor's advantage moved.
     Returns the table and the per-prompt outcomes (``"A"``: receiver, ``"B"``: donor, then every
     set; random sets as ``"random i"``); with `with_probability` also the probabilities of the
@@ -390,7 +391,7 @@ def cmap_table(receiver: Arch, donor: Arch, test: EvalPrompts, sets: dict[str, S
                          enumerate(random_head_sets(len(first), receiver.n_layers, receiver.n_heads, n_random, seed))})
     with autocast(model_device(receiver.model), bf16):
         out, prob = cmap_sets(receiver, donor, test.ids, test.correct, test.wrong, all_sets, test.last,
-                              with_probability=True)
+                              every_position=every_position, with_probability=True)
     rows = []
     for name, v in out.items():
         k, n = int(v.sum()), len(v)

@@ -267,7 +267,7 @@ def dcm_groups(arch: Arch, tokenizer, circuit: Circuit, cfg, trials: Sequence[En
 
 @torch.no_grad()
 def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random: int, seed: int = 0,
-              bf16: bool = False, with_probability: bool = False):
+              bf16: bool = False, with_probability: bool = False, every_position: bool = False):
     """Cross-model activation patching (Prakash et al.): model A on `prompts` with some heads'
     outputs ``z``, each at its group's position role, taken from model B on the same prompts.
     Per prompt, 1.0 where A's top-1 token is then the correct object (Prakash's accuracy), for:
@@ -276,7 +276,9 @@ def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random
     :func:`~helpers.interventions.circuits.random_circuits`).  All sets run in one batched
     :func:`~helpers.interventions.patching.generic_patch` call.  With `with_probability`, returns
     two such dicts from the same pass: the outcomes, and the probability of the correct object (the
-    alternative metric of the verdicts' robustness)."""
+    alternative metric of the verdicts' robustness).  With `every_position`, every group's heads are
+    patched at every position instead of their position role (the alternative patch of the
+    verdicts' robustness, in the sense of Zhang & Nanda 2024 on token positions)."""
     from helpers.core.device import autocast, model_device
     from helpers.interventions.circuits import ALL, random_circuits
     from helpers.interventions.cmap import check_same_shape
@@ -295,7 +297,8 @@ def cmap_sets(a: Arch, b: Arch, prompts: EvalPrompts, circuit: Circuit, n_random
         out = {"A": metric(last_logits(a, a.residual_streams(ids)[-1], last)).float().cpu().numpy(),
                "B": metric(last_logits(b, b.residual_streams(ids)[-1], last)).float().cpu().numpy()}
         patches = [[comp for g in c.groups for comp in
-                    heads_components(sorted(g.heads), "z", None if g.position == ALL else prompts.positions[g.position])]
+                    heads_components(sorted(g.heads), "z", None if every_position or g.position == ALL
+                                     else prompts.positions[g.position])]
                    for c in sets.values()]
         vals = generic_patch(a, ids, cache, patches, metric, last)
     out.update({name: vals[i] for i, name in enumerate(sets)})
