@@ -7,6 +7,7 @@ against :data:`helpers.config.parameters.SPECS` before any compute.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,18 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
 def load_profile(profile: str) -> dict[str, Any]:
-    """The raw contents of ``profiles/<profile>.yaml`` (top-level keys checked)."""
+    """The raw contents of ``profiles/<profile>.yaml`` (top-level keys checked).  A profile is a
+    *name* of a file in ``profiles/`` (letters, digits, ``-`` and ``_``): never a path, so that
+    neither the profile read nor the build folder named after it (``_build/<profile>``) can lie
+    outside the project."""
+    if not isinstance(profile, str) or not PROFILE_NAME.fullmatch(profile):
+        raise ParameterError(f"profile {profile!r} is not a profile name: a profile is the name of a file in "
+                             f"{PROFILES_DIR} without '.yaml' (accepted profiles are {list_profiles()}); "
+                             "to use your own, copy one there under a new name")
     path = PROFILES_DIR / f"{profile}.yaml"
     if not path.exists():
         raise ParameterError(f"unknown profile {profile!r}: accepted profiles are {list_profiles()}")
