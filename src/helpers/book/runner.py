@@ -75,6 +75,9 @@ def resolve_parameters(chapter: str, profile: str, overrides: dict[str, Any] | N
             study_overrides[key] = coerce(key, v)
         else:
             raise ParameterError(f"chapter {name} has no parameter {key!r}: accepted parameters are {accepted}")
+    from helpers.config.parameters import absolute_sources
+    params = {k: absolute_sources(k, v) for k, v in params.items()}
+    study_overrides = {k: absolute_sources(k, v) for k, v in study_overrides.items()}
     for key, v in params.items():
         check_value(key, v)
     out = {"profile": profile, **params}
@@ -138,10 +141,15 @@ def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = Fals
 
 # ---- execution -----------------------------------------------------------------------------------------
 
-def _kernel_manager_class(log: Path):
+KERNEL_DIR_PREFIX = "book-kernel-"      # + pid + "-": a kernel's private folder in the temporary directory
+
+
+def _kernel_manager_class(log: Path, private: Path):
     """Jupyter's kernel manager on IPC transport (local sockets: no network port, and no 'running
-    over TCP without encryption' warning), with the kernel process's own log messages written to
-    `log` instead of the user's terminal (what the chapter prints and raises stays in the notebook)."""
+    over TCP without encryption' warning) with its connection file and sockets in the folder
+    `private` (Jupyter's defaults, ``kernel-ipc-1..5`` in the working folder, are shared by every
+    kernel started there), and the kernel process's own log messages written to `log` instead of
+    the user's terminal (what the chapter prints and raises stays in the notebook)."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -149,6 +157,14 @@ def _kernel_manager_class(log: Path):
         @default("transport")
         def _default_transport(self):
             return "ipc"
+
+        @default("connection_file")
+        def _default_connection_file(self):
+            return str(private / "kernel.json")
+
+        @default("ip")
+        def _default_ip(self):
+            return str(private / "ipc")
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stderr"] = log.open("ab")
@@ -193,6 +209,25 @@ def build_lock(folder: Path):
         f.close()                               # closing the file releases the lock
 
 
+def remove_stale_kernel_folders() -> list[Path]:
+    """Remove the private kernel folders (:func:`_kernel_manager_class`) of processes that no longer
+    exist (a run killed with SIGKILL cannot remove its own); returns them."""
+    import tempfile
+    gone = []
+    for d in Path(tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*-*"):
+        pid = d.name[len(KERNEL_DIR_PREFIX):].split("-")[0]
+        if not pid.isdigit() or not d.is_dir() or d.owner() != Path.home().owner():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+            gone.append(d)
+        except PermissionError:
+            pass
+    return gone
+
+
 def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path:
     """Execute `chapter` into ``out_dir/<stem>.ipynb``.  The notebook is written to
     ``out_dir/.running/`` while the kernel runs and moved into place only when the chapter
@@ -211,11 +246,14 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
     # the kernel records the chapter's verdicts in this build's verdicts.json (scorecard.show_verdicts)
     previous = os.environ.get(BUILD_ENV)
     os.environ[BUILD_ENV] = str(out_dir.parent.resolve())
+    import tempfile
+    remove_stale_kernel_folders()
+    private = Path(tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-"))
     try:
         papermill.execute_notebook(read_chapter(src.stem), str(running), parameters=params, kernel_name="python3",
                                    cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
                                    log_output=False, report_mode=False,
-                                   kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log"))
+                                   kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log", private))
         os.replace(running, out)
         (out_dir / FAILED / out.name).unlink(missing_ok=True)
     except BaseException:
@@ -227,6 +265,7 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
               f"{out_dir / FAILED / out.name}", file=sys.stderr, flush=True)
         raise
     finally:
+        shutil.rmtree(private, ignore_errors=True)
         if previous is None:
             os.environ.pop(BUILD_ENV, None)
         else:

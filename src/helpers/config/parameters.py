@@ -161,6 +161,21 @@ def _in_range(spec: Spec, v) -> bool:
     return (spec.lo is None or v >= spec.lo) and (spec.hi is None or v <= spec.hi)
 
 
+def absolute_sources(name: str, value: Any) -> Any:
+    """`value` with the local folders its model sources name made absolute (for a parameter whose
+    kind is a source, a list or a mapping of them; other values as given): the command line
+    resolves them against the user's folder before a chapter's kernel starts in another one."""
+    from helpers.models.sources import absolute_source
+    kind = SPECS[name].kind if name in SPECS else ""
+    if kind in ("source", "source?"):
+        return absolute_source(value)
+    if kind == "list[source]" and isinstance(value, list):
+        return [absolute_source(v) for v in value]
+    if kind == "dict[source]" and isinstance(value, dict):
+        return {k: absolute_source(v) for k, v in value.items()}
+    return value
+
+
 def check_value(name: str, value: Any) -> None:
     """Raise ValueError naming the parameter and its accepted values if `value` does not fit."""
     if name not in SPECS:

