@@ -33,6 +33,8 @@ n_balance = 4000
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("01_task", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

@@ -57,6 +57,8 @@ show_solutions = True
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("02_training", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import ARMS, Study

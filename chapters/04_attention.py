@@ -70,11 +70,13 @@ profile = "quick"
 study_overrides = {}
 show_solutions = True
 n_analysis = 200
-analysis_bf16 = True
+analysis_bf16 = False
 n_explorer_prompts = 2
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("04_attention", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

@@ -47,13 +47,15 @@ profile = "quick"
 study_overrides = {}
 show_solutions = True
 n_analysis = 200
-analysis_bf16 = True
+analysis_bf16 = False
 umap_neighbors = 15
 cv_folds = 5
 n_shuffles = 5
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("05_representations", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

@@ -66,10 +66,12 @@ dcm_epochs = 4
 n_ablation = 32
 n_reference = 32
 ablation_kinds = ["mean", "zero"]
-analysis_bf16 = True
+analysis_bf16 = False
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("07_circuit", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

@@ -47,10 +47,12 @@ circuit_min_share = 0.02
 n_circuit_eval = 200
 n_random_circuits = 5
 n_reference = 32
-analysis_bf16 = True
+analysis_bf16 = False
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("08_cmap", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

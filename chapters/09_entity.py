@@ -45,10 +45,12 @@ et_keep = 4
 n_et_eval = 150
 n_random_circuits = 5
 n_reference = 32
-analysis_bf16 = True
+analysis_bf16 = False
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("09_entity", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import ARMS, Study

@@ -56,10 +56,12 @@ n_random_circuits = 5
 n_reference = 32
 n_et_dcm_pairs = 32
 et_dcm_epochs = 2
-analysis_bf16 = True
+analysis_bf16 = False
 
 # %%
 #| echo: false
+from helpers.book.kernel import take_parameters
+take_parameters("10_variants", globals())   # checked as the command line does; what is not given comes from the profile
 from helpers.book.card import run_card
 from helpers.figures.style import setup_notebook
 from helpers.study import Study

@@ -1,0 +1,135 @@
+"""Nothing lost to a careless or hostile user (issue 24, second part): direct papermill gets the
+command line's checks and profile semantics inside the kernel, profiles are names (never paths),
+every kernel has private connection files, and two real processes asking for one build never
+leave it half-written."""
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers.book import runner
+from helpers.book.chapters import read_chapter
+from helpers.book.kernel import injected_parameters
+from helpers.config.profiles import load_profile
+from helpers.core.errors import ParameterError
+from helpers.core.paths import REPO
+
+
+# ---- the parameters papermill injects ------------------------------------------------------------
+
+def test_injected_parameters_round_trip_papermills_own_translation():
+    from papermill.translators import translate_parameters
+    given = {"profile": "smoke", "n_ablation": 8, "ablation_kinds": ["mean", "zero"], "analysis_bf16": False,
+             "study_overrides": {"seeds": [0, 1], "et_base_source": None}, "noise": 0.25, "odd": "it's \"x\""}
+    cell = translate_parameters("python3", "python", given, "Parameters")
+    history = ["profile = 'quick'", cell, "x = 1"]                # the parameters cell, papermill's, a later one
+    assert injected_parameters(history) == given
+    assert injected_parameters(["profile = 'quick'"]) == {}         # Jupyter: nothing injected
+    with pytest.raises(ParameterError, match="only assign values"):
+        injected_parameters(["# Parameters\nimport os\n"])
+    with pytest.raises(ParameterError, match="not a literal value"):
+        injected_parameters(["# Parameters\nn = os.getpid()\n"])
+
+
+def _papermill(tmp_path, parameters):
+    """The chapter executed by papermill itself (its own kernel manager, as the README's command)."""
+    import papermill
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(read_chapter("01_task"), str(out), parameters=parameters, cwd=str(tmp_path),
+                               progress_bar=False, kernel_name="python3")
+    return nbformat.read(out, as_version=4)
+
+
+@pytest.mark.parametrize("parameters, message", [
+    ({"n_examples": 0}, r"n_examples=0 is not accepted: expected an int in \[1, 50\]"),
+    ({"n_examples": "abc"}, r"n_examples='abc' is not accepted"),
+    ({"nonsense": 3}, r"chapter 01_task has no parameter 'nonsense': accepted parameters are"),
+    ({"profile": "../profiles/smoke"}, r"is not a profile name"),
+    ({"tokenizer_sources": ["/etc"]}, r"tokenizer of '/etc'"),
+])
+def test_direct_papermill_is_refused_in_one_line(tmp_path, monkeypatch, parameters, message):
+    from papermill.exceptions import PapermillExecutionError
+    monkeypatch.setenv("BOOK_BUILD_DIR", str(tmp_path / "build"))
+    with pytest.raises(PapermillExecutionError) as e:
+        _papermill(tmp_path, parameters)
+    assert e.value.ename in ("ParameterError", "SourceUnavailable")
+    import re
+    assert re.search(message, e.value.evalue)
+    assert e.value.traceback == [f"{e.value.ename}: {e.value.evalue}"]         # one line, no traceback
+    assert not (tmp_path / "build").exists()                                   # refused before any output
+
+
+def test_direct_papermill_takes_the_given_profiles_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOOK_BUILD_DIR", str(tmp_path / "build"))
+    smoke = load_profile("smoke")["parameters"]
+    quick = load_profile("quick")["parameters"]
+    assert smoke["n_balance"] != quick["n_balance"]
+    assert smoke["tokenizer_sources"] != quick["tokenizer_sources"]
+    nb = _papermill(tmp_path, {"profile": "smoke", "n_balance": 321, "noise": 0.3})
+    card = "".join(o.get("data", {}).get("text/markdown", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "profile `smoke`" in card
+    assert f"tokenizer_sources = `{smoke['tokenizer_sources']}`" in card      # not the chapter file's value
+    assert "n_balance = `321`" in card                                          # what was given wins
+    assert "Overrides of the profile:** noise = `0.3`" in card                  # a study parameter given directly
+
+
+# ---- paths -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../profiles/smoke", "/etc/passwd", "smoke/../quick", "", ".hidden", 3, None])
+def test_a_profile_is_a_name_never_a_path(name):
+    with pytest.raises(ParameterError, match="is not a profile name"):
+        load_profile(name)
+
+
+def test_a_profile_path_on_the_command_line_writes_nothing(tmp_path):
+    env = {**os.environ, "BOOK_BUILD_DIR": str(tmp_path / "build")}
+    res = subprocess.run([sys.executable, "-m", "helpers", "run", "01", "--profile", "../profiles/smoke"],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]
+    assert not (tmp_path / "build").exists() and not (REPO / "profiles" / "smoke" / "chapters").exists()
+
+
+# ---- kernels ---------------------------------------------------------------------------------------
+
+def test_every_kernel_has_private_connection_files(tmp_path):
+    private = tmp_path / "k"
+    private.mkdir()
+    km = runner._kernel_manager_class(tmp_path / "kernel.log", private)()
+    assert km.transport == "ipc"
+    assert Path(km.connection_file).parent == private and Path(km.ip).parent == private
+
+
+def test_kernel_folders_of_dead_processes_are_removed():
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = Path(tempfile.mkdtemp(prefix=f"{runner.KERNEL_DIR_PREFIX}{dead.pid}-"))
+    mine = Path(tempfile.mkdtemp(prefix=f"{runner.KERNEL_DIR_PREFIX}{os.getpid()}-"))
+    try:
+        gone = runner.remove_stale_kernel_folders()
+        assert stale in gone and not stale.exists()
+        assert mine.exists()                                # a live process's folder is left alone
+    finally:
+        for d in (stale, mine):
+            if d.exists():
+                d.rmdir()
+
+
+def test_two_processes_into_one_build_one_finishes_one_is_refused(tmp_path):
+    env = {**os.environ, "BOOK_BUILD_DIR": str(tmp_path / "build")}
+    cmd = [sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    refused = next(r for r in results if r[0] == 2)
+    assert "is being built by pid" in refused[2] and "Traceback" not in refused[2]
+    chapters = tmp_path / "build" / "smoke" / "chapters"
+    nb = nbformat.read(chapters / "01_task.ipynb", as_version=4)
+    assert sum(len(c.get("outputs", [])) for c in nb.cells if c.cell_type == "code") > 5
+    assert not list(chapters.glob("kernel-ipc*")) and not (chapters / "failed").exists()
