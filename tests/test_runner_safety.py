@@ -3,6 +3,7 @@ lock naming its holder), a chapter's executed notebook replaced only by a run th
 error or Ctrl-C keeps the earlier one, and the interrupted notebook apart), timings written whole
 and a damaged timings file not fatal."""
 import json
+import os
 import subprocess
 import sys
 
@@ -75,6 +76,45 @@ def test_an_interrupted_chapter_keeps_the_one_executed_before(tmp_path, monkeypa
     assert runner.execute_chapter("01", {"profile": "smoke"}, out_dir) == good
     assert nbformat.read(good, as_version=4).metadata.get("new") is True and not failed.exists()
     assert "01_task" in read_timings(tmp_path)
+
+
+def _fake_chapter_with_verdicts(monkeypatch, fail, value):
+    """papermill whose kernel records a verdict (as show_verdicts does, through the runner's
+    environment) and then finishes or fails."""
+    import papermill
+
+    from helpers.book import scorecard
+    from helpers.claims.verdict import verdict
+
+    def execute(nb, out, **kw):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), out)
+        v = verdict("lin-decoding", "m", value, value - 0.1, value + 0.1, "e")
+        if os.environ.get(scorecard.STAGING_ENV):
+            scorecard.stage_verdicts(os.environ[scorecard.STAGING_ENV], "06_decoding", [v], "smoke")
+        else:
+            scorecard.record_verdicts(os.environ[scorecard.BUILD_ENV], "06_decoding", [v], "smoke")
+        if fail:
+            raise fail
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+
+
+@pytest.mark.parametrize("fail", [KeyboardInterrupt(), RuntimeError("a cell after the verdicts raised")])
+def test_verdicts_of_a_chapter_that_did_not_finish_are_not_recorded(tmp_path, monkeypatch, fail):
+    from helpers.book import scorecard
+    out_dir = tmp_path / "chapters"
+    _fake_chapter_with_verdicts(monkeypatch, None, 0.5)
+    runner.execute_chapter("06", {"profile": "smoke"}, out_dir)
+    first = scorecard.load_verdicts(tmp_path)
+    assert [e["value"] for e in first["entries"]] == [0.5]
+    _fake_chapter_with_verdicts(monkeypatch, fail, 0.9)            # the rerun's verdict cell ran, then it stopped
+    with pytest.raises(type(fail)):
+        runner.execute_chapter("06", {"profile": "smoke"}, out_dir)
+    assert scorecard.load_verdicts(tmp_path) == first                # the finished run's verdicts, untouched
+    assert not list((out_dir / runner.RUNNING).glob("*verdicts*"))
+    assert scorecard.STAGING_ENV not in os.environ
+    _fake_chapter_with_verdicts(monkeypatch, None, 0.7)             # a rerun that finishes replaces them
+    runner.execute_chapter("06", {"profile": "smoke"}, out_dir)
+    assert [e["value"] for e in scorecard.load_verdicts(tmp_path)["entries"]] == [0.7]
 
 
 def test_timings_are_written_whole_and_a_damaged_file_is_not_fatal(tmp_path):

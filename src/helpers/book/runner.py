@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.book.chapters import chapter_needs, chapter_parameters, chapter_path, list_chapters, read_chapter
-from helpers.book.scorecard import BUILD_ENV, write_scorecard_page
+from helpers.book.scorecard import BUILD_ENV, STAGING_ENV, commit_staged, write_scorecard_page
 from helpers.book.timings import record_timing
 from helpers.config.parameters import STUDY_PARAMETERS, check_value
 from helpers.config.profiles import coerce, load_profile, profile_values
@@ -231,7 +231,7 @@ def remove_stale_kernel_folders() -> list[Path]:
 def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path:
     """Execute `chapter` into ``out_dir/<stem>.ipynb``.  The notebook is written to
     ``out_dir/.running/`` while the kernel runs and moved into place only when the chapter
-    finished: a failed or interrupted run (an error, Ctrl-C) never replaces the chapter executed
+    finished, and its verdicts, staged beside it, merged into the build's ``verdicts.json`` then: a failed or interrupted run (an error, Ctrl-C) never replaces the chapter executed
     before; its notebook is kept as ``out_dir/failed/<stem>.ipynb`` to read, and the error goes on.
     Call it holding :func:`build_lock` of the build."""
     import papermill
@@ -246,6 +246,9 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
     # the kernel records the chapter's verdicts in this build's verdicts.json (scorecard.show_verdicts)
     previous = os.environ.get(BUILD_ENV)
     os.environ[BUILD_ENV] = str(out_dir.parent.resolve())
+    staged = running.with_suffix(".verdicts.json")      # merged into verdicts.json only if the chapter finishes
+    staged.unlink(missing_ok=True)
+    os.environ[STAGING_ENV] = str(staged.resolve())
     import tempfile
     remove_stale_kernel_folders()
     private = Path(tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-"))
@@ -255,6 +258,7 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
                                    log_output=False, report_mode=False,
                                    kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log", private))
         os.replace(running, out)
+        commit_staged(staged, out_dir.parent)
         (out_dir / FAILED / out.name).unlink(missing_ok=True)
     except BaseException:
         if running.exists():
@@ -265,6 +269,8 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
               f"{out_dir / FAILED / out.name}", file=sys.stderr, flush=True)
         raise
     finally:
+        staged.unlink(missing_ok=True)
+        os.environ.pop(STAGING_ENV, None)
         shutil.rmtree(private, ignore_errors=True)
         if previous is None:
             os.environ.pop(BUILD_ENV, None)

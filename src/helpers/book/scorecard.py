@@ -31,6 +31,7 @@ from helpers.core.paths import REPO
 VERDICTS_FILE = "verdicts.json"
 PAGE_FILE = "scorecard.qmd"
 BUILD_ENV = "BOOK_CHAPTER_BUILD"       # set by the runner for a chapter's kernel: the build folder
+STAGING_ENV = "BOOK_VERDICTS_STAGING"  # set by the runner: the file a chapter's verdicts are staged in
 README_START, README_END = "<!-- findings:start -->", "<!-- findings:end -->"
 NOT_RUN = "not run"
 PROFILE_ORDER = ("quick", "full", "paper", "smoke")
@@ -129,18 +130,52 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def verdict_entries(chapter: str, verdicts: Iterable[Verdict]) -> list[dict]:
+    """The entries of ``verdicts.json`` for `chapter`'s verdicts, dated now, with the commit."""
+    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    commit = git_commit()
+    return [{**v.to_dict(), "chapter": chapter, "anchor": claim(v.claim).anchor, "date": now, "commit": commit}
+            for v in _as_list(verdicts)]
+
+
 def record_verdicts(folder: Path, chapter: str, verdicts: Iterable[Verdict], profile: str,
                     overrides: dict[str, Any] | None = None) -> Path:
     """Merge `chapter`'s verdicts into ``<folder>/verdicts.json``: that chapter's earlier entries
     are replaced, every other chapter's kept; written atomically.  Returns the file."""
-    verdicts = _as_list(verdicts)
+    return merge_entries(folder, chapter, verdict_entries(chapter, verdicts), profile, overrides)
+
+
+def stage_verdicts(path: Path, chapter: str, verdicts: Iterable[Verdict], profile: str,
+                   overrides: dict[str, Any] | None = None) -> Path:
+    """Write `chapter`'s verdicts to the staging file `path` (atomically) instead of the build's
+    ``verdicts.json``: the runner merges them (:func:`commit_staged`) only when the chapter
+    finished, so an interrupted chapter never leaves new verdicts beside its earlier notebook."""
+    staged = {"chapter": chapter, "profile": profile, "overrides": dict(overrides or {}),
+              "entries": verdict_entries(chapter, verdicts)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(path), json.dumps(staged, indent=1, allow_nan=False) + "\n")
+    return Path(path)
+
+
+def commit_staged(path: Path, folder: Path) -> Path | None:
+    """Merge the verdicts staged in `path` (:func:`stage_verdicts`) into the build `folder`'s
+    ``verdicts.json`` and remove the staging file; None when nothing was staged."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    staged = _read(path)
+    out = merge_entries(folder, staged["chapter"], staged["entries"], staged["profile"], staged["overrides"])
+    path.unlink()
+    return out
+
+
+def merge_entries(folder: Path, chapter: str, new: list[dict], profile: str,
+                  overrides: dict[str, Any] | None = None) -> Path:
+    """Merge the entries `new` of `chapter` into ``<folder>/verdicts.json`` (that chapter's earlier
+    entries replaced, every other chapter's kept; written atomically, under a lock)."""
     path = Path(folder) / VERDICTS_FILE
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    commit = git_commit()
-    new = []
-    for v in verdicts:
-        c = claim(v.claim)
-        new.append({**v.to_dict(), "chapter": chapter, "anchor": c.anchor, "date": now, "commit": commit})
+    now = new[0]["date"] if new else _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    commit = new[0]["commit"] if new else git_commit()
     with _locked(path):
         data = _read(path) if path.exists() else {}
         entries = [e for e in data.get("entries", []) if e.get("chapter") != chapter] + new
@@ -159,16 +194,21 @@ def show_verdicts(study, chapter: str, verdicts: Sequence[Verdict], **params):
     scorecard) and return them as Markdown (each :meth:`Verdict.markdown`, blank lines between).
 
     `chapter` is the chapter's name or number (``"03"``); `verdicts` a list of Verdicts (a dict's
-    values and a single Verdict are accepted too).  Under the runner the results go to the build
-    it executes the chapter for.  Outside it (plain Jupyter, papermill by hand) they go to the
+    values and a single Verdict are accepted too).  Under the runner the results are staged and go
+    to the build it executes the chapter for when the chapter finished (:func:`commit_staged`).
+    Outside it (plain Jupyter, papermill by hand) they go to the
     build of the study's profile and overrides, beside it when the chapter's own parameters differ
     from the profile's (read from the kernel, or given as `params`), as ``python -m helpers run``
     writes the chapter, never over the profile's build."""
     from IPython.display import Markdown
     verdicts = _as_list(verdicts)
     name = _chapter_name(chapter)
-    folder = chapter_build_dir(study, name, **params)
-    record_verdicts(folder, name, verdicts, study.profile, chapter_overrides(study, name, **params))
+    staging = os.environ.get(STAGING_ENV)
+    if staging:                                 # under the runner: merged when the chapter finished
+        stage_verdicts(Path(staging), name, verdicts, study.profile, chapter_overrides(study, name, **params))
+    else:
+        folder = chapter_build_dir(study, name, **params)
+        record_verdicts(folder, name, verdicts, study.profile, chapter_overrides(study, name, **params))
     return Markdown("\n\n".join(v.markdown() for v in verdicts) or "*No verdicts in this chapter.*")
 
 
