@@ -133,3 +133,47 @@ def test_two_processes_into_one_build_one_finishes_one_is_refused(tmp_path):
     nb = nbformat.read(chapters / "01_task.ipynb", as_version=4)
     assert sum(len(c.get("outputs", [])) for c in nb.cells if c.cell_type == "code") > 5
     assert not list(chapters.glob("kernel-ipc*")) and not (chapters / "failed").exists()
+
+
+# ---- runs: one process trains a run, leftovers of killed writers go ---------------------------------
+
+_TRAIN_ONE = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import helpers.training.runs as r
+from test_training import small_config
+orig = r.train_run
+def slow(cfg, **kw):
+    print("TRAINING", flush=True)
+    time.sleep(3)                      # long enough for the other process to ask meanwhile
+    return orig(cfg, **kw)
+r.train_run = slow
+run = r.get_run(small_config(), progress=False)
+print("DONE", run.path.name, flush=True)
+"""
+
+
+def test_two_processes_asking_for_one_run_train_it_once(fresh_data_dir):
+    env = {**os.environ, "BOOK_DATA_DIR": str(fresh_data_dir)}
+    code = _TRAIN_ONE.format(tests=str(REPO / "tests"))
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env, cwd=REPO) for _ in range(2)]
+    outs = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert all(rc == 0 for _, _, rc in outs), outs
+    assert sum(o.count("TRAINING") for o, _, _ in outs) == 1                 # trained once
+    assert len({o.split("DONE")[1].strip() for o, _, _ in outs}) == 1         # both got the same run
+    assert sum("waiting for pid" in e and "training run" in e for _, e, _ in outs) == 1
+
+
+def test_staging_folders_of_killed_writers_are_stale_and_live_ones_are_not(tmp_path):
+    from helpers.core import artifacts
+    final = tmp_path / "abc"
+    mine = artifacts.new_staging_dir(final)                        # this process: being written
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / f".abc.staging-{dead.pid}-x1y2"
+    killed.mkdir()
+    old_style = tmp_path / ".abc.staging-k3j4_5"                     # named before names carried the pid
+    old_style.mkdir()
+    assert artifacts.stale_staging_dirs(tmp_path) == sorted([killed, old_style])
+    assert mine.exists() and mine not in artifacts.stale_staging_dirs(tmp_path)

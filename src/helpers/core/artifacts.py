@@ -7,6 +7,7 @@ artifact re-hashes its files; any mismatch raises :class:`CorruptArtifact` (neve
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -85,8 +86,65 @@ def check_records(folder: Path, records: dict[str, dict], full: bool = False) ->
 
 
 def new_staging_dir(final: Path) -> Path:
+    """A new staging folder beside `final`, named after it and after this process
+    (``.<name>.staging-<pid>-<random>``), so that one left by a killed process can be told from one
+    being written (:func:`stale_staging_dirs`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-"))
+    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.staging-{os.getpid()}-"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this machine (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_staging_dirs(folder: Path) -> list[Path]:
+    """The staging (and replaced, ``.old-<pid>``) folders under `folder` whose writing process no
+    longer exists: left by a killed writer, never taken as an artifact, safe to remove.  Folders
+    named before staging names carried the pid count as stale."""
+    out = []
+    for p in Path(folder).glob(".*.staging-*"):
+        pid = p.name.rsplit(".staging-", 1)[1].split("-")
+        if p.is_dir() and (len(pid) < 2 or not pid[0].isdigit() or not pid_alive(int(pid[0]))):
+            out.append(p)
+    for p in Path(folder).glob(".*.old-*"):
+        pid = p.name.rsplit(".old-", 1)[1]
+        if p.is_dir() and (not pid.isdigit() or not pid_alive(int(pid))):
+            out.append(p)
+    return sorted(out)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, what: str):
+    """Hold an exclusive ``flock`` on the file `lock` (which names its holder) while doing `what`.
+    A second process waits for it, saying once on stderr whom it waits for; a killed holder
+    releases it.  For work that must not run twice at once (training one run)."""
+    import fcntl
+    import sys
+    import time
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            print(f"[book] waiting for {holder}, which is {what}", file=sys.stderr, flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def commit_dir(staging: Path, final: Path) -> Path:

@@ -214,8 +214,23 @@ def get_run(cfg: RunConfig, progress: bool = True, train: bool = True) -> Run:
     if not train:
         raise MissingRun(f"run {cfg.key()} ({cfg.source}, n_train={cfg.n_train}, lr={cfg.lr:g}, "
                          f"seed={cfg.seed}) is not cached")
-    train_run(cfg, progress=progress)
+    with artifacts.exclusive(run_lock(final), f"training run {cfg.key()}"):
+        if final.exists():                     # trained meanwhile by the process this one waited for
+            artifacts.verify_dir(final)
+            return Run(cfg, final)
+        for stale in artifacts.stale_staging_dirs(final.parent):
+            if stale.name.startswith(f".{final.name}"):
+                shutil.rmtree(stale, ignore_errors=True)
+        train_run(cfg, progress=progress)
     return Run(cfg, final)
+
+
+LOCKS = ".locks"      # under data/runs/: one lock file per run being trained (kept: removing them would race)
+
+
+def run_lock(final: Path) -> Path:
+    """The lock file of the run whose folder is `final`: one process trains it, others wait."""
+    return final.parent / LOCKS / f"{final.name}.lock"
 
 
 # ---- the loop -------------------------------------------------------------------------------
