@@ -42,5 +42,6 @@ paper-shape: setup
 models: setup
 	$(PY) -m helpers models
 
-clean:
+clean:               # the builds, and what killed processes left; runs: python -m helpers clean --runs
 	rm -rf _build
+	@if [ -x "$(PY)" ]; then $(PY) -m helpers clean; fi

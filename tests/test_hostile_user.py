@@ -177,3 +177,41 @@ def test_staging_folders_of_killed_writers_are_stale_and_live_ones_are_not(tmp_p
     old_style.mkdir()
     assert artifacts.stale_staging_dirs(tmp_path) == sorted([killed, old_style])
     assert mine.exists() and mine not in artifacts.stale_staging_dirs(tmp_path)
+
+
+def test_clean_removes_only_what_nothing_uses(fresh_data_dir, capsys):
+    from helpers.book.cli import main
+    from helpers.study import Study
+    from helpers.training.runs import run_lock
+    runs = fresh_data_dir / "runs"
+    used = sorted(Study.from_profile("smoke").run_keys())[0]
+    for name in (used, "0123456789abcdef", "fedcba9876543210.partial", "1111222233334444"):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "model.safetensors").write_bytes(b"x" * 1000)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    staging = runs / f".{used}.staging-{dead.pid}-abc"
+    staging.mkdir()
+    run_lock(runs / "x").parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", (            # a run being trained right now
+        "import fcntl, sys, time\nf = open(sys.argv[1], 'a')\nfcntl.flock(f, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True)\ntime.sleep(60)\n"), str(run_lock(runs / "1111222233334444"))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["clean", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert f"would remove {staging}" in out and "0123456789abcdef" not in out and "add --runs" in out
+        assert staging.exists()
+        assert main(["clean", "--runs", "--keep", "smoke", "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "0123456789abcdef" in out and "fedcba9876543210.partial" in out and "an unfinished run" in out
+        assert used not in out.replace(staging.name, "") and "1111222233334444" not in out
+        assert all((runs / n).exists() for n in ("0123456789abcdef", "fedcba9876543210.partial"))
+        assert main(["clean", "--runs", "--keep", "smoke"]) == 0
+        assert sorted(p.name for p in runs.iterdir()) == sorted([".locks", used, "1111222233334444"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["clean", "--runs", "--keep", "nosuch"]) == 2
+    assert "unknown profile 'nosuch'" in capsys.readouterr().err

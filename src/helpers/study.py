@@ -290,6 +290,26 @@ class Study:
         return self._needs_runs(lambda: {v: get_run(self.variant_config(v), train=train) for v in self.et_variants},
                                 train, chapter="10")
 
+    def run_keys(self) -> set[str]:
+        """The keys of every run this study can read or train (its grids and learning curves, for
+        every grid learning rate, since the curves take the grid's winner; the entity-tracking runs;
+        the variants of the base when the base's key is known): what ``clean --runs`` keeps."""
+        keys = set()
+        for arm in ARMS:
+            base = self.arm_base(arm)
+            for lr in self.grid_lrs[arm]:
+                keys.add(base.replace(lr=float(lr)).key())
+                keys |= {base.replace(lr=float(lr), n_train=int(n), seed=int(s)).key()
+                         for n in self.train_sizes for s in self.seeds}
+            keys |= {self.entity_config(arm, int(n), int(s)).key() for n in self.et_train_sizes for s in self.et_seeds}
+        if not self.et_variant_sources:
+            for v in self.et_variants:
+                try:
+                    keys.add(self.variant_config(v).key())
+                except MissingRun:              # the base is not trained: no variant of it can be
+                    pass
+        return keys
+
     def missing_entity_runs(self) -> list[str]:
         """The entity-tracking runs chapters after 9 read that are not trained, in words."""
         return [f"entity tracking, {arm} N={c.n_train} lr={c.lr:g} seed={c.seed}"

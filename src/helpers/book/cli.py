@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,calibrate,fetch,profiles}``.
+"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,calibrate,clean,fetch,profiles}``.
 
 The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
 missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
@@ -175,6 +175,17 @@ def _fetch(args) -> int:
     return 0
 
 
+def _clean(args) -> int:
+    from helpers.book.clean import clean
+    rows = clean(runs=args.runs, keep=args.keep, dry_run=args.dry_run)
+    for path, why, size in rows:
+        print(f"{'would remove' if args.dry_run else 'removed'} {path} ({size / 2**20:.1f} MiB): {why}")
+    total = sum(r[2] for r in rows) / 2**20
+    print(f"{len(rows)} {'would be' if args.dry_run else 'were'} removed, {total:.1f} MiB"
+          + ("" if args.runs else "; add --runs to remove training runs no profile uses"))
+    return 0
+
+
 def _profiles(args) -> int:
     from helpers.config.profiles import list_profiles, load_profile
     for p in list_profiles():
@@ -240,6 +251,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_non_negative, default=0)
     c.add_argument("--out", default=str(REPO / "docs" / "calibration.md"), help="the table's file (default docs/calibration.md)")
     c.set_defaults(fn=_calibrate)
+    k = sub.add_parser("clean", help="remove what killed processes left (staging and kernel folders); with --runs, "
+                                     "training runs that no kept profile uses")
+    k.add_argument("--runs", action="store_true", help="also remove training runs no kept profile's study uses")
+    k.add_argument("--keep", nargs="+", metavar="PROFILE", default=None,
+                   help="the profiles whose runs are kept (default: every profile in profiles/)")
+    k.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    k.set_defaults(fn=_clean)
     sub.add_parser("fetch", help="prepare the offline model and tokenizer").set_defaults(fn=_fetch)
     sub.add_parser("profiles", help="list profiles").set_defaults(fn=_profiles)
     return ap

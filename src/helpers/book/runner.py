@@ -209,22 +209,25 @@ def build_lock(folder: Path):
         f.close()                               # closing the file releases the lock
 
 
-def remove_stale_kernel_folders() -> list[Path]:
-    """Remove the private kernel folders (:func:`_kernel_manager_class`) of processes that no longer
-    exist (a run killed with SIGKILL cannot remove its own); returns them."""
+def stale_kernel_folders() -> list[Path]:
+    """The private kernel folders (:func:`_kernel_manager_class`) of processes that no longer exist
+    (a run killed with SIGKILL cannot remove its own)."""
     import tempfile
-    gone = []
+
+    from helpers.core.artifacts import pid_alive
+    out = []
     for d in Path(tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*-*"):
         pid = d.name[len(KERNEL_DIR_PREFIX):].split("-")[0]
-        if not pid.isdigit() or not d.is_dir() or d.owner() != Path.home().owner():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-            gone.append(d)
-        except PermissionError:
-            pass
+        if pid.isdigit() and d.is_dir() and d.owner() == Path.home().owner() and not pid_alive(int(pid)):
+            out.append(d)
+    return sorted(out)
+
+
+def remove_stale_kernel_folders() -> list[Path]:
+    """Remove :func:`stale_kernel_folders`; returns them."""
+    gone = stale_kernel_folders()
+    for d in gone:
+        shutil.rmtree(d, ignore_errors=True)
     return gone
 
 
