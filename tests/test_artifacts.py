@@ -126,6 +126,17 @@ def test_invalid_manifest_json_raises(tmp_path):
         verify_dir(final)
 
 
+@pytest.mark.parametrize("text, match", [("[]", "is not a manifest"), ("{}", "is not a manifest"),
+                                          ('{"a.txt": 3}', "is not a manifest"),
+                                          ('{"../a.txt": "00"}', "outside its folder"),
+                                          ('{"/etc/passwd": "00"}', "outside its folder")])
+def test_a_manifest_of_the_wrong_shape_is_corrupt_not_a_traceback(tmp_path, text, match):
+    final, _ = _make_artifact(tmp_path)
+    (final / MANIFEST).write_text(text)
+    with pytest.raises(CorruptArtifact, match=match):
+        verify_dir(final)
+
+
 def test_commit_dir_replaces_existing_artifact(tmp_path):
     final, _ = _make_artifact(tmp_path)
     staging = artifacts.new_staging_dir(final)

@@ -215,3 +215,31 @@ def test_clean_removes_only_what_nothing_uses(fresh_data_dir, capsys):
         holder.wait()
     assert main(["clean", "--runs", "--keep", "nosuch"]) == 2
     assert "unknown profile 'nosuch'" in capsys.readouterr().err
+
+
+# ---- the CLI's own errors are one line ------------------------------------------------------------
+
+@pytest.mark.parametrize("text, why", [("[]", "a list, not a mapping"), ('{"entries": [{"claim": "x"}]}', "lacks"),
+                                       ('{"entries": {}}', "'entries' is not a list"), ("{trunc", "not valid JSON")])
+def test_a_damaged_verdicts_file_is_one_line_for_verdicts_and_site(builds, capsys, text, why):
+    from helpers.book.cli import main
+    (builds / "smoke" / "chapters").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), builds / "smoke" / "chapters" / "01_task.ipynb")
+    (builds / "smoke" / "verdicts.json").write_text(text)
+    for cmd in (["verdicts", "--profile", "smoke"], ["site", "--profile", "smoke"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "is damaged" in err and why in err and len(err.strip().splitlines()) == 1
+
+
+def test_task_out_is_checked_and_a_closed_pipe_is_not_an_error(tmp_path, capsys):
+    from helpers.book.cli import main
+    assert main(["task", "--n", "3", "--out", str(tmp_path / "no" / "x.jsonl")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["task", "--n", "3", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["task", "--n", "3", "--out", str(tmp_path / "x.jsonl")]) == 0
+    assert len((tmp_path / "x.jsonl").read_text().splitlines()) == 3
+    res = subprocess.run(f"{sys.executable} -m helpers task --n 20000 | head -c 10", shell=True, capture_output=True,
+                         text=True, cwd=REPO)
+    assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr

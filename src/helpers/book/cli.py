@@ -273,6 +273,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:                # Ctrl-C: what finished before is kept (the runner says what)
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                  # `... | head -1`: the reader left, which is not an error
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 141
 
 
 if __name__ == "__main__":

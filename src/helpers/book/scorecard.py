@@ -214,11 +214,31 @@ def show_verdicts(study, chapter: str, verdicts: Sequence[Verdict], **params):
 
 # ---- reading -------------------------------------------------------------------------------------
 
+ENTRY_KEYS = ("claim", "model", "status", "chapter")     # what every recorded verdict has
+
+
 def _read(path: Path) -> dict:
+    """A ``verdicts.json`` (or a staged chapter's verdicts), checked for the shape the book writes:
+    a mapping whose ``entries`` are mappings with :data:`ENTRY_KEYS`.  A file that is not JSON or
+    not of that shape (truncated, edited) raises :class:`MissingBuild` naming it."""
+    def damaged(why: str):
+        return MissingBuild(f"{path} is damaged ({why}); delete it and run the chapters again")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise MissingBuild(f"{path} is not valid JSON ({e}); delete it and run the chapters again") from None
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise damaged(f"not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise damaged(f"a {type(data).__name__}, not a mapping")
+    entries = data.get("entries", [])
+    if not isinstance(entries, list):
+        raise damaged("'entries' is not a list")
+    for i, e in enumerate(entries):
+        missing = [k for k in ENTRY_KEYS if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise damaged(f"entry {i} lacks {', '.join(missing)}")
+    if not isinstance(data.get("chapters", {}), dict):
+        raise damaged("'chapters' is not a mapping")
+    return data
 
 
 def _build_root() -> Path:

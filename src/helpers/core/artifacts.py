@@ -168,9 +168,15 @@ def verify_dir(folder: Path) -> None:
                               "or was damaged; delete the folder to recompute it")
     try:
         manifest = json.loads(mpath.read_text())
-    except json.JSONDecodeError as e:
-        raise CorruptArtifact(f"{mpath} is not valid JSON ({e}); delete {folder} to recompute it")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorruptArtifact(f"{mpath} is not valid JSON ({e}); delete {folder} to recompute it") from None
+    if not isinstance(manifest, dict) or not manifest or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in manifest.items()):
+        raise CorruptArtifact(f"{mpath} is not a manifest (a mapping of file names to checksums); delete {folder} "
+                              "to recompute it")
     for rel, digest in manifest.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            raise CorruptArtifact(f"{mpath} names {rel!r}, outside its folder; delete {folder} to recompute it")
         p = folder / rel
         if not p.exists():
             raise CorruptArtifact(f"{p} is missing from artifact {folder}; delete the folder to recompute it")

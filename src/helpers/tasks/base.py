@@ -70,9 +70,15 @@ def write_jsonl(trials, path=None) -> str:
     """Trials as JSON lines (each :meth:`Trial.to_dict`), written to `path` when given; returns the text."""
     import json
     from pathlib import Path
+    from helpers.core.artifacts import atomic_write_text
     lines = "".join(json.dumps(t.to_dict()) + "\n" for t in trials)
     if path is not None:
-        Path(path).write_text(lines)
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise ParameterError(f"--out {path}: the folder {path.parent} does not exist")
+        if path.is_dir():
+            raise ParameterError(f"--out {path} is a folder: give a file name, e.g. {path / 'trials.jsonl'}")
+        atomic_write_text(path, lines)
     return lines
 
 
