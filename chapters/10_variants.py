@@ -4,6 +4,7 @@
 #     needs:
 #     - models
 #     - entity-models
+#     - entity-runs
 #   kernelspec:
 #     display_name: Python 3
 #     language: python

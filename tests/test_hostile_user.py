@@ -243,3 +243,14 @@ def test_task_out_is_checked_and_a_closed_pipe_is_not_an_error(tmp_path, capsys)
     res = subprocess.run(f"{sys.executable} -m helpers task --n 20000 | head -c 10", shell=True, capture_output=True,
                          text=True, cwd=REPO)
     assert "Traceback" not in res.stderr and "BrokenPipe" not in res.stderr
+
+
+def test_chapter_10_before_chapter_9_is_refused_before_its_kernel(fresh_data_dir):
+    from helpers.core.errors import MissingRun
+    params = runner.resolve_parameters("10", "smoke")
+    with pytest.raises(MissingRun, match=r"entity-tracking runs that chapter 9 trains.*helpers run 09 --profile smoke"):
+        runner.preflight("10", params)
+    runner.preflight("10", params, trained_earlier=["09_entity"])         # in a book build, chapter 9 runs first
+    runner.preflight("10", params, trained_earlier=True)                  # the dry run
+    with pytest.raises(MissingRun):
+        runner.preflight("10", params, trained_earlier=["02_training"])

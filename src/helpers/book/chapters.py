@@ -5,7 +5,8 @@ They are read into notebooks in memory (:func:`read_chapter`) for papermill to e
 written back to ``chapters/``.  A chapter's notebook metadata says what it needs before it can
 run (``book: needs: [...]``): ``tokenizers`` (its ``tokenizer_sources``), ``models`` (the study's
 model sources), ``entity-models`` (the sources chapters 9-10 analyse beyond them: ``et_base_source``
-and ``et_variant_sources``), ``runs`` (the study's trained runs, which chapter 2 builds).
+and ``et_variant_sources``), ``runs`` (the study's trained runs, which chapter 2 builds), ``entity-runs`` (the
+entity-tracking runs chapter 9 trains, unless the profile names ``et_base_source``).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from helpers.core.errors import ParameterError
 from helpers.core.paths import REPO
 
 CHAPTERS_DIR: Path = REPO / "chapters"
-NEEDS = ("tokenizers", "models", "entity-models", "runs")
+NEEDS = ("tokenizers", "models", "entity-models", "runs", "entity-runs")
 
 
 def list_chapters() -> list[str]:

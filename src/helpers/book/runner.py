@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from helpers.book.chapters import chapter_needs, chapter_parameters, chapter_path, list_chapters, read_chapter
 from helpers.book.scorecard import BUILD_ENV, STAGING_ENV, commit_staged, write_scorecard_page
@@ -35,6 +35,7 @@ from helpers.core.paths import REPO
 
 STUDY_KEY = "study_overrides"      # the parameter through which a chapter receives study overrides
 TRAINING_CHAPTER = "02_training"   # the chapter that trains the study's runs
+ENTITY_CHAPTER = "09_entity"       # the chapter that trains the entity-tracking runs
 
 
 # ---- parameters -----------------------------------------------------------------------------------
@@ -110,10 +111,14 @@ def _study(params: dict[str, Any]):
     return Study.from_profile(params["profile"], **params.get(STUDY_KEY, {}))
 
 
-def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = False) -> None:
+def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool | Sequence[str] = False) -> None:
     """Checks that need no kernel: every model source or tokenizer the chapter needs can be loaded
-    here, and the study's runs exist for a chapter that reads them (unless `trained_earlier`: the
-    training chapter runs before it in the same build).  Raises the project's own errors."""
+    here, and the runs exist for a chapter that reads them: the study's decision-task runs
+    (``runs``, trained by chapter 2) and the entity-tracking base (``entity-runs``, trained by
+    chapter 9), unless the chapter that trains them runs before it in the same build
+    (`trained_earlier`: the chapters that do, or True for all).  Raises the project's own errors."""
+    def earlier(ch: str) -> bool:
+        return trained_earlier is True or (not isinstance(trained_earlier, bool) and ch in trained_earlier)
     from helpers.models.sources import source_info, tokenizer_available
     needs = chapter_needs(chapter)
     name = chapter_path(chapter).stem
@@ -123,7 +128,7 @@ def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = Fals
             if not ok:
                 raise SourceUnavailable(f"chapter {name} needs the tokenizer of {src!r}, which is not "
                                         f"available here: {why}")
-    if "models" in needs or "runs" in needs or "entity-models" in needs:
+    if {"models", "runs", "entity-models", "entity-runs"} & set(needs):
         study = _study(params)
         sources = [study.pretrained_source, study.scratch_source]
         sources += study.entity_sources() if "entity-models" in needs else []
@@ -132,11 +137,17 @@ def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool = Fals
             if not info.available:
                 raise SourceUnavailable(f"chapter {name} needs the model source {src!r}, which is not "
                                         f"available here: {info.why_not}")
-        if "runs" in needs and not trained_earlier:
+        if "runs" in needs and not earlier(TRAINING_CHAPTER):
             missing = study.missing_runs()
             if missing:
                 raise MissingRun(f"chapter {name} analyses runs that chapter 2 trains, and these are not "
                                  f"trained yet: {'; '.join(missing)}. Train them first: {study.command('02')}")
+        if "entity-runs" in needs and study.et_base_source is None and not earlier(ENTITY_CHAPTER):
+            missing = study.missing_entity_runs()
+            if missing:
+                raise MissingRun(f"chapter {name} analyses the entity-tracking runs that chapter 9 trains, and "
+                                 f"these are not trained yet: {'; '.join(missing)}. Train them first: "
+                                 f"{study.command('09')}")
 
 
 # ---- execution -----------------------------------------------------------------------------------------
@@ -302,7 +313,7 @@ def build_book(profile: str, render: bool = True, overrides: dict[str, Any] | No
     chapters = list_chapters()
     resolved = {c: resolve_parameters(c, profile, overrides) for c in chapters}   # all checks before compute
     for i, c in enumerate(chapters):
-        preflight(c, resolved[c], trained_earlier=TRAINING_CHAPTER in chapters[:i])
+        preflight(c, resolved[c], trained_earlier=chapters[:i])
     with build_lock(build_dir(profile, overrides)) as out:
         for c in chapters:
             execute_chapter(c, resolved[c], out / "chapters")
