@@ -173,10 +173,13 @@ def test_make_targets_shown_are_covered():
 
 def test_paper_shape_checks_every_chapter_of_the_paper_profile(tmp_path):
     """`make paper-shape` runs tools/paper_shape.py; its --dry-run resolves and pre-flights every
-    chapter with the paper profile on a local random GPT-2 (the full run takes about 4 minutes)."""
-    res = subprocess.run([sys.executable, "tools/paper_shape.py", "--dry-run", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    chapter with the paper profile on a local random GPT-2 (the full run takes about 4 minutes).
+    Without --out its temporary folder (about 480 MB) is removed at the end."""
+    res = subprocess.run([sys.executable, "tools/paper_shape.py", "--dry-run"],
+                         capture_output=True, text=True, timeout=600, cwd=REPO,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
+    assert "removed the temporary folder" in res.stdout and not list(tmp_path.glob("paper-shape-*"))
     for ch in ("02_training", "03_ablation", "04_attention", "05_representations", "06_decoding",
                "07_circuit", "08_cmap", "09_entity", "10_variants"):
         assert f"{ch}: " in res.stdout

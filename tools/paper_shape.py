@@ -10,12 +10,16 @@ chapter 10): the paper profile's Llama-7B family (28 GB per model in fp32) canno
 its real size; tests/test_paper_entity_models.py runs chapters 9-10 on tiny Llama stand-ins of it.
 
     .venv/bin/python tools/paper_shape.py [--out DIR]      # about 4 minutes on 2 CPU cores
+
+Without ``--out`` it works in a temporary folder (about 480 MB: the random GPT-2, its runs) and
+removes it at the end, also after an error or Ctrl-C; with ``--out`` the folder is kept to read.
     .venv/bin/python tools/paper_shape.py --dry-run        # parameters and pre-flight only
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -37,6 +41,15 @@ def main(argv=None) -> int:
                     help="resolve and pre-flight every chapter and print the plan; execute nothing")
     args = ap.parse_args(argv)
     out = Path(args.out or tempfile.mkdtemp(prefix="paper-shape-"))
+    try:
+        return _run(out, args.dry_run)
+    finally:
+        if args.out is None:
+            shutil.rmtree(out, ignore_errors=True)
+            print(f"removed the temporary folder {out} (give --out DIR to keep the executed chapters)", flush=True)
+
+
+def _run(out: Path, dry_run: bool) -> int:
     os.environ["BOOK_DATA_DIR"] = str(out / "data")
     os.environ["BOOK_BUILD_DIR"] = str(out / "build")
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -54,7 +67,7 @@ def main(argv=None) -> int:
     for chapter in ["02", "03", "04", "05", "06", "07", "08", "09", "10"]:
         accepted = set(chapter_parameters(chapter)) | set(STUDY_PARAMETERS)
         overrides = {k: v for k, v in params.items() if k in accepted}
-        if args.dry_run:
+        if dry_run:
             params_ = runner.resolve_parameters(chapter, "paper", overrides)
             runner.preflight(chapter, params_, trained_earlier=True)
             print(runner.dry_run(chapter, "paper", overrides), flush=True)
