@@ -254,3 +254,73 @@ def test_chapter_10_before_chapter_9_is_refused_before_its_kernel(fresh_data_dir
     runner.preflight("10", params, trained_earlier=True)                  # the dry run
     with pytest.raises(MissingRun):
         runner.preflight("10", params, trained_earlier=["02_training"])
+
+
+# ---- signals at chosen points --------------------------------------------------------------------
+
+def _start_chapter(env):
+    """`run 01 --profile smoke` in its own process group, returned once its kernel is executing."""
+    p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = p.stdout.readline()
+    assert "[book] executing 01_task" in line, line + p.stderr.read()
+    import time
+    time.sleep(4)                                       # the kernel has started and runs cells
+    return p
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_a_signal_mid_chapter_loses_nothing(tmp_path, sig):
+    import signal
+    env = {**os.environ, "BOOK_BUILD_DIR": str(tmp_path / "build")}
+    first = subprocess.run([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    build = tmp_path / "build" / "smoke"
+    chapter = build / "chapters" / "01_task.ipynb"
+    before = chapter.read_bytes()
+    verdicts = (build / "verdicts.json").read_bytes() if (build / "verdicts.json").exists() else None
+    p = _start_chapter(env)
+    if sig == "SIGINT":                                  # Ctrl-C: the terminal signals the whole group
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+        assert (build / "chapters" / "failed" / "01_task.ipynb").exists()
+    else:                                                # the runner killed outright: no cleanup of its own
+        p.kill()
+        p.wait()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)            # and its kernel, as an OOM kill of the group would
+        except ProcessLookupError:
+            pass
+    assert chapter.read_bytes() == before                # the finished chapter, byte for byte
+    if verdicts is not None:
+        assert (build / "verdicts.json").read_bytes() == verdicts
+    again = subprocess.run([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr           # nothing left blocks the next run
+    assert not (build / "chapters" / runner.RUNNING / "01_task.ipynb").exists()
+    assert not (build / "chapters" / "failed").exists() or not list((build / "chapters" / "failed").iterdir())
+    assert not [d for d in runner.stale_kernel_folders() if f"-{p.pid}-" in d.name]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "02", "--profile", "smoke", "-p", "pretrained_source", ""], "is empty"),
+    (["run", "02", "--profile", "smoke", "-p", "scratch_source", "scratch:"], "is empty"),
+    (["run", "02", "--profile", "smoke", "-p", "pretrained_source", "/etc"], "is not a model folder"),
+    (["run", "01", "--profile", "smoke", "-p", "tokenizer_sources", '["/etc"]'], "is not a model folder"),
+    (["book", "--profile", ""], "is not a profile name"),
+    (["verdicts", "--profile", "/etc"], "is not a build folder"),
+    (["verdicts", "--profile", "smoke", "--readme", "/nonexistent/README.md"], "no such file"),
+    (["clean", "--keep", "../profiles/smoke"], "is not a profile name"),
+])
+def test_the_cli_refuses_in_one_line(builds, capsys, argv, message):
+    from helpers.book.cli import main
+    if argv[0] == "verdicts" and "--readme" in argv:
+        from helpers.book import scorecard
+        from helpers.claims.verdict import verdict
+        scorecard.record_verdicts(builds / "smoke", "06_decoding", [verdict("lin-decoding", "m", 0.1, 0, 0.2, "e")],
+                                  "smoke")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

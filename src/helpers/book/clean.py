@@ -45,6 +45,9 @@ def plan(runs: bool = False, keep: Sequence[str] | None = None) -> list[tuple[Pa
     from helpers.core import artifacts
     from helpers.core.paths import data_dir, runs_dir
     from helpers.study import Study
+    from helpers.config.profiles import load_profile
+    for profile in keep or ():
+        load_profile(profile)                  # a bad name is refused, with or without --runs
     rows = []
     folders = [data_dir()] + [p for p in data_dir().rglob("*") if p.is_dir() and ".staging-" not in p.name]
     for folder in folders:

@@ -270,6 +270,9 @@ def load_verdicts(build: str | os.PathLike) -> dict:
     :class:`MissingBuild`, naming the command that builds it, when there is none."""
     folder = resolve_build(build)
     path = folder / VERDICTS_FILE
+    if not path.exists() and folder.parent.resolve() != _build_root().resolve():
+        raise MissingBuild(f"{folder} is not a build folder (it holds no {VERDICTS_FILE}); give a profile, a build "
+                           f"folder under {_build_root()}, or the path of one")
     if not path.exists():
         what = "has not been built here" if not folder.exists() else "has no recorded verdicts"
         raise MissingBuild(f"{folder.name} {what} ({path} does not exist): build it with "
@@ -518,7 +521,13 @@ def readme_findings(build: str | os.PathLike) -> str:
 def rewrite_readme(path: str | os.PathLike, body: str) -> Path:
     """Replace what lies between the findings markers of `path` by `body`; nothing else changes."""
     path = Path(path)
-    text = path.read_text()
+    if not path.is_file():
+        raise ParameterError(f"--readme {path}: no such file (give a Markdown file that holds the markers "
+                             f"{README_START} and {README_END})")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ParameterError(f"--readme {path} is not a text file") from None
     if text.count(README_START) != 1 or text.count(README_END) != 1 or text.index(README_START) > text.index(README_END):
         raise ParameterError(f"{path} must hold the markers {README_START} and {README_END} once each, in "
                              "this order, around its findings table")

@@ -452,6 +452,8 @@ def source_key(name: str) -> str:
 def validate_source(name: str) -> None:
     """Raise ValueError for a name that is no source at all (availability is checked on load)."""
     base = base_of(name)
+    if not base.strip():
+        raise ParameterError(f"model source {name!r} is empty: accepted values are {_describe_accepted()}")
     if base.startswith(RUN_PREFIX):
         run_folder(base)
         return
@@ -483,7 +485,7 @@ def absolute_source(name: str) -> str:
     """`name` with each local folder it names (the base, after ``scratch:``; a LoRA source's base and
     adapter) made absolute, resolved against the current folder.  A chapter's kernel runs in another
     folder, so the command line resolves local paths once, before the kernel starts."""
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not name.strip():
         return name
     if name.startswith(SCRATCH_PREFIX):
         return SCRATCH_PREFIX + absolute_source(name[len(SCRATCH_PREFIX):])
