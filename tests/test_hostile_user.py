@@ -324,3 +324,16 @@ def test_the_cli_refuses_in_one_line(builds, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_ctrl_c_that_reaches_the_kernel_first_is_still_interrupted(capsys):
+    """Ctrl-C signals the kernel and the runner together; when the kernel's KeyboardInterrupt is
+    what papermill reports, the command still ends with 'interrupted' and status 130."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from helpers.book.cli import _chapter_failed
+    e = PapermillExecutionError(3, 2, "x = 1", "KeyboardInterrupt", "", ["KeyboardInterrupt"])
+    assert _chapter_failed(e) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+    with pytest.raises(PapermillExecutionError):          # a bug in a chapter keeps its traceback
+        _chapter_failed(PapermillExecutionError(3, 2, "x", "ZeroDivisionError", "division by zero", []))

@@ -62,6 +62,9 @@ def _chapter_failed(e) -> int:
     if getattr(e, "ename", None) in {c.__name__ for c in _subclasses(errors.BookError)}:
         print(f"error: {e.evalue}", file=sys.stderr)
         return 2
+    if getattr(e, "ename", None) == "KeyboardInterrupt":     # Ctrl-C reached the kernel before this process
+        print("interrupted", file=sys.stderr)
+        return 130
     raise e
 
 
