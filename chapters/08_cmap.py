@@ -138,6 +138,11 @@ fig = circuit_figures.cmap_plot(cmap_tables)
 # (@sec-ablation: it relies on its first layer). Either way the fine-tuned model's heads are not
 # parts the scratch model shares; which of the two it is, this measurement does not tell.
 #
+# The verdicts below are computed twice more for their robustness column: with the probability of
+# the correct answer in place of the forced choice, and with the heads' outputs patched at every
+# position instead of the last (the earlier positions then carry the donor's outputs too, and the
+# receiver's later heads read them: the token-position choice of Zhang & Nanda 2024).
+#
 # ## Verdicts
 
 # %%
