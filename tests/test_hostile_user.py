@@ -258,14 +258,20 @@ def test_chapter_10_before_chapter_9_is_refused_before_its_kernel(fresh_data_dir
 
 # ---- signals at chosen points --------------------------------------------------------------------
 
-def _start_chapter(env):
-    """`run 01 --profile smoke` in its own process group, returned once its kernel is executing."""
+def _start_chapter(env, running: Path):
+    """`run 01 --profile smoke` in its own process group, returned once its kernel executes cells
+    (papermill has written the notebook it executes into `running`; on a busy machine the kernel
+    can take many seconds to start, and a signal before that is another case)."""
+    import time
     p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     line = p.stdout.readline()
     assert "[book] executing 01_task" in line, line + p.stderr.read()
-    import time
-    time.sleep(4)                                       # the kernel has started and runs cells
+    t0 = time.time()
+    while not running.exists() and time.time() - t0 < 120:
+        time.sleep(0.2)
+    assert running.exists(), "the chapter did not start executing within 120 s"
+    time.sleep(2)
     return p
 
 
@@ -280,7 +286,7 @@ def test_a_signal_mid_chapter_loses_nothing(tmp_path, sig):
     chapter = build / "chapters" / "01_task.ipynb"
     before = chapter.read_bytes()
     verdicts = (build / "verdicts.json").read_bytes() if (build / "verdicts.json").exists() else None
-    p = _start_chapter(env)
+    p = _start_chapter(env, build / "chapters" / runner.RUNNING / "01_task.ipynb")
     if sig == "SIGINT":                                  # Ctrl-C: the terminal signals the whole group
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=120)
