@@ -275,7 +275,7 @@ def _start_chapter(env, running: Path):
     return p
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGINT while the kernel starts", "SIGKILL"])
 def test_a_signal_mid_chapter_loses_nothing(tmp_path, sig):
     import signal
     env = {**os.environ, "BOOK_BUILD_DIR": str(tmp_path / "build")}
@@ -286,13 +286,21 @@ def test_a_signal_mid_chapter_loses_nothing(tmp_path, sig):
     chapter = build / "chapters" / "01_task.ipynb"
     before = chapter.read_bytes()
     verdicts = (build / "verdicts.json").read_bytes() if (build / "verdicts.json").exists() else None
-    p = _start_chapter(env, build / "chapters" / runner.RUNNING / "01_task.ipynb")
+    if sig == "SIGINT while the kernel starts":         # nbclient's own handler used to swallow this one
+        p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        assert "[book] executing 01_task" in p.stdout.readline()
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
+    else:
+        p = _start_chapter(env, build / "chapters" / runner.RUNNING / "01_task.ipynb")
     if sig == "SIGINT":                                  # Ctrl-C: the terminal signals the whole group
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=120)
         assert p.returncode == 130 and err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
         assert (build / "chapters" / "failed" / "01_task.ipynb").exists()
-    else:                                                # the runner killed outright: no cleanup of its own
+    elif sig == "SIGKILL":                               # the runner killed outright: no cleanup of its own
         p.kill()
         p.wait()
         try:

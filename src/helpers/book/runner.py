@@ -155,7 +155,7 @@ def preflight(chapter: str, params: dict[str, Any], trained_earlier: bool | Sequ
 KERNEL_DIR_PREFIX = "book-kernel-"      # + pid + "-": a kernel's private folder in the temporary directory
 
 
-def _kernel_manager_class(log: Path, private: Path):
+def _kernel_manager_class(log: Path, private: Path, kernels: list | None = None):
     """Jupyter's kernel manager on IPC transport (local sockets: no network port, and no 'running
     over TCP without encryption' warning) with its connection file and sockets in the folder
     `private` (Jupyter's defaults, ``kernel-ipc-1..5`` in the working folder, are shared by every
@@ -179,7 +179,10 @@ def _kernel_manager_class(log: Path, private: Path):
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stderr"] = log.open("ab")
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            out = await super()._async_launch_kernel(kernel_cmd, **kw)
+            if kernels is not None:
+                kernels.append(self.provisioner.pid)     # so that Ctrl-C can stop it (_execute)
+            return out
         _launch_kernel = _async_launch_kernel     # AsyncKernelManager calls this name
     return BookKernelManager
 
@@ -242,6 +245,36 @@ def remove_stale_kernel_folders() -> list[Path]:
     return gone
 
 
+def _execute(run, kernels: list) -> None:
+    """Call `run()` (papermill) in a worker thread and wait for it.  Outside the main thread
+    nbclient installs no SIGINT handler of its own (its handler shuts the kernel down but can let
+    the chapter run on when the signal comes while the kernel starts), so Ctrl-C raises
+    KeyboardInterrupt here, always: the kernels started for `run` (their pids in `kernels`) are
+    killed, the worker ends, and the KeyboardInterrupt goes on.  An error in `run` is raised here."""
+    import signal
+    import threading
+    failure: list[BaseException] = []
+
+    def worker():
+        try:
+            run()
+        except BaseException as e:            # handed to the main thread
+            failure.append(e)
+    thread = threading.Thread(target=worker, name="book-chapter", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        for pid in kernels:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        thread.join(60)
+        raise
+    if failure:
+        raise failure[0]
+
+
 def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path:
     """Execute `chapter` into ``out_dir/<stem>.ipynb``.  The notebook is written to
     ``out_dir/.running/`` while the kernel runs and moved into place only when the chapter
@@ -266,11 +299,13 @@ def execute_chapter(chapter: str, params: dict[str, Any], out_dir: Path) -> Path
     import tempfile
     remove_stale_kernel_folders()
     private = Path(tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-"))
+    kernels: list = []
     try:
-        papermill.execute_notebook(read_chapter(src.stem), str(running), parameters=params, kernel_name="python3",
-                                   cwd=str(out_dir), progress_bar={"desc": src.stem, "unit": "cell"},
-                                   log_output=False, report_mode=False,
-                                   kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log", private))
+        nb = read_chapter(src.stem)
+        _execute(lambda: papermill.execute_notebook(
+            nb, str(running), parameters=params, kernel_name="python3", cwd=str(out_dir),
+            progress_bar={"desc": src.stem, "unit": "cell"}, log_output=False, report_mode=False,
+            kernel_manager_class=_kernel_manager_class(out_dir.parent / "kernel.log", private, kernels)), kernels)
         os.replace(running, out)
         commit_staged(staged, out_dir.parent)
         (out_dir / FAILED / out.name).unlink(missing_ok=True)
