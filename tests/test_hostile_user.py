@@ -351,3 +351,33 @@ def test_ctrl_c_that_reaches_the_kernel_first_is_still_interrupted(capsys):
     assert capsys.readouterr().err.strip() == "interrupted"
     with pytest.raises(PapermillExecutionError):          # a bug in a chapter keeps its traceback
         _chapter_failed(PapermillExecutionError(3, 2, "x", "ZeroDivisionError", "division by zero", []))
+
+
+def test_a_kernel_killed_from_outside_is_one_line_and_loses_nothing(tmp_path):
+    """The kernel alone killed (out of memory, kill -9): the command says so in one line (status 1),
+    the chapter executed before is kept."""
+    import glob
+    import signal
+    import time
+    env = {**os.environ, "BOOK_BUILD_DIR": str(tmp_path / "build")}
+    first = subprocess.run([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    chapter = tmp_path / "build" / "smoke" / "chapters" / "01_task.ipynb"
+    before = chapter.read_bytes()
+    p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    t0 = time.time()
+    while not glob.glob(f"{tempfile.gettempdir()}/{runner.KERNEL_DIR_PREFIX}{p.pid}-*/ipc-1") and time.time() - t0 < 120:
+        time.sleep(0.1)
+    time.sleep(2)
+    kernels = subprocess.run(["pgrep", "-f", f"{runner.KERNEL_DIR_PREFIX}{p.pid}-"], capture_output=True,
+                             text=True).stdout.split()
+    assert kernels
+    for k in kernels:
+        os.kill(int(k), signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: the chapter's kernel died")
+    assert chapter.read_bytes() == before

@@ -68,6 +68,14 @@ def _chapter_failed(e) -> int:
     raise e
 
 
+def _kernel_died() -> int:
+    """The chapter's kernel was killed from outside (out of memory, kill -9): not a bug of the
+    chapter; the runner has already said what was kept."""
+    print("error: the chapter's kernel died (killed from outside, or out of memory); its messages are in the "
+          "build's kernel.log", file=sys.stderr)
+    return 1
+
+
 def _subclasses(cls):
     out = {cls}
     for c in cls.__subclasses__():
@@ -83,10 +91,13 @@ def _run(args) -> int:
     if args.dry_run:
         print(dry_run(args.chapter, args.profile, overrides))
         return 0
+    from nbclient.exceptions import DeadKernelError
     try:
         out = run_chapter(args.chapter, args.profile, overrides)
     except PapermillExecutionError as e:
         return _chapter_failed(e)
+    except DeadKernelError:
+        return _kernel_died()
     print(f"executed chapter written to {out}")
     return 0
 
@@ -98,11 +109,14 @@ def _book(args) -> int:
     if args.dry_run:
         print(dry_run(None, args.profile))
         return 0
+    from nbclient.exceptions import DeadKernelError
     try:
         build_book(args.profile, render=not args.no_render,
                    overrides={"show_solutions": False} if args.no_solutions else None)
     except PapermillExecutionError as e:
         return _chapter_failed(e)
+    except DeadKernelError:
+        return _kernel_died()
     return 0
 
 
