@@ -137,3 +137,21 @@ def builds(tmp_path, monkeypatch):
     monkeypatch.setenv("BOOK_BUILD_DIR", str(root))
     monkeypatch.delenv(scorecard.BUILD_ENV, raising=False)
     return root
+
+
+def qkv_twin(arch, seed: int = 3, scale: float = 0.5):
+    """A copy of `arch` whose attention query/key/value weights alone are perturbed: embeddings,
+    output projections and MLPs are shared, so every head's output ``z`` taken from the twin at
+    every position leaves `arch` computing exactly the twin's function (the known answer of the
+    cross-model patching tests)."""
+    import copy
+
+    from helpers.models.arch import Arch
+    twin = Arch(copy.deepcopy(arch.model).eval())
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for layer in range(arch.n_layers):
+            for name, p in twin.attention(layer).named_parameters():
+                if any(k in name for k in ("c_attn", "q_proj", "k_proj", "v_proj")):
+                    p.add_(torch.randn_like(p) * scale)
+    return twin

@@ -455,13 +455,8 @@ def test_cmap_table_every_position_is_the_alternative_patch(tiny, trials):
     is what patching the same heads by hand at every position gives."""
     arch, tok = tiny
     test = dc.eval_prompts(tok, trials[:16])
-    twin = Arch(copy.deepcopy(arch.model).eval())
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for layer in range(arch.n_layers):
-            for name, p in twin.attention(layer).named_parameters():
-                if any(k in name for k in ("c_attn", "q_proj", "k_proj", "v_proj")):
-                    p.add_(torch.randn_like(p) * 0.5)
+    from conftest import qkv_twin
+    twin = qkv_twin(arch)
     heads = {"all": [(l, h) for l in range(arch.n_layers) for h in range(arch.n_heads)]}
     _, every, p_every = dc.cmap_table(arch, twin, test, heads, n_random=0, with_probability=True, every_position=True)
     np.testing.assert_array_equal(every["all"], every["B"])

@@ -150,14 +150,8 @@ def test_cmap_sets_known_answers(tiny, trials):
     assert all(np.array_equal(v, same["A"]) for v in same.values())
     # B = A with other query/key/value weights: every head's output z at every position taken from B
     # leaves A computing exactly B's function (embeddings, output projections and MLPs are shared)
-    import copy
-    twin = Arch(copy.deepcopy(arch.model).eval())
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for layer in range(arch.n_layers):
-            for name, p in twin.attention(layer).named_parameters():
-                if any(k in name for k in ("c_attn", "q_proj", "k_proj", "v_proj")):
-                    p.add_(torch.randn_like(p) * 0.5)
+    from conftest import qkv_twin
+    twin = qkv_twin(arch)
     everything = Circuit.all_heads(arch.n_layers, arch.n_heads, position=ALL)
     out = ec.cmap_sets(arch, twin, prompts, everything, n_random=0)
     from helpers.interventions.patching import Component, generic_patch, last_logits, record
