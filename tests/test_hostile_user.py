@@ -258,13 +258,22 @@ def test_chapter_10_before_chapter_9_is_refused_before_its_kernel(fresh_data_dir
 
 # ---- signals at chosen points --------------------------------------------------------------------
 
+def _sigint_default():
+    """In the child: Ctrl-C's default disposition.  A process started in the background of a
+    non-interactive shell (`cmd &`, as some CI runners start the tests) has SIGINT *ignored*, and its
+    children inherit that: a test of Ctrl-C must not depend on how the test run was started."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_chapter(env, running: Path):
     """`run 01 --profile smoke` in its own process group, returned once its kernel executes cells
     (papermill has written the notebook it executes into `running`; on a busy machine the kernel
     can take many seconds to start, and a signal before that is another case)."""
     import time
     p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=_sigint_default)
     line = p.stdout.readline()
     assert "[book] executing 01_task" in line, line + p.stderr.read()
     t0 = time.time()
@@ -288,7 +297,8 @@ def test_a_signal_mid_chapter_loses_nothing(tmp_path, sig):
     verdicts = (build / "verdicts.json").read_bytes() if (build / "verdicts.json").exists() else None
     if sig == "SIGINT while the kernel starts":         # nbclient's own handler used to swallow this one
         p = subprocess.Popen([sys.executable, "-m", "helpers", "run", "01", "--profile", "smoke"], cwd=REPO, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=_sigint_default)
         assert "[book] executing 01_task" in p.stdout.readline()
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=120)
