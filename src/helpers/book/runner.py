@@ -247,9 +247,9 @@ def remove_stale_kernel_folders() -> list[Path]:
 
 def _execute(run, kernels: list) -> None:
     """Call `run()` (papermill) in a worker thread and wait for it.  Outside the main thread
-    nbclient installs no SIGINT handler of its own (its handler shuts the kernel down but can let
-    the chapter run on when the signal comes while the kernel starts), so Ctrl-C raises
-    KeyboardInterrupt here, always: the kernels started for `run` (their pids in `kernels`) are
+    nbclient installs no SIGINT handler of its own (in the main thread its handler only schedules a
+    kernel shutdown, and whether the chapter then stops depends on when the signal comes), so
+    Ctrl-C raises KeyboardInterrupt here, at any moment: the kernels started for `run` (their pids in `kernels`) are
     killed, the worker ends, and the KeyboardInterrupt goes on.  An error in `run` is raised here."""
     import signal
     import threading
