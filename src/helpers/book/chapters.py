@@ -52,13 +52,23 @@ def parameters_cell(nb):
 
 def chapter_parameters(chapter: str) -> dict[str, Any]:
     """The names and default values assigned in the chapter's ``parameters`` cell (literals only)."""
-    src = parameters_cell(read_chapter(chapter)).source
+    return literal_assignments(parameters_cell(read_chapter(chapter)).source,
+                               f"chapter {chapter}: the parameters cell")
+
+
+def literal_assignments(src: str, where: str) -> dict[str, Any]:
+    """The names and values of a cell that only assigns literals (``name = value`` lines: a
+    chapter's parameters cell, or the cell papermill injects); anything else raises
+    :class:`ParameterError` naming `where`."""
     out = {}
     for node in ast.parse(src).body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise ParameterError(f"chapter {chapter}: the parameters cell may only assign literals, "
-                                 f"found {ast.unparse(node)!r}")
-        out[node.targets[0].id] = ast.literal_eval(node.value)
+            raise ParameterError(f"{where} may only assign values, found {ast.unparse(node)!r}")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ParameterError(f"{where}: {node.targets[0].id!r} = {ast.unparse(node.value)!r} is not a "
+                                 "literal value (a number, string, list, dict, true/false)") from None
     return out
 
 

@@ -23,29 +23,18 @@ def _size(path: Path) -> int:
 
 
 def _being_trained(folder: Path) -> bool:
-    import fcntl
-
+    from helpers.core.artifacts import held
     from helpers.training.runs import run_lock
-    lock = run_lock(folder.with_name(folder.name.removesuffix(".partial")))
-    if not lock.exists():
-        return False
-    with open(lock, "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    return False
+    return held(run_lock(folder.with_name(folder.name.removesuffix(".partial"))))
 
 
 def plan(runs: bool = False, keep: Sequence[str] | None = None) -> list[tuple[Path, str, int]]:
     """What ``clean`` removes: ``(path, why, bytes)`` rows; removes nothing."""
     from helpers.book.runner import stale_kernel_folders
-    from helpers.config.profiles import list_profiles
+    from helpers.config.profiles import list_profiles, load_profile
     from helpers.core import artifacts
     from helpers.core.paths import data_dir, runs_dir
     from helpers.study import Study
-    from helpers.config.profiles import load_profile
     for profile in keep or ():
         load_profile(profile)                  # a bad name is refused, with or without --runs
     rows = []

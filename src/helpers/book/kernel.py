@@ -20,7 +20,6 @@ and changes nothing.
 """
 from __future__ import annotations
 
-import ast
 from typing import Any, Iterable, MutableMapping
 
 from helpers.core.errors import BookError, ParameterError
@@ -31,19 +30,10 @@ INJECTED = "# Parameters"          # the first line of the cell papermill inject
 def injected_parameters(history: Iterable[str]) -> dict[str, Any]:
     """The parameters of the last cell papermill injected among the executed cells `history`
     (IPython's ``In``), or ``{}`` when there is none (a chapter opened in Jupyter)."""
+    from helpers.book.chapters import literal_assignments
     for src in reversed(list(history)):
-        if src.lstrip().splitlines()[:1] != [INJECTED]:
-            continue
-        out = {}
-        for node in ast.parse(src).body:
-            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-                raise ParameterError(f"the injected parameters may only assign values, found {ast.unparse(node)!r}")
-            try:
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-            except ValueError:
-                raise ParameterError(f"parameter {node.targets[0].id!r}: {ast.unparse(node.value)!r} is not a "
-                                     "literal value (a number, string, list, dict, true/false)") from None
-        return out
+        if src.lstrip().splitlines()[:1] == [INJECTED]:
+            return literal_assignments(src, "the injected parameters")
     return {}
 
 

@@ -120,6 +120,20 @@ def stale_staging_dirs(folder: Path) -> list[Path]:
     return sorted(out)
 
 
+def held(lock: Path) -> bool:
+    """Whether another process holds the lock file `lock` now (:func:`exclusive`); no file: no."""
+    import fcntl
+    if not lock.exists():
+        return False
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
 @contextlib.contextmanager
 def exclusive(lock: Path, what: str):
     """Hold an exclusive ``flock`` on the file `lock` (which names its holder) while doing `what`.
