@@ -147,8 +147,8 @@ from helpers.claims.verdict import entity_gate
 
 runs = {arm: study.entity_run(arm) for arm in ARMS}
 base = study.entity_base()
-gates = {arm: entity_gate(arm, run.predictions("test")["correct"].to_numpy(dtype=bool), study.et_boxes)
-         for arm, run in runs.items()}
+gates = {arm: entity_gate(arm, run.predictions("test")["correct"], run.predictions("test")["query_index"],
+                         study.et_boxes) for arm, run in runs.items()}
 m = runs["fine-tuned"].metrics["test"]
 Markdown(f"The fine-tuned run (N = {runs['fine-tuned'].config.n_train}): {m['accuracy']:.1%} "
          f"({m['accuracy_ci'][0]:.1%} to {m['accuracy_ci'][1]:.1%}) of {m['n']} held-out {study.et_boxes}-box prompts "
@@ -180,6 +180,31 @@ b = base_boxes.set_index("boxes").loc[study.et_analysis_boxes]
 Markdown(f"The circuit is sought on prompts of **{study.et_analysis_boxes} boxes** (`et_analysis_boxes`), where the base "
          f"is right on {b['accuracy']:.0%} ({b['accuracy_lo']:.0%} to {b['accuracy_hi']:.0%}) of {int(b['n'])} prompts "
          f"(Llama-7B on 7 boxes: 66%).")
+
+# %% [markdown]
+# An average can hide boxes the model never answers: a model that has learned the slots of its
+# training contexts rather than binding answers the first and last boxes and misses the middle
+# ones, and its average still lies far above chance. The base at every query position of the
+# analysed box count (intervals simultaneous over the positions, as the solves-task gate judges
+# them: every position must be above chance):
+
+# %%
+#| label: fig-et-query-positions
+#| fig-cap: "The base on held-out prompts of the analysed box count, by the box the query names (in order of mention): top-1 accuracy with 95% Wilson intervals simultaneous over the boxes (Bonferroni). Dotted: chance (1 / boxes). The entity gate needs every box above chance."
+by_box = ee.by_query_position(ee.score_entity(model, tok, study.entity_trials("test", n_et_eval,
+                                                                              boxes=study.et_analysis_boxes),
+                                              bf16=analysis_bf16))
+fig = entity_figures.query_positions(by_box)
+
+# %%
+#| echo: false
+missed = by_box[~(by_box["lo"] > by_box["chance"])]
+Markdown(f"At {study.et_analysis_boxes} boxes the base answers "
+         + ", ".join(f"box {int(r.box)} {r.accuracy:.0%}" for r in by_box.itertuples()) + ". "
+         + ("Every box is above chance." if missed.empty else
+            f"**Box{'es' if len(missed) > 1 else ''} {', '.join(str(int(b)) for b in missed['box'])} "
+            "not above chance**: the base fails the solves-task gate there, and the verdicts below that read it "
+            "are shown and not judged."))
 
 # %% [markdown]
 # ## The base's circuit: path patching in Prakash et al.'s four groups
@@ -262,7 +287,8 @@ show_verdicts(study, "09", [
     sample_efficiency_verdict(correct_table([r for arm in ARMS for r in study.entity_curve_runs(arm)]), curves,
                               claim_id="lin-et-sample-efficiency"),
     faithfulness_with_robustness(ev, n_heads, query_blind_floor(study.et_analysis_boxes), **robust,
-                                 gate=entity_gate("entity-tracking base", ev.model_correct, study.et_analysis_boxes),
+                                 gate=entity_gate("entity-tracking base", ev.model_correct, test.query_index,
+                                                  study.et_analysis_boxes),
                                  claim_id="prakash-et-circuit-faithful", model="entity-tracking base", knob="et_keep"),
 ])
 

@@ -198,7 +198,7 @@ from helpers.claims.circuits import (PRAKASH_IMPROVED, cmap_circuit_verdict, fai
 from helpers.claims.verdict import entity_gate, with_robustness
 
 n_heads = base_arch.n_layers * base_arch.n_heads
-gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct,
+gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct, test.query_index,
                            study.et_analysis_boxes) for name, ev in evals.items()}
 verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v,
                                 gate=gates["base"] or learned_gate(v, variant.run))

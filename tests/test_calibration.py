@@ -325,12 +325,34 @@ def test_a_model_at_chance_on_entity_tracking_fails_its_gate_and_is_not_judged()
     from helpers.claims.circuits import faithfulness_verdict
     from helpers.claims.verdict import entity_gate
     chance = np.arange(300) % 3 == 0                     # 1 / 3 of 300 prompts right, 3 boxes
-    gate = entity_gate("entity-tracking base", chance, 3)
+    query = np.arange(300) // 3 % 3                      # every box queried 100 times
+    gate = entity_gate("entity-tracking base", chance, query, 3)
     assert gate is not None and "does not solve the task" in gate and "ignores the query" in gate
-    assert entity_gate("entity-tracking base", np.ones(300, bool), 3) is None
+    assert entity_gate("entity-tracking base", np.ones(300, bool), query, 3) is None
     v = faithfulness_verdict(cal._Eval(chance, chance), 100, gate, claim_id="prakash-et-circuit-faithful",
                              model="entity-tracking base", floor=1 / 3)
     assert v.status == "inconclusive" and v.gate == gate
+
+
+def test_the_entity_gate_fails_a_model_at_chance_at_one_position_whose_average_looks_fine():
+    """Trained on three slots and tested on five boxes: right at boxes 1, 2 and 5, at chance (or
+    never) at boxes 3 and 4 -- 64% on average, far above the 20% chance, and no binding. The gate
+    names the boxes; a model above chance at every box passes; a box no prompt queries, or outcomes
+    without their query positions, fail closed."""
+    from helpers.claims.verdict import entity_gate
+    rng = np.random.default_rng(43)
+    query = np.arange(200) % 5
+    p = np.array([1.0, 1.0, 0.0, 0.2, 0.95])[query]          # the measured pattern of issue 23
+    slots = rng.random(200) < p
+    assert slots.mean() > 0.6
+    gate = entity_gate("entity-tracking base", slots, query, 5)
+    assert gate and "box 3: 0%" in gate and "box 4:" in gate and "box 1:" not in gate
+    binding = rng.random(200) < np.array([0.9, 0.7, 0.6, 0.6, 0.8])[query]
+    assert entity_gate("entity-tracking base", binding, query, 5) is None
+    unqueried = entity_gate("entity-tracking base", np.ones(160, bool), np.arange(160) % 4, 5)
+    assert unqueried and "box 5: no prompt" in unqueried
+    assert "fail closed" in entity_gate("entity-tracking base", np.ones(10, bool), np.arange(5), 5)
+    assert "outside" in entity_gate("entity-tracking base", np.ones(10, bool), np.arange(10) % 7, 5)
 
 
 def _cmap_outcomes(rng, p_a, p_b, p_circuit, p_random, n=200, draws=5):
@@ -374,7 +396,7 @@ def test_chapter_10_claims_are_not_judged_on_a_model_at_chance():
     from helpers.claims.verdict import entity_gate
     rng = np.random.default_rng(41)
     at_chance = rng.random(150) < 0.2                       # 5 boxes: chance 0.2
-    gate = entity_gate("arithmetic", at_chance, 5)
+    gate = entity_gate("arithmetic", at_chance, np.arange(150) % 5, 5)
     assert gate
     assert improvement_verdict(np.zeros(150), np.ones(150), "arithmetic", gate=gate, n_boot=200).status == "inconclusive"
     assert _faith_status(rng, 0.9, 0.97, claim_id="prakash-et-same-circuit") == "replicated"     # without the gate

@@ -5,6 +5,7 @@ forced choice on a tiny model."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -67,6 +68,26 @@ def test_readouts_on_constructed_scores():
     # a tie with another object is not a correct choice
     tie = _frame([[1, 1, 0]], q=[0])
     assert not tie["choice_correct"].iloc[0] and tie["margin"].iloc[0] == 0
+
+
+def test_accuracy_by_query_position_lists_every_box_with_simultaneous_intervals():
+    """A model right only when the last box is queried: 0% at boxes 1-2, 100% at box 3, each
+    interval Wilson's at the Bonferroni level over the 3 boxes (scipy's ``binomtest``); a box no
+    prompt queries is listed with n = 0, not dropped; two box counts at once are refused."""
+    from scipy import stats
+    last = _frame([[0, 1, 2]] * 6, q=[0, 1, 2, 0, 1, 2], top1=[False, False, True] * 2)
+    t = ee.by_query_position(last)
+    assert t["box"].tolist() == [1, 2, 3] and t["n"].tolist() == [2, 2, 2]
+    assert t["accuracy"].tolist() == [0.0, 0.0, 1.0] and np.allclose(t["chance"], 1 / 3)
+    ref = stats.binomtest(2, 2).proportion_ci(confidence_level=1 - 0.05 / 3, method="wilson")
+    assert t["lo"].iloc[2] == pytest.approx(ref.low, rel=1e-9) and t["hi"].iloc[2] == pytest.approx(1.0)
+    wider = ee.by_query_position(last, level=0.99)
+    assert wider["lo"].iloc[2] < t["lo"].iloc[2]
+    some = ee.by_query_position(_frame([[0, 1, 2]] * 2, q=[0, 2], top1=[True, True]))
+    assert some["n"].tolist() == [1, 0, 1] and np.isnan(some["accuracy"].iloc[1])
+    mixed = pd.concat([last, last.assign(n_boxes=4)])
+    with pytest.raises(ValueError, match="one box count"):
+        ee.by_query_position(mixed)
 
 
 @pytest.fixture(scope="module")

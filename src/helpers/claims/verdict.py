@@ -24,7 +24,7 @@ import yaml
 
 from helpers.core.errors import ParameterError
 from helpers.core.paths import REPO
-from helpers.stats.intervals import wilson_ci, z_for
+from helpers.stats.intervals import rates_by_group, wilson_ci, z_for
 
 CLAIMS_FILE = REPO / "claims.yaml"
 STATUSES = ("replicated", "not replicated", "inconclusive")
@@ -255,12 +255,36 @@ def task_gate(model: str, correct: Sequence[bool], trials) -> str | None:
     return gate_reason(model, passed, text)
 
 
-def entity_gate(model: str, correct: Sequence[bool], n_boxes: int) -> str | None:
-    """The solves-task gate on entity tracking: `model`'s top-1 accuracy on held-out prompts of
-    `n_boxes` boxes (Prakash et al.'s metric), its interval above 1 / boxes, what any strategy that
-    ignores the query gets (always the first box, always the last-mentioned, ...)."""
-    passed, text = solves_task(correct, 1 / n_boxes)
+def entity_gate(model: str, correct: Sequence[bool], query_index: Sequence[int], n_boxes: int) -> str | None:
+    """The solves-task gate on entity tracking, from `model`'s top-1 correctness (Prakash et al.'s
+    metric) on held-out prompts of `n_boxes` boxes and the box each one queries (`query_index`,
+    0-based).  Passes when the accuracy's interval is above 1 / boxes, what any strategy that
+    ignores the query gets (always the first box, always the last-mentioned, ...), **and so is the
+    accuracy at every query position** (Wilson intervals simultaneous over the positions,
+    Bonferroni; a position with no prompt fails): a model that answers the queries of three slots
+    and never the others has an average far above chance and no binding to analyse.  Fails closed."""
+    correct = np.asarray(correct, dtype=bool)
+    query_index = np.asarray(query_index)
+    chance = 1 / n_boxes
+    if query_index.shape != correct.shape:
+        return (f"the {model} model's gate cannot be evaluated: {len(correct)} outcomes but "
+                f"{query_index.size} query positions (fail closed)")
+    passed, text = solves_task(correct, chance)
     text = text.replace("the best context-blind strategy's", "a strategy that ignores the query:")
+    rows = rates_by_group(correct, query_index, level=1 - alpha(), expected=range(n_boxes))
+    outside = [r for r in rows if not 0 <= r["group"] < n_boxes]
+    low = [r for r in rows if 0 <= r["group"] < n_boxes and not (r["n"] and r["lo"] > chance)]
+    if outside:
+        return (f"the {model} model's gate cannot be evaluated: query positions "
+                f"{sorted(int(r['group']) + 1 for r in outside)} lie outside {n_boxes} boxes (fail closed)")
+    if low:
+        passed = False
+        where = ", ".join(f"box {int(r['group']) + 1}: " + (f"{r['rate']:.0%} of {r['n']} (CI {r['lo']:.0%} to {r['hi']:.0%})"
+                                                            if r["n"] else "no prompt")
+                          for r in low)
+        text += (f"; but at {'this query position' if len(low) == 1 else 'these query positions'} "
+                 f"the accuracy is not above {chance:.1%} (intervals simultaneous over the {n_boxes} positions): "
+                 f"{where}")
     return gate_reason(model, passed, text)
 
 

@@ -37,6 +37,26 @@ BARS = {"model": ("full model", "#1f77b4"), "circuit": ("the base's circuit", "#
         "random": ("random circuits (mean)", "#7f7f7f")}
 
 
+def query_positions(table, title: str | None = None):
+    """Rows of :func:`helpers.training.entity_evaluation.by_query_position`: top-1 accuracy at each
+    queried box with its interval (simultaneous over the boxes), and chance."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
+    b = table["box"].to_numpy()
+    y = table["accuracy"].to_numpy(dtype=float)
+    err = np.vstack([y - table["lo"].to_numpy(dtype=float), table["hi"].to_numpy(dtype=float) - y])
+    ax.errorbar(b, y, yerr=err, fmt="-s", color=SERIES["accuracy"][1], capsize=3,
+                label="the queried object is the top-1 token")
+    ax.axhline(float(table["chance"].iloc[0]), color="k", lw=0.8, ls=":", label="chance (1 / boxes)")
+    ax.set_xticks(b)
+    ax.set_xlabel("queried box (order of mention)")
+    ax.set_ylabel("share of test prompts")
+    ax.set_ylim(0, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower left", fontsize=8, frameon=False)
+    return fig
+
+
 def circuit_table(table, chance: float | None = None, title: str | None = None):
     """Prakash et al.'s table as bars: per model (rows of `table`, column ``model name``), the top-1
     accuracy of the full model, of the base's circuit inside it and of random circuits, with 95%

@@ -178,6 +178,11 @@ class EvalPrompts:
     positions: dict[str, torch.Tensor]
     correct: torch.Tensor
 
+    @property
+    def query_index(self) -> np.ndarray:
+        """The box each prompt queries (0-based), for the entity gate's accuracy per query position."""
+        return np.array([t.query_index for t in self.trials], dtype=int)
+
 
 def eval_prompts(tokenizer, trials: Sequence[EntityTrial], device=None) -> EvalPrompts:
     from helpers.models.scoring import encode_prompts

@@ -6,6 +6,8 @@
   proportions (method 10 of Newcombe 1998a, built from the two Wilson intervals; SciPy has none);
 * :func:`paired_diff_ci`: Newcombe's hybrid-score interval for the difference of two *paired*
   proportions, two 0/1 outcomes on the same trials (method 10 of Newcombe 1998b);
+* :func:`rates_by_group`: one proportion per group (e.g. accuracy per query position) with Wilson
+  intervals simultaneous over the groups (Bonferroni);
 * :func:`z_for`: the two-sided normal quantile of a confidence level.
 """
 from __future__ import annotations
@@ -39,6 +41,32 @@ def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     p = k / n
     # the interval always contains p (it is exactly 0 at k = 0 and exactly 1 at k = n)
     return (float(min(ci.low, p)), float(max(ci.high, p)))
+
+
+def rates_by_group(outcomes, groups, level: float = 0.95, simultaneous: bool = True,
+                   expected=None) -> list[dict]:
+    """The rate of the 0/1 `outcomes` within each value of `groups` (sorted), one dict per group:
+    ``group``, ``n``, ``k``, ``rate`` and its Wilson interval ``lo``, ``hi``, at `level` for each group
+    or, with `simultaneous` (default), at ``1 - (1 - level) / groups`` so that the intervals hold
+    together (Bonferroni): a reader who scans every group for one at chance is covered.  Groups in
+    `expected` that have no outcome are listed with ``n = 0`` and nan rate and interval (missing,
+    never silently dropped)."""
+    outcomes = np.asarray(outcomes, dtype=bool)
+    groups = np.asarray(groups)
+    if outcomes.shape != groups.shape:
+        raise ValueError(f"outcomes ({outcomes.shape}) and groups ({groups.shape}) must have one value per trial")
+    keys = sorted(set(groups.tolist()) | set(expected if expected is not None else ()))
+    if not keys:
+        return []
+    each = 1 - (1 - level) / len(keys) if simultaneous else level
+    rows = []
+    for g in keys:
+        x = outcomes[groups == g]
+        k, n = int(x.sum()), len(x)
+        lo, hi = wilson_ci(k, n, z_for(each))
+        rows.append({"group": g, "n": n, "k": k, "rate": k / n if n else float("nan"), "lo": lo, "hi": hi,
+                     "level": each})
+    return rows
 
 
 def newcombe_diff(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float, float]:

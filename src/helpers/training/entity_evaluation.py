@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.models.scoring import score_candidates
-from helpers.stats.intervals import wilson_ci
+from helpers.stats.intervals import rates_by_group, wilson_ci
 from helpers.tasks.entity import EntityConfig, EntityTrial, answer_ids, make_splits
 from helpers.tasks.entity import object_ids as candidate_ids  # noqa: F401  (the forced choice's candidates)
 
@@ -77,6 +77,22 @@ def summarize(preds: pd.DataFrame) -> dict:
         acc, ci = _rate(d["choice_correct"])
         out["by_query_index"][str(int(i))] = {"n": len(d), "choice_accuracy": acc, "ci": ci}
     return out
+
+
+def by_query_position(preds: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Top-1 accuracy (Prakash et al.'s metric) at each query position of one box count: one row per
+    queried box (``box``, 1-based, every box of the count listed, ``n = 0`` where no prompt queries
+    it) with ``n``, ``accuracy`` and its Wilson interval ``lo``, ``hi`` simultaneous over the boxes
+    (Bonferroni, as the entity gate judges them), and ``chance`` (1 / boxes).  An average far above
+    chance can hide a box the model never answers; this table shows it."""
+    boxes = preds["n_boxes"].unique()
+    if len(boxes) != 1:
+        raise ValueError(f"by_query_position reads one box count at a time; these predictions have {sorted(boxes)}")
+    n_boxes = int(boxes[0])
+    rows = rates_by_group(preds["correct"].to_numpy(dtype=bool), preds["query_index"].to_numpy(), level=level,
+                          expected=range(n_boxes))
+    return pd.DataFrame([{"box": int(r["group"]) + 1, "n": r["n"], "accuracy": r["rate"], "lo": r["lo"],
+                          "hi": r["hi"], "chance": 1 / n_boxes} for r in rows])
 
 
 def box_count_table(model, tokenizer, box_counts: Sequence[int], n: int, seed: int = 0, bf16: bool = False,
