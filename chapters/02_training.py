@@ -48,12 +48,16 @@
 #
 # This is the chapter that **trains**: every run of the study is trained here (with progress bars
 # when you run it in Jupyter). The analysis chapters that follow only read these runs, and stop with
-# the command to run this chapter when one is missing.
+# the command to run this chapter when one is missing. The runs are independent of each other, so
+# they need not train one after another in this notebook: with `executor = "ray"` (the parameter,
+# or `python -m helpers run 02 --executor ray`) each missing run is one Ray task on a local Ray
+# cluster, or on the cluster `RAY_ADDRESS` names; every run is the same artifact either way.
 
 # %% tags=["parameters"]
 profile = "quick"
 study_overrides = {}
 show_solutions = True
+executor = "local"
 
 # %%
 #| echo: false
@@ -89,6 +93,7 @@ Markdown(f"Pretrained source: **{study.pretrained_source}** — {info.descriptio
 # ## Grid search (validation set)
 
 # %%
+study.train_decision_runs(executor)      # the missing runs: here, or one Ray task each (`executor`)
 grids = {arm: study.grid_search(arm, train=True) for arm in ARMS}
 best = {arm: study.best_config(arm, grid=g) for arm, g in grids.items()}
 cols = ["arm", "lr", "steps", "best_step", "converged", "val_accuracy", "val_acc_lo", "val_acc_hi",

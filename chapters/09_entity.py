@@ -38,6 +38,7 @@
 profile = "quick"
 study_overrides = {}
 show_solutions = True
+executor = "local"
 et_box_counts = [2, 3, 5, 7]
 n_zero_shot = 100
 n_et_pairs = 16
@@ -129,6 +130,7 @@ Markdown(
 #| fig-cap: "Entity tracking after training: held-out test accuracy (the queried object is the top-1 token) against the number of training prompts, both arms (95% Wilson intervals). Dotted: chance among the context's objects; dashed: Llama-7B's accuracy on 7-box prompts (Prakash et al.)."
 from helpers.figures import training as training_figures
 
+study.train_entity_runs(executor)        # the missing runs: here, or one Ray task each (`executor`)
 curves = pd.concat([study.entity_curve(arm, train=True) for arm in ARMS], ignore_index=True)
 fig = training_figures.learning_curves(curves, {"Llama-7B (Prakash et al., 7 boxes)": 0.66},
                                        chance=1 / study.et_boxes, ylim=(0.0, 1.02))

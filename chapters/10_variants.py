@@ -50,6 +50,7 @@
 profile = "quick"
 study_overrides = {}
 show_solutions = True
+executor = "local"
 n_et_pairs = 16
 et_keep = 4
 n_et_eval = 150
@@ -88,6 +89,7 @@ from IPython.display import Markdown
 from helpers.book.tables import variants_table, with_intervals
 
 base = study.entity_base()
+study.train_variant_runs(executor)       # the missing runs: here, or one Ray task each (`executor`)
 variants = study.entity_variants(train=True)
 variants_table(variants)
 

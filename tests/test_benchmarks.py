@@ -38,3 +38,13 @@ def test_ablation_benchmark_checks_identical_numbers(tmp_path):
     (r,) = json.loads(out.read_text())
     assert r["identical"] and r["max_abs_diff"] <= 1e-4
     assert r["speedup"] == pytest.approx(r["naive_s"] / r["fast_s"])
+
+
+def test_executor_benchmark_reports_the_ratio_and_the_overhead(tmp_path, session_data_dir):
+    pytest.importorskip("ray")
+    bench = load("bench_executor")
+    out = tmp_path / "executor.json"
+    assert bench.main(["--source", "tiny-gpt2", "--runs", "2", "--steps", "2", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["ratio_local_over_ray"] == pytest.approx(r["train_local_s"] / r["train_ray_s"])
+    assert r["ray_overhead_per_run_s"] == pytest.approx((r["one_step_ray_s"] - r["one_step_local_s"]) / 2)

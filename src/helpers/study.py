@@ -31,6 +31,7 @@ from helpers.tasks.arithmetic import ArithmeticConfig
 from helpers.tasks.decision import TaskConfig, Trial, make_splits
 from helpers.tasks.entity import EntityConfig, EntityTrial
 from helpers.training import experiments
+from helpers.training.executor import train_runs
 from helpers.training.runs import Run, RunConfig, get_run, run_path
 
 ARMS = ("fine-tuned", "scratch")
@@ -155,6 +156,29 @@ class Study:
 
     def selected_runs(self, train: bool = False) -> dict[str, Run]:
         return {arm: self.selected_run(arm, train) for arm in ARMS}
+
+    def train_decision_runs(self, executor: str | None = None, progress: bool = True) -> None:
+        """Train every decision-task run of the study that is missing, with `executor`
+        (:func:`helpers.training.executor.train_runs`: ``local``, one after another in this process,
+        or ``ray``, one Ray task per run): both arms' grids first, then both arms' learning curves
+        with each grid's winner (the curves depend on it).  Chapter 2 calls it before it reads them."""
+        grids = [self.arm_base(arm).replace(lr=float(lr)) for arm in ARMS for lr in self.grid_lrs[arm]]
+        train_runs(grids, executor, progress)
+        curves = [self.best_config(arm).replace(n_train=int(n), seed=int(s))
+                  for arm in ARMS for n in self.train_sizes for s in self.seeds]
+        train_runs(curves, executor, progress)
+
+    def train_entity_runs(self, executor: str | None = None, progress: bool = True) -> None:
+        """Train every entity-tracking run of both arms (every size and seed) that is missing, with
+        `executor` (as :meth:`train_decision_runs`).  Chapter 9 calls it before it reads them."""
+        train_runs([self.entity_config(arm, int(n), int(s)) for arm in ARMS for n in self.et_train_sizes
+                    for s in self.et_seeds], executor, progress)
+
+    def train_variant_runs(self, executor: str | None = None, progress: bool = True) -> None:
+        """Train chapter 10's variants of the base that are missing (none when the profile names them
+        as model sources), with `executor` (as :meth:`train_decision_runs`)."""
+        if not self.et_variant_sources:
+            train_runs([self.variant_config(v) for v in self.et_variants], executor, progress)
 
     def plan(self) -> list[dict]:
         """Every run of the study (both grids, both learning curves) and whether it is cached; the

@@ -88,6 +88,8 @@ def _run(args) -> int:
 
     from helpers.book.runner import dry_run, run_chapter
     overrides = _overrides(args.p)
+    if args.executor is not None:
+        overrides["executor"] = args.executor
     if args.dry_run:
         print(dry_run(args.chapter, args.profile, overrides))
         return 0
@@ -112,7 +114,7 @@ def _book(args) -> int:
     from nbclient.exceptions import DeadKernelError
     try:
         build_book(args.profile, render=not args.no_render,
-                   overrides={"show_solutions": False} if args.no_solutions else None)
+                   overrides={"show_solutions": False} if args.no_solutions else None, executor=args.executor)
     except PapermillExecutionError as e:
         return _chapter_failed(e)
     except DeadKernelError:
@@ -241,6 +243,9 @@ def parser() -> argparse.ArgumentParser:
                         "takes a single value); the chapter is written beside the profile's build")
     r.add_argument("--dry-run", action="store_true",
                    help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
+    executor_help = ("where the missing training runs train: local (this process, the default) or ray (one Ray "
+                     "task per run; a local cluster, or the one RAY_ADDRESS names); chapters 2, 9 and 10 train")
+    r.add_argument("--executor", choices=["local", "ray"], default=None, help=executor_help)
     r.set_defaults(fn=_run)
     b = sub.add_parser("book", help="execute every chapter and render the site")
     b.add_argument("--profile", default="quick")
@@ -249,6 +254,7 @@ def parser() -> argparse.ArgumentParser:
                    help="leave the exercises' solutions out (a build for students), into _build/<profile>+show_solutions=false")
     b.add_argument("--dry-run", action="store_true",
                    help="print the resolved parameters, cached and missing runs and a time estimate; run nothing")
+    b.add_argument("--executor", choices=["local", "ray"], default=None, help=executor_help)
     b.set_defaults(fn=_book)
     s = sub.add_parser("site", help="render the site of a build again from its executed chapters (no kernel runs)")
     s.add_argument("--profile", default="quick", help="profile, or build folder under _build (e.g. quick+seeds=0,1)")

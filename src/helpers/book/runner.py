@@ -94,7 +94,9 @@ def resolve_parameters(chapter: str, profile: str, overrides: dict[str, Any] | N
 def build_dir(profile: str, overrides: dict[str, Any] | None = None) -> Path:
     """``$BOOK_BUILD_DIR/<profile>`` (default ``_build/<profile>``); with overrides,
     ``_build/<profile>+<name=value,...>`` (or a hash of them when that name would be long)."""
+    from helpers.config.parameters import RUNTIME_PARAMETERS
     root = Path(os.environ.get("BOOK_BUILD_DIR", REPO / "_build"))
+    overrides = {k: v for k, v in (overrides or {}).items() if k not in RUNTIME_PARAMETERS}
     if not overrides:
         return root / profile
     text = ",".join(f"{k}={json.dumps(v, separators=(',', ''))}" for k, v in sorted(overrides.items()))
@@ -340,13 +342,17 @@ def run_chapter(chapter: str, profile: str, overrides: dict[str, Any] | None = N
     return out
 
 
-def build_book(profile: str, render: bool = True, overrides: dict[str, Any] | None = None) -> Path:
+def build_book(profile: str, render: bool = True, overrides: dict[str, Any] | None = None,
+               executor: str | None = None) -> Path:
     """Execute every chapter with the profile (and `overrides`, parameters every chapter declares,
-    e.g. ``{"show_solutions": False}`` for a course build), then render the site.  Returns the site
-    folder."""
+    e.g. ``{"show_solutions": False}`` for a course build; `executor`, for the chapters that train),
+    then render the site.  Returns the site folder."""
     from helpers.book.site import render_site
     chapters = list_chapters()
-    resolved = {c: resolve_parameters(c, profile, overrides) for c in chapters}   # all checks before compute
+    def given(c):
+        extra = {"executor": executor} if executor is not None and "executor" in chapter_parameters(c) else {}
+        return {**(overrides or {}), **extra}
+    resolved = {c: resolve_parameters(c, profile, given(c)) for c in chapters}   # all checks before compute
     for i, c in enumerate(chapters):
         preflight(c, resolved[c], trained_earlier=chapters[:i])
     with build_lock(build_dir(profile, overrides)) as out:

@@ -79,8 +79,10 @@ def chapter_overrides(study, chapter: str | None = None, **params) -> dict[str, 
     if params and chapter is not None:
         from helpers.book.runner import resolve_parameters
         defaults = resolve_parameters(chapter, study.profile)
+        from helpers.config.parameters import RUNTIME_PARAMETERS
         overrides.update({k: v for k, v in params.items()
-                          if k not in ("profile", "study_overrides") and defaults.get(k, object()) != v})
+                          if k not in ("profile", "study_overrides", *RUNTIME_PARAMETERS)
+                          and defaults.get(k, object()) != v})
     return overrides
 
 

@@ -47,6 +47,9 @@ class Spec:
 SPECS: dict[str, Spec] = {
     "profile": Spec("str", "name of the profile that produced this chapter"),
     "show_solutions": Spec("bool", "show each exercise's solution, folded under it (false: a course build, for students)"),
+    "executor": Spec("str", "where the chapter's missing training runs train: local (this process, one after "
+                     "another) or ray (one Ray task per run; a local Ray cluster, or the one RAY_ADDRESS names)",
+                     choices=("local", "ray")),
     # the task
     "task_seed": Spec("int", "seed of the task generator (train/val/test trials)", 0, 2**31 - 1),
     "n_samples": Spec("int", "noisy samples shown per evidence stream", 1, 16),
@@ -151,6 +154,11 @@ STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scr
                     "et_boxes", "et_train_sizes", "et_seeds", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
                     "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
                     "lora_lr", "et_variants", "et_base_source", "et_variant_sources")
+
+
+# parameters that say how a chapter computes, not what: they change no number, so they are not part
+# of a build folder's name nor of the overrides its verdicts record
+RUNTIME_PARAMETERS = ("executor",)
 
 
 def _is_int(v) -> bool:
