@@ -79,6 +79,11 @@ def test_helpers_command_runs_literally(cmd, tmp_path):
         assert res.stderr.strip().splitlines()[-1].startswith("error: ")
         assert f"python -m helpers book --profile {args[args.index('--profile') + 1]}" in res.stderr
         assert (REPO / "README.md").read_bytes() == readme
+    elif args[0] == "site":         # the carried build, rendered for real into this test's build folder
+        assert res.returncode == 0, (cmd, res.stderr[-2000:])
+        assert list((tmp_path / "build" / "published").glob("*/index.html")), res.stdout[-2000:]
+        assert "Traceback" not in res.stderr
+        return
     else:
         assert res.returncode == 0, (cmd, res.stderr[-2000:])
     assert "Traceback" not in res.stderr

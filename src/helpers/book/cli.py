@@ -1,4 +1,4 @@
-"""Command line: ``python -m helpers {models,task,run,book,site,verdicts,calibrate,clean,fetch,profiles}``.
+"""Command line: ``python -m helpers {models,task,run,book,site,publish,verdicts,calibrate,clean,fetch,profiles}``.
 
 The project's own errors (a bad parameter, an unavailable model source, a corrupt artifact, a
 missing run; :class:`helpers.core.errors.BookError`) print one message and exit with status 2,
@@ -122,7 +122,18 @@ def _book(args) -> int:
     return 0
 
 
+def _publish(args) -> int:
+    from helpers.book.published import publish
+    out = publish(args.profile)
+    print(f"build {args.profile} carried in {out}; `python -m helpers site --published` renders it")
+    return 0
+
+
 def _site(args) -> int:
+    if args.published is not None:
+        from helpers.book.published import site_from_published
+        site_from_published(args.published or None)
+        return 0
     from helpers.book.scorecard import build_command, resolve_build
     from helpers.book.site import render_site
     from helpers.core.errors import MissingBuild
@@ -258,7 +269,14 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=_book)
     s = sub.add_parser("site", help="render the site of a build again from its executed chapters (no kernel runs)")
     s.add_argument("--profile", default="quick", help="profile, or build folder under _build (e.g. quick+seeds=0,1)")
+    s.add_argument("--published", nargs="?", const="", default=None, metavar="BUILD",
+                   help="render the executed build the repository carries (published/; default its only one) "
+                        "into _build/published, marking the chapters changed since they were executed")
     s.set_defaults(fn=_site)
+    pb = sub.add_parser("publish", help="(maintainers) copy a whole executed build into published/, the build the "
+                                        "repository carries for `site --published`")
+    pb.add_argument("--profile", default="quick", help="profile, or build folder under _build")
+    pb.set_defaults(fn=_publish)
     v = sub.add_parser("verdicts", help="the scorecard: every claim's verdict in a profile's build "
                                         "(and in the other profiles built here)")
     v.add_argument("--profile", default="quick",

@@ -39,6 +39,7 @@ ROBUSTNESS_MARKER = "<!-- build:robustness -->"
 PAGES = ("index.qmd", "conclusion.qmd", "teaching.qmd", "references.qmd")
 DOWNLOADS = "downloads"
 STATUSES = ("replicated", "not replicated", "inconclusive")
+STALE_FILE = "stale.json"      # in a copy of the carried build (helpers.book.published): its stale chapters
 
 
 # ---- what produced the build ------------------------------------------------------------------
@@ -120,6 +121,15 @@ def findings_markdown(folder: str | Path) -> str:
             ["chapters executed", f"{facts['date'] or 'not recorded'} ({len(facts['chapters'])} chapters)"],
             ["commit", f"`{facts['commit']}`" if facts["commit"] else "unknown (not a git checkout)"],
             ["rebuild", f"`{facts['command']}` (or `make book PROFILE={facts['profile']}`)"]]
+    stale_path = folder / STALE_FILE
+    if stale_path.exists():
+        import json
+        stale = json.loads(stale_path.read_text())
+        rows.append(["carried build", "rendered from the executed build the repository carries (`published/`), "
+                     "without running a kernel; "
+                     + ("chapters executed before their latest change (marked on their pages): "
+                        + "; ".join(f"{c}: {w}" for c, w in stale.items())
+                        if stale else "every chapter's code and parameters are as they were when it was executed")])
     lines += ["## This build {.unnumbered}", "", pipe_table(["", ""], rows), "",
               "The runs are cached by their configuration (`data/runs/`): rebuilding re-executes the "
               "chapters and trains only what is missing. Each chapter page links its executed notebook "

@@ -90,7 +90,8 @@ def connect(num_cpus: int | None = None):
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         kwargs = {"address": address} if address else {"num_cpus": num_cpus}
-        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        import logging
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, **kwargs)
     return ray
 
 
