@@ -16,12 +16,17 @@ def _git(repo, *args):
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+PROFILE = "parameters:\n  seeds: [0]\n  et_boxes: 3\n  n_examples: 6\n"
+CLAIMS = ("policy:\n  alpha: 0.05\nclaims:\n  - id: a\n    chapter: '01'\n    material: 0.1\n"
+          "  - id: b\n    chapter: '09'\n    material: 0.1\n")
+
+
 def _repo(tmp_path):
     repo = tmp_path / "repo"
     (repo / "chapters").mkdir(parents=True)
     (repo / "profiles").mkdir()
     for f, text in {"chapters/01_task.py": "a = 1\n", "chapters/02_training.py": "b = 2\n",
-                    "profiles/quick.yaml": "x: 1\n", "claims.yaml": "c: 1\n"}.items():
+                    "chapters/09_entity.py": "c = 3\n", "profiles/quick.yaml": PROFILE, "claims.yaml": CLAIMS}.items():
         (repo / f).write_text(text)
     _git(repo, "init", "-q")
     _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
@@ -36,15 +41,32 @@ def _build(tmp_path, chapters: dict):
     return folder
 
 
-def test_stale_chapters_are_those_whose_file_profile_or_claims_changed(tmp_path):
+def test_stale_chapters_are_those_whose_code_parameters_or_claims_changed(tmp_path):
+    """A chapter is stale when its file changed, a profile parameter it reads changed (its own, or a
+    study parameter; the entity-tracking ones only for chapters 9-10), or what its verdicts read in
+    claims.yaml changed (the policy for all; a claim for its chapter); a comment changes nothing."""
     repo, head = _repo(tmp_path)
-    folder = _build(tmp_path, {"01_task": {"commit": head}, "02_training": {"commit": head}})
+    chapters = {c: {"commit": head} for c in ("01_task", "02_training", "09_entity")}
+    folder = _build(tmp_path, chapters)
     assert published.stale_chapters(folder, repo) == {}
     (repo / "chapters" / "02_training.py").write_text("b = 3\n")
     stale = published.stale_chapters(folder, repo)
     assert list(stale) == ["02_training"] and "chapters/02_training.py" in stale["02_training"]
-    (repo / "claims.yaml").write_text("c: 2\n")                    # every chapter's verdicts read it
-    assert set(published.stale_chapters(folder, repo)) == {"01_task", "02_training"}
+    (repo / "chapters" / "02_training.py").write_text("b = 2\n")
+    (repo / "profiles" / "quick.yaml").write_text(PROFILE.replace("et_boxes: 3", "et_boxes: 5") + "# note\n")
+    stale = published.stale_chapters(folder, repo)
+    assert list(stale) == ["09_entity"] and "et_boxes" in stale["09_entity"]
+    (repo / "profiles" / "quick.yaml").write_text(PROFILE.replace("n_examples: 6", "n_examples: 7"))
+    assert list(published.stale_chapters(folder, repo)) == ["01_task"]          # chapter 1's own parameter
+    (repo / "profiles" / "quick.yaml").write_text(PROFILE.replace("seeds: [0]", "seeds: [0, 1]"))
+    assert set(published.stale_chapters(folder, repo)) == set(chapters)          # a study parameter: every chapter
+    (repo / "profiles" / "quick.yaml").write_text(PROFILE)
+    (repo / "claims.yaml").write_text("# a comment\n" + CLAIMS.replace("id: a\n    chapter: '01'\n    material: 0.1",
+                                                                        "id: a\n    chapter: '01'\n    material: 0.2"))
+    stale = published.stale_chapters(folder, repo)
+    assert list(stale) == ["01_task"] and "claim a" in stale["01_task"]
+    (repo / "claims.yaml").write_text(CLAIMS.replace("alpha: 0.05", "alpha: 0.01"))
+    assert set(published.stale_chapters(folder, repo)) == set(chapters)
 
 
 def test_a_chapter_whose_commit_cannot_be_checked_is_marked_so(tmp_path):

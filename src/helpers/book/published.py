@@ -3,7 +3,7 @@ or training anything (Quarto's ``_freeze`` idea, for this book's executed notebo
 
 ``published/<build>/`` holds one executed build as the runner left it: the executed chapters
 (``chapters/*.ipynb``), ``verdicts.json`` (which commit, profile and date produced each chapter),
-``timings.json`` and the chapters' results tables (``downloads/tables/``).  Two commands:
+``timings.json`` and the chapters' results tables (``downloads/<chapter>/``).  Two commands:
 
 * ``python -m helpers publish --profile quick`` (maintainers): copy a whole build into
   ``published/<build>/``, replacing what was there only once the new copy is complete;
@@ -27,7 +27,7 @@ from helpers.core.errors import MissingBuild, ParameterError
 from helpers.core.paths import REPO
 
 PUBLISHED = REPO / "published"
-CARRIED = ("chapters", VERDICTS_FILE, "timings.json", "downloads/tables")
+CARRIED = ("chapters", VERDICTS_FILE, "timings.json", "downloads")
 
 
 def published_builds(root: Path = PUBLISHED) -> list[Path]:
@@ -54,8 +54,9 @@ def publish(build: str, root: Path = PUBLISHED) -> Path:
     for name in CARRIED:
         src = folder / name
         if src.is_dir():
-            shutil.copytree(src, staging / name,
-                            ignore=shutil.ignore_patterns(".running", "failed", "*.lock") if name == "chapters" else None)
+            ignore = {"chapters": (".running", "failed", "*.lock"),       # what did not finish
+                      "downloads": ("notebooks", VERDICTS_FILE)}[name]     # copies that write_pages makes again
+            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns(*ignore))
         elif src.exists():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, staging / name)
@@ -68,24 +69,77 @@ def publish(build: str, root: Path = PUBLISHED) -> Path:
     return final
 
 
-def _changed_since(commit: str, paths: list[str], repo: Path = REPO) -> list[str] | None:
-    """The `paths` whose content in the work tree differs from `commit` (None: git cannot say)."""
+def _git_show(commit: str, path: str, repo: Path) -> str | None:
+    """`path` as it was at `commit` ('' when it did not exist there); None when git cannot say."""
     try:
-        p = subprocess.run(["git", "-C", str(repo), "diff", "--name-only", commit, "--", *paths],
+        p = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{commit}^{{commit}}"],
                            capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            return None
+        p = subprocess.run(["git", "-C", str(repo), "show", f"{commit}:{path}"], capture_output=True, text=True,
+                           timeout=60)
     except (OSError, subprocess.SubprocessError):
         return None
-    return sorted(p.stdout.split()) if p.returncode == 0 else None
+    return p.stdout if p.returncode == 0 else ""
+
+
+def _yaml(text: str | None) -> dict:
+    import yaml
+    try:
+        data = yaml.safe_load(text or "") or {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+ENTITY_PREFIXES = ("et_", "arith_", "lora_")      # study parameters that only chapters 9-10 read
+ENTITY_CHAPTERS = ("09", "10")
+
+
+def _profile_changes(old: dict, new: dict, chapter: str) -> list[str]:
+    """The profile's parameters that changed between `old` and `new` and that `chapter` reads: its
+    own parameters (the profile's values and its per-chapter values), and the study's (the
+    entity-tracking ones, ``et_*``, ``arith_*``, ``lora_*``, for chapters 9-10 only)."""
+    from helpers.book.chapters import chapter_parameters, chapter_path
+    from helpers.config.parameters import RUNTIME_PARAMETERS, STUDY_PARAMETERS
+    name = chapter_path(chapter).stem
+    own = set(chapter_parameters(name)) - {"profile", "study_overrides", *RUNTIME_PARAMETERS}
+    def values(data):
+        out = dict(data.get("parameters") or {})
+        for ch, vals in (data.get("chapters") or {}).items():
+            if chapter_path(str(ch)).stem == name:
+                out.update(vals or {})
+        return out
+    a, b = values(old), values(new)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    entity = chapter[:2] in ENTITY_CHAPTERS
+    return [k for k in changed if k in own or (k in STUDY_PARAMETERS and (entity or not k.startswith(ENTITY_PREFIXES)))]
+
+
+def _claims_changes(old: dict, new: dict, chapter: str) -> list[str]:
+    """What changed in ``claims.yaml`` that `chapter`'s verdicts read: the policy, the gates, or one
+    of its own claims."""
+    out = [k for k in ("policy", "gates") if old.get(k) != new.get(k)]
+    def mine(data):
+        return {c.get("id"): c for c in data.get("claims") or [] if str(c.get("chapter")) == chapter[:2]}
+    a, b = mine(old), mine(new)
+    out += [f"claim {k}" for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+    return out
 
 
 def stale_chapters(folder: Path, repo: Path = REPO) -> dict[str, str]:
     """The chapters of the executed build in `folder` that may no longer be what their code would
-    print, each with why: its file (``chapters/<name>.py``), its profile or ``claims.yaml`` changed
-    since the commit that executed it; or that commit is unknown, was not clean (``+dirty``) or is
-    not in this checkout's history (then it cannot be checked, and says so).  Changes to the
-    library (``src/``) are not counted: every chapter reads it, and the library's tests pin it."""
+    print, each with why: since the commit that executed it, its file (``chapters/<name>.py``)
+    changed, or a parameter of its profile that it reads (:func:`_profile_changes`), or what its
+    verdicts read in ``claims.yaml`` (the policy, the gates, its claims; comments do not count); or
+    that commit is unknown, was not clean (``+dirty``) or is not in this checkout's history (then it
+    cannot be checked, and says so).  Changes to the library (``src/``) are not counted: every
+    chapter reads it, and the library's tests pin it."""
     data = json.loads((folder / VERDICTS_FILE).read_text())
     profile = data.get("profile", "quick")
+    now_profile = _yaml((repo / "profiles" / f"{profile}.yaml").read_text()
+                        if (repo / "profiles" / f"{profile}.yaml").exists() else "")
+    now_claims = _yaml((repo / "claims.yaml").read_text() if (repo / "claims.yaml").exists() else "")
     out = {}
     for chapter, rec in sorted((data.get("chapters") or {}).items()):
         commit = str(rec.get("commit") or "")
@@ -95,11 +149,22 @@ def stale_chapters(folder: Path, repo: Path = REPO) -> dict[str, str]:
         if commit.endswith("+dirty"):
             out[chapter] = f"executed from uncommitted changes on {commit[:-6]}: cannot be checked"
             continue
-        changed = _changed_since(commit, [f"chapters/{chapter}.py", f"profiles/{profile}.yaml", "claims.yaml"], repo)
-        if changed is None:
+        then_file = _git_show(commit, f"chapters/{chapter}.py", repo)
+        if then_file is None:
             out[chapter] = f"executed by commit {commit}, which this checkout does not have: cannot be checked"
-        elif changed:
-            out[chapter] = f"changed since commit {commit}, which executed it: {', '.join(changed)}"
+            continue
+        why = []
+        now_file = (repo / "chapters" / f"{chapter}.py")
+        if not now_file.exists() or now_file.read_text() != then_file:
+            why.append(f"its code (chapters/{chapter}.py)")
+        params = _profile_changes(_yaml(_git_show(commit, f"profiles/{profile}.yaml", repo)), now_profile, chapter)
+        if params:
+            why.append(f"its parameters in profiles/{profile}.yaml ({', '.join(params)})")
+        claims_changed = _claims_changes(_yaml(_git_show(commit, "claims.yaml", repo)), now_claims, chapter)
+        if claims_changed:
+            why.append(f"claims.yaml ({', '.join(claims_changed)})")
+        if why:
+            out[chapter] = f"changed since commit {commit}, which executed it: " + "; ".join(why)
     return out
 
 
