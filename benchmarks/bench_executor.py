@@ -5,8 +5,9 @@ core each), and Ray's overhead per run.
 * **runs**: `--runs` decision-task runs of `--source` (different seeds, `--steps` optimiser steps
   each, no early stop), each in its own fresh data folder per executor, so nothing is cached;
 * **ratio**: local wall time over Ray wall time (above 1: Ray is faster);
-* **overhead per run**: Ray's wall time for runs of one step minus the local executor's for the
-  same runs, per run (scheduling, worker start, the model loaded again in every task).
+* **overhead per run**: Ray's wall time for runs of one step, each task holding every worker's
+  CPU (so they run one at a time, as locally), minus the local executor's for the same runs, per
+  run (scheduling, worker start, imports and the model loaded again in every task).
 
     python benchmarks/bench_executor.py [--source smollm2-135m] [--runs 4] [--steps 8] [--workers 2] [--json out.json]
 
@@ -31,11 +32,11 @@ def _configs(source: str, runs: int, steps: int):
             for s in range(runs)]
 
 
-def _timed(cfgs, name: str, data: Path) -> float:
+def _timed(cfgs, name: str, data: Path, cpus: float = 1.0) -> float:
     from helpers.training import executor
     os.environ["BOOK_DATA_DIR"] = str(data)
     t0 = time.perf_counter()
-    executor.train_runs(cfgs, name, progress=False)
+    executor.train_runs(cfgs, name, progress=False, cpus_per_run=cpus)
     return time.perf_counter() - t0
 
 
@@ -87,7 +88,10 @@ def _measure(args, template: Path) -> dict:
             for name in ("local", "ray"):
                 data = tmp / f"{label}-{name}"
                 _seed_data(data, template)
-                times[f"{label}_{name}_s"] = _timed(cfgs, name, data)
+                # one-step runs: each Ray task takes every worker's CPU, so the runs go one at a time
+                # as they do here, and the difference is Ray's own cost per run
+                cpus = args.workers if label == "one_step" else 1.0
+                times[f"{label}_{name}_s"] = _timed(cfgs, name, data, cpus)
                 print(f"{label:8s} {name:5s} {times[f'{label}_{name}_s']:7.1f} s", flush=True)
         out.update(times)
     out["ratio_local_over_ray"] = out["train_local_s"] / out["train_ray_s"]

@@ -99,7 +99,8 @@ def test_the_carried_build_renders_without_a_kernel_and_marks_stale_chapters(smo
     assert {p.name for p in out.iterdir()} >= {"chapters", "verdicts.json"}
     assert not list((out / "chapters").glob("*.lock"))
     v = json.loads((out / "verdicts.json").read_text())
-    v["chapters"]["01_task"]["commit"] = "0123abc"
+    chapter = sorted(v["chapters"])[0]                        # a chapter that recorded verdicts
+    v["chapters"][chapter]["commit"] = "0123abc"
     (out / "verdicts.json").write_text(json.dumps(v))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     render = tmp_path / "render"
@@ -108,8 +109,8 @@ def test_the_carried_build_renders_without_a_kernel_and_marks_stale_chapters(smo
     assert (site / "index.html").exists()
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     copy = render / "published"
-    assert "carried build" in (copy / "index.qmd").read_text() and "01_task" in (copy / "index.qmd").read_text()
-    assert "Executed before its latest change" in (copy / "chapters" / "01_task.ipynb").read_text()
+    assert "carried build" in (copy / "index.qmd").read_text() and chapter in (copy / "index.qmd").read_text()
+    assert "Executed before its latest change" in (copy / "chapters" / f"{chapter}.ipynb").read_text()
     with pytest.raises(ParameterError, match="the carried builds are"):
         published.site_from_published("full", root=root)
     shutil.rmtree(render)
