@@ -78,6 +78,19 @@ def test_a_chapter_whose_commit_cannot_be_checked_is_marked_so(tmp_path):
     assert "unknown commit" in stale["03_ablation"]
 
 
+def test_an_interrupted_publish_is_never_a_carried_build_and_a_damaged_one_is_one_line(tmp_path):
+    """A half-copied ``.<name>.staging`` (or ``.old``) folder, verdicts and all, is not listed; a
+    truncated ``verdicts.json`` is a one-line MissingBuild naming it, not a JSON traceback."""
+    root = tmp_path / "pub"
+    for name in (".quick.staging", ".quick.old", "quick"):
+        (root / name).mkdir(parents=True)
+        (root / name / "verdicts.json").write_text('{"profile": "quick", "chapters": {}, "entries": []}')
+    assert [p.name for p in published.published_builds(root)] == ["quick"]
+    (root / "quick" / "verdicts.json").write_text('{"profile": "qu')
+    with pytest.raises(MissingBuild, match="damaged"):
+        published.stale_chapters(root / "quick")
+
+
 def test_publish_and_site_refuse_what_is_not_there(tmp_path, builds):
     with pytest.raises(MissingBuild, match="no carried build"):
         published.site_from_published(None, root=tmp_path / "nothing")

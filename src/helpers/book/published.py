@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from helpers.book.pages import STALE_FILE
-from helpers.book.scorecard import VERDICTS_FILE, failed_chapters, resolve_build
+from helpers.book.scorecard import VERDICTS_FILE, _read, failed_chapters, resolve_build
 from helpers.core.artifacts import atomic_write_text
 from helpers.core.errors import MissingBuild, ParameterError
 from helpers.core.paths import REPO
@@ -31,7 +31,11 @@ CARRIED = ("chapters", VERDICTS_FILE, "timings.json", "downloads")
 
 
 def published_builds(root: Path = PUBLISHED) -> list[Path]:
-    return sorted(p for p in root.iterdir() if (p / VERDICTS_FILE).exists()) if root.is_dir() else []
+    """The carried builds: folders with verdicts, never the hidden ``.<name>.staging`` / ``.old``
+    folders an interrupted :func:`publish` leaves (half-copied)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if not p.name.startswith(".") and (p / VERDICTS_FILE).exists())
 
 
 def publish(build: str, root: Path = PUBLISHED) -> Path:
@@ -135,7 +139,7 @@ def stale_chapters(folder: Path, repo: Path = REPO) -> dict[str, str]:
     that commit is unknown, was not clean (``+dirty``) or is not in this checkout's history (then it
     cannot be checked, and says so).  Changes to the library (``src/``) are not counted: every
     chapter reads it, and the library's tests pin it."""
-    data = json.loads((folder / VERDICTS_FILE).read_text())
+    data = _read(folder / VERDICTS_FILE)             # damaged: one line naming the file
     profile = data.get("profile", "quick")
     now_profile = _yaml((repo / "profiles" / f"{profile}.yaml").read_text()
                         if (repo / "profiles" / f"{profile}.yaml").exists() else "")

@@ -12,6 +12,16 @@ SERIES = {"choice_accuracy": ("the queried object (forced choice among the conte
           "picked_last": ("the last-mentioned object (forced choice)", "#d62728", "--^")}
 
 
+def _box_axes(ax, boxes, xlabel: str, title: str | None) -> None:
+    """The shared frame of the box-count figures: a tick per box, shares from 0 to 1."""
+    ax.set_xticks(boxes)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of test prompts")
+    ax.set_ylim(0, 1.02)
+    if title:
+        ax.set_title(title)
+
+
 def box_counts(table, title: str | None = None):
     """Rows of :func:`helpers.training.entity_evaluation.box_count_table`: each rate against the
     number of boxes with its 95% Wilson interval, and chance (1 / boxes)."""
@@ -23,12 +33,7 @@ def box_counts(table, title: str | None = None):
         ax.errorbar(b, y, yerr=err, fmt=style, color=color, capsize=3, label=label)
     xs = np.linspace(b.min(), b.max(), 100)
     ax.plot(xs, 1 / xs, color="k", lw=0.8, ls=":", label="chance (1 / boxes)")
-    ax.set_xticks(b)
-    ax.set_xlabel("boxes in the context")
-    ax.set_ylabel("share of test prompts")
-    ax.set_ylim(0, 1.02)
-    if title:
-        ax.set_title(title)
+    _box_axes(ax, b, "boxes in the context", title)
     ax.legend(loc="upper right", fontsize=8)
     return fig
 
@@ -47,12 +52,7 @@ def query_positions(table, title: str | None = None):
     ax.errorbar(b, y, yerr=err, fmt="-s", color=SERIES["accuracy"][1], capsize=3,
                 label="the queried object is the top-1 token")
     ax.axhline(float(table["chance"].iloc[0]), color="k", lw=0.8, ls=":", label="chance (1 / boxes)")
-    ax.set_xticks(b)
-    ax.set_xlabel("queried box (order of mention)")
-    ax.set_ylabel("share of test prompts")
-    ax.set_ylim(0, 1.02)
-    if title:
-        ax.set_title(title)
+    _box_axes(ax, b, "queried box (order of mention)", title)
     ax.legend(loc="lower left", fontsize=8, frameon=False)
     return fig
 
