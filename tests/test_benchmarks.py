@@ -48,3 +48,29 @@ def test_executor_benchmark_reports_the_ratio_and_the_overhead(tmp_path, session
     r = json.loads(out.read_text())
     assert r["ratio_local_over_ray"] == pytest.approx(r["train_local_s"] / r["train_ray_s"])
     assert r["ray_overhead_per_run_s"] == pytest.approx((r["one_step_ray_s"] - r["one_step_local_s"]) / 2)
+
+
+def test_budget_replay_is_the_engines_stopping_rule():
+    """Known answers: losses 1.0, 0.8, 0.9, 0.85, 0.7, 0.95 at steps 16..96 (min_delta 0)."""
+    from helpers.training.runs import RunConfig
+    bench = load("bench_quick_budget")
+    vals = list(zip(range(16, 112, 16), (1.0, 0.8, 0.9, 0.85, 0.7, 0.95)))
+    cfg = RunConfig("tiny-gpt2", n_train=16, min_delta=0.0)
+    assert bench.replay(vals, cfg, 1) == (48, 32)      # 0.9 does not improve on 0.8: stop at once
+    assert bench.replay(vals, cfg, 2) == (64, 32)      # nor 0.85
+    assert bench.replay(vals, cfg, 3) == (96, 80)      # 0.7 improves; the log ends before patience runs out
+    assert bench.replay(vals, cfg.replace(min_delta=0.2), 2) == (48, 16)   # 0.8 is not 0.2 better than 1.0
+
+
+def test_budget_benchmark_reads_a_smoke_build(smoke_book, tmp_path):
+    data, build, res = smoke_book
+    assert res.returncode == 0, res.stderr[-2000:]
+    bench = load("bench_quick_budget")
+    out = tmp_path / "budget.json"
+    r = bench.main(["--timings", str(build / "smoke" / "timings.json"), "--data", str(data),
+                    "--profile", "smoke", "--json", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(r))
+    assert {run["arm"] for run in r["runs"]} == {"fine-tuned", "scratch"}
+    assert [rp["patience"] for rp in r["patience_replay"]] == [1, 2]
+    assert r["patience_replay"][-1]["runs_with_another_checkpoint"] == []     # the patience it ran with
+    assert r["patience_replay"][-1]["steps_saved"] == 0
