@@ -1,5 +1,7 @@
 """The Study: one object built from a profile plus overrides, from which every chapter gets its
 task, arms, runs, trials and models; it never trains unless asked to."""
+from dataclasses import replace
+
 import pytest
 
 from helpers.config.parameters import STUDY_PARAMETERS
@@ -120,6 +122,10 @@ def test_entity_tracking_runs_and_trials(fresh_data_dir):
     assert more.task.n_boxes == s.et_analysis_boxes and more.task.seed == s.task_seed and more.lora_rank == 0
     assert arith.task == lora.task and arith.lora_rank == 0 and lora.lora_rank == s.lora_rank
     assert (arith.lr, lora.lr) == (s.arith_lr, s.lora_lr) and lora.key() != arith.key()
+    # the control: the arithmetic variant's expressions, steps and learning rate, with random answers
+    ctrl = cfgs["shuffled arithmetic (control)"]
+    assert ctrl.task.shuffled and not arith.task.shuffled and ctrl.task == replace(arith.task, shuffled=True)
+    assert ctrl.replace(task=arith.task) == arith and ctrl.key() != arith.key()
     with pytest.raises(MissingRun, match=r"chapter 10 trains them: python -m helpers run 10 --profile smoke"):
         s.variant_runs()
     with pytest.raises(ParameterError, match="variant='chat' is not accepted"):

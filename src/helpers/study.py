@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -37,8 +37,10 @@ from helpers.training.runs import Run, RunConfig, get_run, run_path
 ARMS = ("fine-tuned", "scratch")
 VARIANTS = SPECS["et_variants"].choices       # chapter 10: the base fine-tuned further (the study parameter's choices)
 ANALYSED_MODELS = ("pretrained", "fine-tuned", "scratch")
-# Prakash et al.'s model each trained variant plays the part of (chapter 10's table)
+# Prakash et al.'s model each trained variant plays the part of (chapter 10's table); the control
+# ("shuffled arithmetic (control)": the arithmetic format with random answers) has none
 VARIANT_ANALOGUES = {"more entity tracking": "Vicuna-7B", "arithmetic": "FLoat-7B", "arithmetic (LoRA)": "Goat-7B"}
+CONTROL = "shuffled arithmetic (control)"
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ class Study:
         if self.et_variant_sources:
             return {name: EntityModel(name, src, analogue=name if name in VARIANT_ANALOGUES.values() else None)
                     for name, src in self.et_variant_sources.items()}
-        return {name: EntityModel(name, run.source, run, analogue=VARIANT_ANALOGUES[name])
+        return {name: EntityModel(name, run.source, run, analogue=VARIANT_ANALOGUES.get(name))
                 for name, run in self.variant_runs(train).items()}
 
     def entity_sources(self) -> list[str]:
@@ -290,8 +292,10 @@ class Study:
     def variant_config(self, variant: str) -> RunConfig:
         """Chapter 10's variant `variant` (:data:`VARIANTS`) of the entity-tracking base: the base
         (``run:<key>``, or the source ``et_base_source``) fine-tuned further on ``et_variant_n_train`` entity-tracking trials of
-        ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; or the
-        same with rank-``lora_rank`` LoRA adapters only.  The study's stopping rule, cap and
+        ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; the
+        same with rank-``lora_rank`` LoRA adapters only; or, the control, every weight on the same
+        expressions answered by random digits (:class:`ArithmeticConfig` ``shuffled``), so that
+        what any further fine-tuning on this format does is told from what learning arithmetic does.  The study's stopping rule, cap and
         ``et_min_delta``; validation and test sizes of the entity-tracking runs (the entity variant's
         test set is then the analysis prompts' test set, which its training never sees)."""
         if variant not in VARIANTS:
@@ -306,6 +310,9 @@ class Study:
         arith = ArithmeticConfig(seed=self.task_seed)
         if variant == "arithmetic":
             return RunConfig(task=arith, n_train=int(self.arith_n_train), lr=float(self.arith_lr), **common)
+        if variant == CONTROL:
+            return RunConfig(task=replace(arith, shuffled=True), n_train=int(self.arith_n_train),
+                             lr=float(self.arith_lr), **common)
         return RunConfig(task=arith, n_train=int(self.arith_n_train), lr=float(self.lora_lr),
                          lora_rank=int(self.lora_rank), **common)
 

@@ -134,7 +134,8 @@ SPECS: dict[str, Spec] = {
     "lora_rank": Spec("int", "rank of the LoRA adapters of the arithmetic LoRA variant", 1, 1024),
     "lora_lr": Spec("float", "learning rate of the LoRA variant (adapters only)", 1e-7, 1.0),
     "et_variants": Spec("list[str]", "the variants chapter 10 trains (when et_variant_sources is empty)",
-                        choices=("more entity tracking", "arithmetic", "arithmetic (LoRA)")),
+                        choices=("more entity tracking", "arithmetic", "arithmetic (LoRA)",
+                                 "shuffled arithmetic (control)")),
     "et_base_source": Spec("source?", "a model source analysed as the entity-tracking base instead of the run "
                            "chapter 9 trains (e.g. Prakash et al.'s Llama-7B); null: the run"),
     "et_variant_sources": Spec("dict[source]", "chapter 10's variants as model sources, name: source (e.g. "

@@ -8,11 +8,16 @@ space: the digit follows ``=`` directly.  A forced choice picks among the ten di
 Operands are drawn at random; the last one is solved for, so that the value is a uniformly drawn
 digit.  Splits never share an expression.
 
+``shuffled=True`` is the control of chapter 10 (a variant fine-tuned on the arithmetic format
+without arithmetic): the same expressions, each answered by a digit drawn at random on its own
+stream, independent of the expression's value (right one time in ten, by chance).  A model that
+learns these answers learns the format and the digits' frequencies, nothing of arithmetic.
+
 ``python -m helpers task arithmetic --n N --seed S`` writes trials as JSON lines.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -29,8 +34,11 @@ class ArithmeticConfig:
     n_terms: int = 3              # operands per expression (2..6)
     max_operand: int = 99         # operands are drawn from 0..max_operand (9..999)
     seed: int = 0
+    shuffled: bool = False        # the control: answers drawn at random, independent of the expression
 
     def __post_init__(self):
+        if not isinstance(self.shuffled, (bool, np.bool_)):
+            raise ParameterError(f"shuffled={self.shuffled!r} is not accepted: accepted values are true and false")
         for name, v, lo, hi in (("n_terms", self.n_terms, 2, 6), ("max_operand", self.max_operand, 9, 999),
                                 ("seed", self.seed, 0, 2**31 - 1)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
@@ -42,7 +50,10 @@ class ArithmeticConfig:
         return 0.1
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.shuffled:         # the runs made before the control existed keep their keys
+            del d["shuffled"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class ArithmeticTrial:
 
     @property
     def value(self) -> int:
+        """The answer the trial is scored against: the expression's value, or in the shuffled
+        control its random digit (:func:`evaluate` gives the expression's value there)."""
         return int(self.answer)
 
     @property
@@ -121,6 +134,9 @@ def make_splits(cfg: ArithmeticConfig, n_train: int, n_val: int, n_test: int) ->
             rejected = 0
             seen.add(t.prompt)
             trials.append(t)
+        if cfg.shuffled:
+            answers = np.random.default_rng([cfg.seed, _STREAM[split], 11]).integers(0, 10, size=len(trials))
+            trials = [replace(t, answer=str(int(a))) for t, a in zip(trials, answers)]
         out[split] = trials
     return out
 
