@@ -20,7 +20,7 @@
 # faithful inside every one of them (1.00 / 0.97 / 0.89 / 0.88), and patching a fine-tuned model's
 # circuit activations into Llama (CMAP) lifts Llama to the fine-tuned model's level: fine-tuning
 # *enhances the existing mechanism*. This chapter asks the same of the entity-tracking **base** of
-# @sec-entity and three variants made from it here:
+# @sec-entity and the variants made from it here:
 #
 # * **more entity tracking**: the base fine-tuned further on `et_variant_n_train` prompts of
 #   `et_analysis_boxes` boxes (the task improved directly, as a Vicuna-like control that should
@@ -29,15 +29,21 @@
 #   (FLoat's recipe);
 # * **arithmetic (LoRA)**: the same data with rank-`lora_rank` LoRA adapters on the attention
 #   projections only (Goat's recipe; the adapter is its own small artifact, loaded onto the base
-#   as the model source `run:<key>`, merged).
+#   as the model source `run:<key>`, merged);
+# * **shuffled arithmetic (control)**: the arithmetic variant's expressions, learning rate and
+#   steps, each answered by a random digit. It learns the format and nothing of arithmetic, so
+#   whatever it does to entity tracking is what *any* further fine-tuning on this format does: a
+#   control Prakash et al. did not run. An arithmetic variant's improvement means "arithmetic
+#   helps" only where it exceeds the control's.
 #
 # The profile's `et_variants` says which of them this build trains. The `quick` profile trains the
 # first only: at its sizes (64 arithmetic prompts, at most 64 steps) the arithmetic variants learn
 # no arithmetic (their held-out arithmetic accuracy stays near the 1-in-10 chance of a digit), so
 # they would be the base after a few steps and could not say whether learning arithmetic improves
-# entity tracking; `full` trains all three on 1,024 prompts. Prakash et al.'s claim that the
-# arithmetic variants improve is judged only on a variant that learned arithmetic (the
-# learned-own-task gate).
+# entity tracking; `full` trains all four on 1,024 prompts. Prakash et al.'s claim that the
+# arithmetic variants improve is judged only on a variant that learned arithmetic materially (the
+# learned-own-task gate: its held-out arithmetic accuracy's interval at least 30 points above the
+# 10% chance).
 #
 # Every comparison is on held-out prompts of `et_analysis_boxes` boxes, where the base is not
 # perfect (@sec-entity), with the circuit @sec-entity found there. This chapter **trains** the
@@ -198,12 +204,15 @@ from helpers.book.scorecard import show_verdicts
 from helpers.claims.circuits import (PRAKASH_IMPROVED, cmap_circuit_verdict, faithfulness_with_robustness,
                                     improvement_verdict, learned_gate, query_blind_floor)
 from helpers.claims.verdict import entity_gate, with_robustness
+from helpers.study import CONTROL
 
 n_heads = base_arch.n_layers * base_arch.n_heads
 gates = {name: entity_gate(name if name != "base" else "entity-tracking base", ev.model_correct, test.query_index,
                            study.et_analysis_boxes) for name, ev in evals.items()}
+control = evals[CONTROL].model_correct if CONTROL in evals else None      # beside, not folded in
 verdicts = [improvement_verdict(evals["base"].model_correct, evals[v].model_correct, v,
-                                gate=gates["base"] or learned_gate(v, variant.run))
+                                gate=gates["base"] or learned_gate(v, variant.run),
+                                control_correct=control, control=CONTROL)
             for v, variant in variants.items() if variant.analogue in PRAKASH_IMPROVED]
 verdicts += [faithfulness_with_robustness(evals[v], n_heads, query_blind_floor(study.et_analysis_boxes),
                                           ev_zero=robust[v]["ev_zero"], ev_empty=robust[v]["ev_empty"],

@@ -203,19 +203,42 @@ def _fake_run(task, correct):
 
 
 def test_learned_gate_judges_an_improvement_only_on_a_variant_that_learned_its_task():
-    """An arithmetic variant at chance on arithmetic (1 in 10) cannot test whether learning
-    arithmetic improves entity tracking: the gate names the task and the numbers; a variant well
-    above chance passes; a variant given as a model source (no run) is its makers' and passes."""
+    """An arithmetic variant at chance on arithmetic (1 in 10), or above it by less than the gate's
+    material margin (0.30 in claims.yaml), cannot test whether learning arithmetic improves entity
+    tracking: the gate names the task and the numbers; a variant whose interval clears chance plus
+    the margin passes; a variant given as a model source (no run) is its makers' and passes."""
     from helpers.claims.circuits import improvement_verdict, learned_gate
     from helpers.tasks.arithmetic import ArithmeticConfig
     from helpers.tasks.entity import EntityConfig
     at_chance = _fake_run(ArithmeticConfig(), np.arange(150) % 10 == 0)            # 10%
     gate = learned_gate("arithmetic", at_chance)
     assert gate is not None and "has not learned the task it was fine-tuned on (arithmetic)" in gate
-    assert "chance, 10.0%" in gate
-    assert learned_gate("arithmetic", _fake_run(ArithmeticConfig(), np.arange(150) % 10 < 4)) is None   # 40%
-    # the entity-tracking variant's chance is 1 / boxes: 30% of 5-box prompts is not above 20% by enough
-    assert learned_gate("more entity tracking", _fake_run(EntityConfig(n_boxes=5), np.arange(40) % 10 < 3))
+    assert "chance, 10.0%, plus 30%" in gate
+    # 40% (interval 32% to 48%) is above chance but not materially: the margin is the gate's
+    gate40 = learned_gate("arithmetic", _fake_run(ArithmeticConfig(), np.arange(150) % 10 < 4))
+    assert gate40 is not None and "40.0% correct on 150" in gate40
+    assert learned_gate("arithmetic", _fake_run(ArithmeticConfig(), np.arange(150) % 10 < 6)) is None   # 60%: 52% to 68%
+    # the entity-tracking variant's chance is 1 / boxes: 50% of 5-box prompts is not above 20% + 30% by enough
+    assert learned_gate("more entity tracking", _fake_run(EntityConfig(n_boxes=5), np.arange(40) % 10 < 5))
     assert learned_gate("Goat-7B", None) is None
     v = improvement_verdict(np.zeros(150), np.ones(150), "arithmetic", gate=gate, n_boot=200)
     assert v.status == "inconclusive" and v.gate == gate
+
+
+def test_the_control_is_shown_beside_the_improvement_never_folded_into_it():
+    """A variant 20 points above the base whose control is 18 points above it too: the verdict is
+    still Prakash's (variant against base), and the evidence gives the 2 points beyond the control
+    with an interval that holds 0; prompts of another length are refused."""
+    from helpers.claims.circuits import improvement_verdict
+    rng = np.random.default_rng(0)
+    base = rng.random(400) < 0.5
+    var = base | (rng.random(400) < 0.4)
+    ctrl = var.copy()
+    ctrl[np.flatnonzero(var & ~base)[:8]] = False
+    alone = improvement_verdict(base, var, "arithmetic", n_boot=500)
+    beside = improvement_verdict(base, var, "arithmetic", n_boot=500, control_correct=ctrl, control="the control")
+    assert (beside.status, beside.value, beside.lo, beside.hi) == (alone.status, alone.value, alone.lo, alone.hi)
+    assert "the control variant" in beside.evidence
+    assert f"{(var.astype(float) - ctrl).mean():+.1%}" in beside.evidence
+    with pytest.raises(ValueError, match="the control must be scored on the variant's prompts"):
+        improvement_verdict(base, var, "arithmetic", control_correct=ctrl[:10])

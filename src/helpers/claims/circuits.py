@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from helpers.claims.verdict import Verdict, claim, combine_gates, decide, solves_task, verdict, with_robustness
+from helpers.claims.verdict import (Verdict, claim, combine_gates, decide, gate_threshold, solves_task, verdict,
+                                    with_robustness)
 from helpers.interventions.circuits import faithfulness_ci
 from helpers.interventions.cmap import moved_share
 from helpers.stats.bootstrap import bootstrap_ci, percentile_interval, resample_indices
@@ -20,6 +21,7 @@ PRAKASH_TABLE = {"Llama-7B": (0.66, 0.66, 1.00), "Vicuna-7B": (0.67, 0.65, 0.97)
                  "Goat-7B": (0.82, 0.73, 0.89), "FLoat-7B": (0.82, 0.72, 0.88)}
 # the variants whose improvement over Llama-7B Prakash et al. report (``prakash-et-improves``)
 PRAKASH_IMPROVED = ("Goat-7B", "FLoat-7B")
+LEARNED = "learned-own-task"
 
 
 def circuit_comparison(evals: dict, analogues: dict[str, str | None]):
@@ -244,22 +246,32 @@ def learned_gate(model: str, run) -> str | None:
     """The learned-own-task gate of ``prakash-et-improves``: a variant trained here (`run`, a
     finished run; None for a variant given as a model source, whose fine-tuning is its makers')
     has learned the task it was fine-tuned on when its held-out accuracy on that task has a Wilson
-    interval above chance (a uniform guess among the task's choices).  None when it passes, else
-    the reason: a variant that learned nothing of arithmetic cannot say whether learning
-    arithmetic improves entity tracking."""
+    interval above chance (a uniform guess among the task's choices) plus the gate's threshold in
+    ``claims.yaml`` (a material margin).  None when it passes, else the reason: a variant that
+    learned little of arithmetic cannot say whether learning arithmetic improves entity tracking."""
     if run is None:
         return None
     from helpers.tasks.base import task_of
     task = task_of(run.config.task)
-    passed, text = solves_task(run.predictions("test")["correct"].to_numpy(dtype=bool), task.config.chance)
-    text = text.replace("the best context-blind strategy's", "chance,")
+    margin = gate_threshold(LEARNED)
+    chance = task.config.chance
+    passed, text = solves_task(run.predictions("test")["correct"].to_numpy(dtype=bool), chance + margin)
+    text = text.replace(f"the best context-blind strategy's {chance + margin:.1%}",
+                        f"chance, {chance:.1%}, plus {margin:.0%}")
     return None if passed else f"the {model} variant has not learned the task it was fine-tuned on ({task.name}): {text}"
 
 
 def improvement_verdict(base_correct, variant_correct, model: str, gate: str | None = None,
-                        claim_id: str = "prakash-et-improves", n_boot: int = 2000, seed: int = 0) -> Verdict:
+                        claim_id: str = "prakash-et-improves", n_boot: int = 2000, seed: int = 0,
+                        control_correct=None, control: str = "control") -> Verdict:
     """``prakash-et-improves``: the variant's top-1 accuracy minus the base's on the same prompts
-    (per-prompt correctness, in the same order), percentile bootstrap over prompts."""
+    (per-prompt correctness, in the same order), percentile bootstrap over prompts.
+
+    With `control_correct` (the control variant's correctness on the same prompts: the same
+    further fine-tuning without the task's content), the evidence also gives the variant minus the
+    control with its interval: the part of the improvement that is the task's, not any further
+    fine-tuning's.  The status is Prakash et al.'s claim, variant against base; the control is
+    shown beside it, never folded into it."""
     base = np.asarray(base_correct, float)
     var = np.asarray(variant_correct, float)
     if base.shape != var.shape:
@@ -268,5 +280,14 @@ def improvement_verdict(base_correct, variant_correct, model: str, gate: str | N
     lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
     evidence = (f"Base {base.mean():.1%}, {model} variant {var.mean():.1%} on the same {len(diff)} held-out prompts "
                 f"(difference {diff.mean():+.1%}, 95% CI {lo:+.1%} to {hi:+.1%}).")
+    if control_correct is not None:
+        ctrl = np.asarray(control_correct, float)
+        if ctrl.shape != var.shape:
+            raise ValueError(f"the control must be scored on the variant's prompts: shapes {ctrl.shape} and {var.shape}")
+        beyond = var - ctrl
+        c_lo, c_hi = bootstrap_ci(beyond, np.mean, n_boot=n_boot, seed=seed)
+        evidence += (f" The {control} variant (the same further fine-tuning without the task's content) scores "
+                     f"{ctrl.mean():.1%}: the {model} variant minus the {control} {beyond.mean():+.1%} (95% CI "
+                     f"{c_lo:+.1%} to {c_hi:+.1%}), the part of the change that is the task's.")
     return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence,
                    statistic="top-1 accuracy, variant minus base", gate=gate)
