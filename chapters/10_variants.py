@@ -156,6 +156,32 @@ with_intervals(table.set_index("model name").round(3),
                       "faithfulness": "faithfulness [95% CI]"})
 
 # %% [markdown]
+# ### Dose-response: entity tracking along the arithmetic training
+#
+# Each arithmetic variant (and the control) scored entity tracking on `et_n_val` validation
+# prompts of `et_analysis_boxes` boxes at every evaluation of its training, beside its own
+# arithmetic accuracy: if learning arithmetic is what improves entity tracking, the points climb
+# as they move right, and the control (which learns no arithmetic and stays at the left) stays
+# where the base is.
+
+# %%
+#| label: fig-et-dose-response
+#| fig-cap: "Entity tracking against arithmetic skill along each variant's training: one point per evaluation (validation prompts; ringed: the checkpoint the run kept). Dashed: the base on the same entity-tracking prompts; dotted: chance on each axis."
+from helpers.training.entity_evaluation import score_entity
+from helpers.training.experiments import tracked_curves
+from helpers.training.runs import tracked_trials
+
+curves = tracked_curves({name: v.run for name, v in variants.items()})
+if len(curves):
+    tracking = next(v.run.config for v in variants.values() if v.run is not None and v.run.config.track_task is not None)
+    base_on_tracked = float(score_entity(base_model, tok, tracked_trials(tracking))["choice_correct"].mean())
+    fig = entity_figures.dose_response(curves, base_accuracy=base_on_tracked, chance=1 / study.et_analysis_boxes,
+                                       own_chance=0.1)
+else:
+    print("No variant of this build tracked entity tracking along its training (no arithmetic variant in "
+          "`et_variants`, or the variants are given as model sources): no dose-response to show.")
+
+# %% [markdown]
 # Prakash et al.'s columns are Llama-7B and the variant built the same way (Vicuna is fine-tuned
 # on chat, not on the task; our "more entity tracking" variant plays its role as the variant
 # that is not fine-tuned on arithmetic). Random circuits: about 0.00 in their table. Under the

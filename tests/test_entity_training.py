@@ -151,3 +151,40 @@ def test_candidates_that_are_not_one_token_are_refused(gpt2_tok):
     t = make_trial(("eggnog", "key", "pen"), ("A", "B", "C"), 1)
     with pytest.raises(ParameterError, match="'eggnog'\\] are not one token in gpt2"):
         ee.candidate_ids(gpt2_tok, [t], "gpt2")
+
+
+def test_a_run_tracks_a_second_task_at_every_evaluation(fresh_data_dir):
+    """An arithmetic run that watches entity tracking (chapter 10's dose-response): every
+    evaluation row has the tracked task's accuracy, and the last one equals the entity scoring of
+    the finished model on the same validation prompts (lr so small that every evaluation's weights
+    are the best's to the last bit that matters: patience never runs out, the last is kept or ties).
+    The tracked task is never trained on and never stops the run; without it the keys are the old."""
+    from helpers.tasks.arithmetic import ArithmeticConfig
+    track = EntityConfig(n_boxes=3, seed=4)
+    cfg = RunConfig(source="tiny-gpt2", n_train=8, task=ArithmeticConfig(seed=1), max_steps=4, eval_every=2,
+                    patience=5, batch_size=4, n_val=6, n_test=6, bf16=False, lr=1e-7, track_task=track, n_track=9)
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert cfg.key() != cfg.replace(track_task=None, n_track=0).key()
+    assert "track_task" not in cfg.replace(track_task=None, n_track=0).to_dict()
+    run = get_run(cfg, progress=False)
+    rows = run.val_log()
+    assert rows["step"].tolist() == [2, 4] and rows["track_accuracy"].between(0, 1).all()
+    assert [r["track_accuracy"] for r in run.metrics["val_loss_curve"]] == rows["track_accuracy"].tolist()
+    model, tok = run.load_model()
+    frame = ee.score_entity(model, tok, make_splits(track, 0, 9, 0)["val"])
+    assert rows["track_accuracy"].iloc[-1] == pytest.approx(frame["choice_correct"].mean())
+    # chapter 10's dose-response table and figure read it; a run that tracks nothing is left out
+    from helpers.figures.entity import dose_response
+    from helpers.training.experiments import tracked_curves
+    from helpers.training.runs import tracked_trials
+    assert [t.prompt for t in tracked_trials(cfg)] == [t.prompt for t in make_splits(track, 0, 9, 0)["val"]]
+    curves = tracked_curves({"arithmetic": run, "given as a source": None})
+    assert curves["name"].unique().tolist() == ["arithmetic"] and curves["step"].tolist() == [2, 4]
+    assert curves["tracked_accuracy"].tolist() == rows["track_accuracy"].tolist()
+    assert (curves["best_step"] == run.metrics["best_step"]).all() and (curves["n_track"] == 9).all()
+    fig = dose_response(curves, base_accuracy=0.5, chance=1 / 3, own_chance=0.1)
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) >= 4
+    with pytest.raises(ValueError, match="a tracked task needs n_track >= 1"):
+        cfg.replace(n_track=0)
+    with pytest.raises(ValueError, match="n_track >= 1 needs a track_task"):
+        cfg.replace(track_task=None)

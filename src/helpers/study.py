@@ -295,7 +295,9 @@ class Study:
         ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; the
         same with rank-``lora_rank`` LoRA adapters only; or, the control, every weight on the same
         expressions answered by random digits (:class:`ArithmeticConfig` ``shuffled``), so that
-        what any further fine-tuning on this format does is told from what learning arithmetic does.  The study's stopping rule, cap and
+        what any further fine-tuning on this format does is told from what learning arithmetic does.
+        The arithmetic runs (the control too) track entity tracking on ``et_n_val`` validation
+        prompts of ``et_analysis_boxes`` boxes at every evaluation (the dose-response).  The study's stopping rule, cap and
         ``et_min_delta``; validation and test sizes of the entity-tracking runs (the entity variant's
         test set is then the analysis prompts' test set, which its training never sees)."""
         if variant not in VARIANTS:
@@ -308,6 +310,10 @@ class Study:
             return RunConfig(task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
                              n_train=int(self.et_variant_n_train), lr=float(self.et_lr_finetune), **common)
         arith = ArithmeticConfig(seed=self.task_seed)
+        # entity tracking on validation prompts of the analysed box count, watched at every
+        # evaluation (never trained on, never stopping the run): the dose-response of chapter 10
+        common.update(track_task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
+                      n_track=int(self.et_n_val))
         if variant == "arithmetic":
             return RunConfig(task=arith, n_train=int(self.arith_n_train), lr=float(self.arith_lr), **common)
         if variant == CONTROL:

@@ -80,3 +80,33 @@ def circuit_table(table, chance: float | None = None, title: str | None = None):
         ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
     return fig
+
+
+def dose_response(curves, base_accuracy: float | None = None, chance: float | None = None,
+                  own_chance: float | None = None, title: str | None = None):
+    """Rows of :func:`helpers.training.experiments.tracked_curves`: for each variant, the tracked
+    task's accuracy (entity tracking) against its own task's (arithmetic) at every evaluation of
+    its training, joined in step order; the kept checkpoint ringed.  Dashed: the base's
+    entity-tracking accuracy on the same prompts; dotted: chance of each axis."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    markers = "osD^v<>"
+    for i, (name, g) in enumerate(curves.groupby("name", sort=False)):
+        g = g.sort_values("step")
+        line, = ax.plot(g["own_accuracy"], g["tracked_accuracy"], marker=markers[i % len(markers)], ms=4, lw=1,
+                        label=f"{name} (steps {int(g['step'].min())}-{int(g['step'].max())})")
+        kept = g[g["step"] == g["best_step"]]
+        ax.plot(kept["own_accuracy"], kept["tracked_accuracy"], "o", ms=10, mfc="none", color=line.get_color())
+    if base_accuracy is not None:
+        ax.axhline(base_accuracy, color="k", lw=0.9, ls="--", label="the base (before further fine-tuning)")
+    if chance is not None:
+        ax.axhline(chance, color="k", lw=0.8, ls=":", label="chance")
+    if own_chance is not None:
+        ax.axvline(own_chance, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("own-task accuracy (validation; arithmetic)")
+    ax.set_ylabel("entity tracking, top-1 (validation)")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.05)
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    return fig

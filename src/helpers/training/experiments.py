@@ -55,3 +55,22 @@ def learning_curve(best: RunConfig, sizes: Sequence[int], seeds: Sequence[int],
     rows = [run_row(get_run(best.replace(n_train=int(n), seed=int(s)), progress=progress, train=train))
             for n in sizes for s in seeds]
     return pd.DataFrame(rows)
+
+
+def tracked_curves(runs: dict) -> pd.DataFrame:
+    """Each named run's evaluations along its training, for runs that track a second task
+    (:attr:`RunConfig.track_task`; runs that do not are left out): one row per (run, evaluation)
+    with ``name``, ``step``, ``own_accuracy`` (forced choice on its own task's validation trials),
+    ``tracked_accuracy`` (on the tracked task's), ``best_step`` (the checkpoint the run kept) and
+    ``n_val``, ``n_track``.  Chapter 10's dose-response: entity tracking against arithmetic skill."""
+    rows = []
+    for name, run in runs.items():
+        if run is None or run.config.track_task is None:
+            continue
+        best = int(run.metrics["best_step"])
+        for r in run.val_log().to_dict("records"):
+            rows.append({"name": name, "step": int(r["step"]), "own_accuracy": float(r["val_accuracy"]),
+                         "tracked_accuracy": float(r["track_accuracy"]), "best_step": best,
+                         "n_val": run.config.n_val, "n_track": run.config.n_track})
+    return pd.DataFrame(rows, columns=["name", "step", "own_accuracy", "tracked_accuracy", "best_step", "n_val",
+                                       "n_track"])

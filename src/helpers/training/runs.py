@@ -90,6 +90,11 @@ class RunConfig:
     n_val: int = 200
     n_test: int = 400
     lora_rank: int = 0          # 0: every weight trains; r > 0: only rank-r LoRA adapters (helpers.models.lora)
+    # a second task watched at every evaluation (never trained on, never used to stop): the forced-choice
+    # accuracy on the first `n_track` validation trials of `track_task`, e.g. entity tracking along an
+    # arithmetic variant's training (chapter 10's dose-response)
+    track_task: TaskConfig | EntityConfig | ArithmeticConfig | None = None
+    n_track: int = 0
 
     def __post_init__(self):
         validate_source(self.source)
@@ -99,7 +104,7 @@ class RunConfig:
             "warmup_steps": (self.warmup_steps, 0, 10**6),
             "batch_size": (self.batch_size, 1, 4096), "seed": (self.seed, 0, 2**31 - 1),
             "n_val": (self.n_val, 1, 10**6), "n_test": (self.n_test, 1, 10**6),
-            "lora_rank": (self.lora_rank, 0, 1024),
+            "lora_rank": (self.lora_rank, 0, 1024), "n_track": (self.n_track, 0, 10**6),
         }
         for name, (v, lo, hi) in checks.items():
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
@@ -110,6 +115,11 @@ class RunConfig:
         if not isinstance(self.task, (TaskConfig, EntityConfig, ArithmeticConfig)):
             raise ValueError(f"task={self.task!r} is not accepted: expected a helpers.tasks.decision.TaskConfig, "
                              "a helpers.tasks.entity.EntityConfig or a helpers.tasks.arithmetic.ArithmeticConfig")
+        if self.track_task is not None and not isinstance(self.track_task, (TaskConfig, EntityConfig, ArithmeticConfig)):
+            raise ValueError(f"track_task={self.track_task!r} is not accepted: expected a task configuration or None")
+        if (self.track_task is None) != (self.n_track == 0):
+            raise ValueError(f"track_task={self.track_task!r} with n_track={self.n_track}: a tracked task needs "
+                             "n_track >= 1 trials, and n_track >= 1 needs a track_task")
         if self.lora_rank and is_scratch(self.source):
             raise ValueError(f"lora_rank={self.lora_rank} with source {self.source!r}: LoRA adapts pretrained weights; "
                              "a scratch model trains every weight (lora_rank=0)")
@@ -128,11 +138,15 @@ class RunConfig:
         return "scratch" if is_scratch(self.source) else "fine-tuned"
 
     def to_dict(self) -> dict:
-        """The config as JSON (its cache key's input); ``lora_rank`` only when it is not 0, so runs
-        made before LoRA existed keep their keys."""
+        """The config as JSON (its cache key's input); ``lora_rank`` only when it is not 0 and the
+        tracked task only when there is one, so runs made before either existed keep their keys."""
         d = dataclasses.asdict(self)
         if not self.lora_rank:
             del d["lora_rank"]
+        if self.track_task is None:
+            del d["track_task"], d["n_track"]
+        else:
+            d["track_task"] = task_to_dict(self.track_task)
         d["task"] = task_to_dict(self.task)
         d["format_version"] = FORMAT_VERSION
         return d
@@ -141,6 +155,8 @@ class RunConfig:
     def from_dict(cls, d: dict) -> "RunConfig":
         d = {k: v for k, v in d.items() if k != "format_version"}
         d["task"] = task_from_dict(d["task"])
+        if d.get("track_task") is not None:
+            d["track_task"] = task_from_dict(d["track_task"])
         return cls(**d)
 
     def key(self) -> str:
@@ -169,7 +185,8 @@ class Run:
         return self._log_rows(lambda r: "loss" in r)
 
     def val_log(self):
-        """One row per evaluation of the validation loss: step, val_loss, val_accuracy."""
+        """One row per evaluation of the validation loss: step, val_loss, val_accuracy (and
+        track_loss, track_accuracy when the run tracks a second task: :attr:`RunConfig.track_task`)."""
         return self._log_rows(lambda r: "val_loss" in r)
 
     def _log_rows(self, keep):
@@ -194,6 +211,14 @@ class Run:
     def source(self) -> str:
         """This run as a model source (``run:<key>``), e.g. the base that further runs start from."""
         return RUN_PREFIX + self.path.name
+
+
+def tracked_trials(cfg: RunConfig) -> list:
+    """The trials a run that tracks a second task scores at every evaluation: the first
+    ``n_track`` validation trials of ``track_task`` (its own split, drawn with no train or test)."""
+    if cfg.track_task is None:
+        raise ValueError(f"run {cfg.key()} tracks no second task (track_task is None)")
+    return task_io(cfg.track_task).make_splits(cfg.track_task, 0, cfg.n_track, 0)["val"]
 
 
 def run_path(cfg: RunConfig) -> Path:
@@ -335,6 +360,13 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
     validation = ValidationSet(encode_prompts(tok, [t.prompt for t in val]),
                                torch.as_tensor(io.answer_ids(tok, val, cfg.source)),
                                *io.candidates(tok, val, cfg.source), pad, device)
+    tracked = None
+    if cfg.track_task is not None:
+        t_io = task_io(cfg.track_task)
+        t_val = tracked_trials(cfg)
+        tracked = ValidationSet(encode_prompts(tok, [t.prompt for t in t_val]),
+                                torch.as_tensor(t_io.answer_ids(tok, t_val, cfg.source)),
+                                *t_io.candidates(tok, t_val, cfg.source), pad, device)
 
     opt, sched = make_optimizer(model, cfg, device)
     start, log, stopping = 0, [], _Stopping()
@@ -362,8 +394,11 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
             if done % cfg.eval_every == 0 or done == cfg.max_steps:
                 t_ev = time.time()
                 val_loss, val_acc = validation.evaluate(model, cfg.bf16)
+                row = {"step": done, "val_loss": val_loss, "val_accuracy": val_acc}
+                if tracked is not None:
+                    row["track_loss"], row["track_accuracy"] = tracked.evaluate(model, cfg.bf16)
                 eval_time += time.time() - t_ev
-                log.append({"step": done, "val_loss": val_loss, "val_accuracy": val_acc})
+                log.append(row)
                 bar.set_postfix(loss=f"{loss:.3f}", val_loss=f"{val_loss:.3f}", best=stopping.best_step)
                 if stopping.update(model, done, val_loss, cfg):
                     stop_reason = EARLY_STOP.format(patience=cfg.patience)
@@ -396,8 +431,8 @@ def train_run(cfg: RunConfig, progress: bool = True, checkpoint_seconds: float =
                "converged": stop_reason != STEP_CAP,
                "final_train_loss": float(np.mean(window)),
                "last_train_loss": float(np.mean([r["loss"] for r in steps[-cfg.eval_every:]])),
-               "val_loss_curve": [{"step": r["step"], "val_loss": r["val_loss"], "val_accuracy": r["val_accuracy"]}
-                                  for r in evals]}
+               "val_loss_curve": [{k: r[k] for k in ("step", "val_loss", "val_accuracy", "track_loss", "track_accuracy")
+                                   if k in r} for r in evals]}
     for split in ("val", "test"):
         metrics[split], frame = io.score(model, tok, splits[split], cfg.bf16, progress, f"evaluate {split}")
         frame.to_csv(staging / f"predictions_{split}.csv", index=False)
