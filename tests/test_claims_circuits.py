@@ -242,3 +242,27 @@ def test_the_control_is_shown_beside_the_improvement_never_folded_into_it():
     assert f"{(var.astype(float) - ctrl).mean():+.1%}" in beside.evidence
     with pytest.raises(ValueError, match="the control must be scored on the variant's prompts"):
         improvement_verdict(base, var, "arithmetic", control_correct=ctrl[:10])
+
+
+def test_the_improvement_is_a_claim_about_training_decided_on_seeds():
+    """One seed of a variant 20 points better is shown, never decided (claims.yaml: seeds 3); three
+    seeds with little spread replicate with the t interval over seeds; three seeds of which one
+    is much worse are not confidently better; a model given as it is (the paper profile's Goat-7B)
+    is judged as that model, without seeds."""
+    from helpers.claims.circuits import improvement_verdict
+    rng = np.random.default_rng(1)
+    base = rng.random(300) < 0.5
+    better = lambda p: np.where(rng.random(300) < 0.5, base, rng.random(300) < p)     # noqa: E731
+    one = improvement_verdict(base, better(0.9), "arithmetic", n_boot=500)
+    assert one.status == "inconclusive" and one.seeds == 1 and one.gate is None and one.lo > 0.05
+    three = improvement_verdict(base, np.stack([better(0.9) for _ in range(3)]), "arithmetic", n_boot=500)
+    assert three.status == "replicated" and three.seeds == 3 and "3 seeds of the variant" in three.evidence
+    from helpers.stats.seeds import seed_mean_interval
+    table = np.stack([better(0.9), better(0.9), base.copy()]).astype(float)
+    mixed = improvement_verdict(base, table, "arithmetic", n_boot=500)
+    assert (mixed.value, mixed.lo, mixed.hi) == pytest.approx(seed_mean_interval(table - base[None]))
+    assert mixed.status == "inconclusive" and mixed.lo < 0
+    given = improvement_verdict(base, better(0.9), "Goat-7B", n_boot=500, given=True)
+    assert given.status == "replicated" and given.seeds is None and "a given model" in given.evidence
+    with pytest.raises(ValueError, match="a given model is one model"):
+        improvement_verdict(base, table, "Goat-7B", given=True)

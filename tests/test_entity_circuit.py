@@ -182,3 +182,21 @@ def test_cmap_sets_known_answers(tiny, trials):
     table = ec.cmap_table(out, circuit)
     assert list(table["patched"])[:2] == ["nothing (receiver alone)", "circuit"] and len(table) == 6
     assert table.loc[table["patched"] == "circuit", "heads"].item() == 3
+
+
+def test_seeds_correct_scores_each_further_seed_as_the_full_model(fresh_data_dir):
+    """Chapter 10's improvement rests on every seed of a variant: the first row is the seed already
+    evaluated, each further run is loaded and scored as `evaluate` scores the full model (its
+    own model's top-1, whatever the circuit): here checked against scoring the run's model by hand."""
+    from helpers.training.runs import RunConfig, get_run
+    runs = [get_run(RunConfig("tiny-gpt2", n_train=6, task=CFG, max_steps=2, eval_every=2, batch_size=3, n_val=3,
+                              n_test=3, bf16=False, seed=s), progress=False) for s in (0, 1)]
+    model, tok = runs[0].load_model()
+    trials = make_splits(CFG, 0, 6, 9)
+    test, ref = ec.eval_prompts(tok, trials["test"]), ec.eval_prompts(tok, trials["val"])
+    first = np.arange(9) % 2 == 0
+    table = ec.seeds_correct(first, runs[1:], test, ref)
+    by_hand = ec.evaluate(Arch(runs[1].load_model()[0].eval()), Circuit.empty(), test, ref, 0, minimality=False)
+    assert table.shape == (2, 9) and table.dtype == bool
+    assert (table[0] == first).all() and (table[1] == np.asarray(by_hand.model_correct, bool)).all()
+    assert ec.seeds_correct(first, [], test, ref).shape == (1, 9)

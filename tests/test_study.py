@@ -95,7 +95,7 @@ def test_entity_tracking_runs_and_trials(fresh_data_dir):
     """The entity-tracking part of the study: the task the book teaches, one learning rate per arm,
     runs that chapter 9 trains and later chapters only read."""
     s = tiny(et_boxes=4, et_train_sizes=[8, 12], et_lr_finetune=1e-3, et_lr_scratch=3e-3, et_max_steps=2, et_min_delta=0.5,
-             et_n_val=10, et_n_test=12)
+             et_n_val=10, et_n_test=12, et_seeds=[0])
     assert s.entity_task.n_boxes == 4 and s.entity_task.seed == s.task_seed
     ft, sc = s.entity_config("fine-tuned"), s.entity_config("scratch")
     assert (ft.n_train, ft.lr, ft.source) == (12, 1e-3, "tiny-gpt2") and (sc.lr, sc.source) == (3e-3, "scratch:tiny-gpt2")

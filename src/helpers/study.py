@@ -177,10 +177,12 @@ class Study:
                     for s in self.et_seeds], executor, progress)
 
     def train_variant_runs(self, executor: str | None = None, progress: bool = True) -> None:
-        """Train chapter 10's variants of the base that are missing (none when the profile names them
-        as model sources), with `executor` (as :meth:`train_decision_runs`)."""
+        """Train chapter 10's variants of the base that are missing, every seed of ``et_seeds``
+        (none when the profile names them as model sources), with `executor` (as
+        :meth:`train_decision_runs`)."""
         if not self.et_variant_sources:
-            train_runs([self.variant_config(v) for v in self.et_variants], executor, progress)
+            train_runs([self.variant_config(v, int(s)) for v in self.et_variants for s in self.et_seeds],
+                       executor, progress)
 
     def plan(self) -> list[dict]:
         """Every run of the study (both grids, both learning curves) and whether it is cached; the
@@ -289,7 +291,7 @@ class Study:
         """The model sources chapters 9-10 load beyond the study's two arms (checked before they run)."""
         return ([self.et_base_source] if self.et_base_source is not None else []) + list(self.et_variant_sources.values())
 
-    def variant_config(self, variant: str) -> RunConfig:
+    def variant_config(self, variant: str, seed: int | None = None) -> RunConfig:
         """Chapter 10's variant `variant` (:data:`VARIANTS`) of the entity-tracking base: the base
         (``run:<key>``, or the source ``et_base_source``) fine-tuned further on ``et_variant_n_train`` entity-tracking trials of
         ``et_analysis_boxes`` boxes; on ``arith_n_train`` arithmetic trials, every weight; the
@@ -299,13 +301,17 @@ class Study:
         The arithmetic runs (the control too) track entity tracking on ``et_n_val`` validation
         prompts of ``et_analysis_boxes`` boxes at every evaluation (the dose-response).  The study's stopping rule, cap and
         ``et_min_delta``; validation and test sizes of the entity-tracking runs (the entity variant's
-        test set is then the analysis prompts' test set, which its training never sees)."""
+        test set is then the analysis prompts' test set, which its training never sees).  `seed`:
+        the training seed, one of ``et_seeds`` (default the first: the variant the analyses read)."""
+        if seed is not None and seed not in self.et_seeds:
+            raise ParameterError(f"seed={seed!r} is not accepted: the variants' seeds are et_seeds {list(self.et_seeds)}")
         if variant not in VARIANTS:
             raise ParameterError(f"variant={variant!r} is not accepted: accepted values are {list(VARIANTS)}")
         base = self.entity_base()
         common = dict(source=base.source, max_steps=self.et_max_steps, eval_every=self.eval_every,
                       patience=self.patience, min_delta=float(self.et_min_delta), batch_size=self.batch_size,
-                      n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16, seed=int(self.et_seeds[0]))
+                      n_val=self.et_n_val, n_test=self.et_n_test, bf16=self.bf16,
+                      seed=int(self.et_seeds[0] if seed is None else seed))
         if variant == "more entity tracking":
             return RunConfig(task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
                              n_train=int(self.et_variant_n_train), lr=float(self.et_lr_finetune), **common)
@@ -323,9 +329,19 @@ class Study:
                          lora_rank=int(self.lora_rank), **common)
 
     def variant_runs(self, train: bool = False) -> dict[str, Run]:
-        """The variants ``et_variants`` (of :data:`VARIANTS`) as finished runs (chapter 10 trains them)."""
+        """The variants ``et_variants`` (of :data:`VARIANTS`) as finished runs of the first seed
+        (the ones the analyses read; chapter 10 trains them)."""
         return self._needs_runs(lambda: {v: get_run(self.variant_config(v), train=train) for v in self.et_variants},
                                 train, chapter="10")
+
+    def variant_seed_runs(self, train: bool = False) -> dict[str, list[Run]]:
+        """Every seed of ``et_seeds`` of each variant as finished runs, first seed first: the unit
+        of the claim that fine-tuning further improves entity tracking (a claim about training).
+        Empty when the profile gives the variants as model sources (``et_variant_sources``)."""
+        if self.et_variant_sources:
+            return {}
+        return self._needs_runs(lambda: {v: [get_run(self.variant_config(v, int(s)), train=train) for s in self.et_seeds]
+                                         for v in self.et_variants}, train, chapter="10")
 
     def run_keys(self) -> set[str]:
         """The keys of every run this study can read or train (its grids and learning curves, for
@@ -342,7 +358,7 @@ class Study:
         if not self.et_variant_sources:
             for v in self.et_variants:
                 try:
-                    keys.add(self.variant_config(v).key())
+                    keys |= {self.variant_config(v, int(s)).key() for s in self.et_seeds}
                 except MissingRun:              # the base is not trained: no variant of it can be
                     pass
         return keys

@@ -434,10 +434,17 @@ def _cmap_scenarios() -> list[Scenario]:
 
 # ---- improvement ----------------------------------------------------------------------------------------
 
-def _improves(n, p_base, p_var):
+def _improves(n, p_base, p_var, seeds: int = 3, seed_sd: float = 0.0):
+    """The base (`p_base`) and `seeds` variants on the same `n` prompts: each seed's accuracy is
+    `p_var` moved by a seed-to-seed spread of `seed_sd` on the logit scale, and half of each
+    variant's answers are the base's (variants of one base agree with it more than chance)."""
+    from scipy.special import expit, logit
+
     def draw(rng):
         base = rng.random(n) < p_base
-        var = np.where(rng.random(n) < 0.5, base, rng.random(n) < (p_var - 0.5 * p_base) / 0.5)
+        levels = expit(logit(p_var) + seed_sd * rng.standard_normal(seeds))
+        var = np.stack([np.where(rng.random(n) < 0.5, base, rng.random(n) < np.clip((q - 0.5 * p_base) / 0.5, 0, 1))
+                        for q in levels])
         return c_circuits.improvement_verdict(base, var, "variant", n_boot=N_BOOT, seed=_seed(rng)).status
     return draw
 
@@ -445,10 +452,16 @@ def _improves(n, p_base, p_var):
 def _improvement_scenarios() -> list[Scenario]:
     cid = "prakash-et-improves"
     m2 = 2 * claim(cid).material
-    return [Scenario(cid, "the variant as good as the base, model far from ceiling (55%)", "null", "quick",
-                     _improves(150, 0.55, 0.55)),
-            Scenario(cid, f"the variant {m2:.0%} better", "power", "quick", _improves(150, 0.55, 0.55 + m2)),
-            Scenario(cid, f"the variant {m2:.0%} better", "power", "paper", _improves(500, 0.55, 0.55 + m2))]
+    return [Scenario(cid, "the variant as good as the base, model far from ceiling (55%), 3 seeds, seed sd 0.3 logits",
+                     "null", "quick", _improves(150, 0.55, 0.55, seeds=3, seed_sd=0.3)),
+            Scenario(cid, "the variant as good as the base, 3 seeds, no seed spread", "null", "quick",
+                     _improves(150, 0.55, 0.55, seeds=3)),
+            Scenario(cid, f"the variant {m2:.0%} better, one seed (a claim about training: never decided)", "null",
+                     "quick", _improves(150, 0.55, 0.55 + m2, seeds=1)),
+            Scenario(cid, f"the variant {m2:.0%} better, 3 seeds, seed sd 0.1 logits", "power", "quick",
+                     _improves(150, 0.55, 0.55 + m2, seeds=3, seed_sd=0.1)),
+            Scenario(cid, f"the variant {m2:.0%} better, 3 seeds, seed sd 0.1 logits", "power", "paper",
+                     _improves(500, 0.55, 0.55 + m2, seeds=3, seed_sd=0.1))]
 
 
 def scenarios() -> list[Scenario]:

@@ -263,31 +263,61 @@ def learned_gate(model: str, run) -> str | None:
 
 def improvement_verdict(base_correct, variant_correct, model: str, gate: str | None = None,
                         claim_id: str = "prakash-et-improves", n_boot: int = 2000, seed: int = 0,
-                        control_correct=None, control: str = "control") -> Verdict:
-    """``prakash-et-improves``: the variant's top-1 accuracy minus the base's on the same prompts
-    (per-prompt correctness, in the same order), percentile bootstrap over prompts.
+                        control_correct=None, control: str = "control", given: bool = False) -> Verdict:
+    """``prakash-et-improves``: the variant's top-1 accuracy minus the base's on the same prompts.
 
-    With `control_correct` (the control variant's correctness on the same prompts: the same
-    further fine-tuning without the task's content), the evidence also gives the variant minus the
-    control with its interval: the part of the improvement that is the task's, not any further
-    fine-tuning's.  The status is Prakash et al.'s claim, variant against base; the control is
-    shown beside it, never folded into it."""
+    `base_correct`: the base's per-prompt correctness (one model, the fixed starting point);
+    `variant_correct`: the variant's, one row per training seed ``(seeds, prompts)`` (or one seed,
+    ``(prompts,)``), every seed on the same prompts in the same order.  The claim is about training,
+    so seeds are its unit: with two seeds or more the interval is the t interval of
+    :func:`helpers.stats.seeds.seed_mean_interval` over the per-seed differences (the seeds'
+    spread and the prompts'); with one, the percentile bootstrap over prompts, shown, and the
+    verdict is inconclusive below the claim's ``seeds`` (:func:`~helpers.claims.verdict.verdict`).
+
+    `given`: the variant is a model given as it is (Prakash et al.'s Goat-7B under the `paper`
+    profile), one model, not a training procedure: the verdict is about that model, and the seeds
+    rule does not apply.
+
+    With `control_correct` (the control variant's correctness on the same prompts, rows per seed:
+    the same further fine-tuning without the task's content), the evidence also gives the variant
+    minus the control with its interval: the part of the improvement that is the task's, not any
+    further fine-tuning's.  The status is Prakash et al.'s claim, variant against base; the
+    control is shown beside it, never folded into it."""
+    from helpers.stats.seeds import seed_diff_interval, seed_mean_interval
     base = np.asarray(base_correct, float)
-    var = np.asarray(variant_correct, float)
-    if base.shape != var.shape:
-        raise ValueError(f"the base and the variant must be scored on the same prompts: shapes {base.shape} and {var.shape}")
-    diff = var - base
-    lo, hi = bootstrap_ci(diff, np.mean, n_boot=n_boot, seed=seed)
-    evidence = (f"Base {base.mean():.1%}, {model} variant {var.mean():.1%} on the same {len(diff)} held-out prompts "
-                f"(difference {diff.mean():+.1%}, 95% CI {lo:+.1%} to {hi:+.1%}).")
+    var = np.atleast_2d(np.asarray(variant_correct, float))
+    if given and var.shape[0] != 1:
+        raise ValueError(f"a given model is one model: got {var.shape[0]} rows of correctness")
+    if base.ndim != 1 or var.shape[1:] != base.shape:
+        raise ValueError(f"the base and the variant must be scored on the same prompts: shapes {base.shape} and "
+                         f"{var.shape} (seeds, prompts)")
+    n_seeds = var.shape[0]
+    diff = var - base[None]
+    if n_seeds >= 2:
+        est, lo, hi = seed_mean_interval(diff)
+        unit = f"{n_seeds} seeds of the variant, seeds as the unit (t interval with the seeds' spread and the prompts')"
+    else:
+        est = float(diff.mean())
+        lo, hi = bootstrap_ci(diff[0], np.mean, n_boot=n_boot, seed=seed)
+        unit = ("a given model, not trained here; the interval resamples prompts" if given else
+                "one seed of the variant; the interval resamples prompts")
+    per_seed = ", ".join(f"{x:.1%}" for x in var.mean(1))
+    evidence = (f"Base {base.mean():.1%}, {model} variant {var.mean():.1%} (per seed: {per_seed}) on the same "
+                f"{base.size} held-out prompts (difference {est:+.1%}, 95% CI {lo:+.1%} to {hi:+.1%}; {unit}).")
     if control_correct is not None:
-        ctrl = np.asarray(control_correct, float)
-        if ctrl.shape != var.shape:
+        ctrl = np.atleast_2d(np.asarray(control_correct, float))
+        if ctrl.shape[1:] != base.shape:
             raise ValueError(f"the control must be scored on the variant's prompts: shapes {ctrl.shape} and {var.shape}")
-        beyond = var - ctrl
-        c_lo, c_hi = bootstrap_ci(beyond, np.mean, n_boot=n_boot, seed=seed)
+        if min(n_seeds, ctrl.shape[0]) >= 2:
+            b_est, c_lo, c_hi = seed_diff_interval(var, ctrl)
+        else:
+            beyond = var.mean(0) - ctrl.mean(0)
+            b_est = float(beyond.mean())
+            c_lo, c_hi = bootstrap_ci(beyond, np.mean, n_boot=n_boot, seed=seed)
         evidence += (f" The {control} variant (the same further fine-tuning without the task's content) scores "
-                     f"{ctrl.mean():.1%}: the {model} variant minus the {control} {beyond.mean():+.1%} (95% CI "
+                     f"{ctrl.mean():.1%}: the {model} variant minus the {control} {b_est:+.1%} (95% CI "
                      f"{c_lo:+.1%} to {c_hi:+.1%}), the part of the change that is the task's.")
-    return verdict(claim_id, model, float(diff.mean()), float(lo), float(hi), evidence,
-                   statistic="top-1 accuracy, variant minus base", gate=gate)
+    return verdict(claim_id, model, est, float(lo), float(hi), evidence,
+                   statistic="top-1 accuracy, variant minus base", gate=gate,
+                   seeds=None if given else n_seeds, given_models=given)
+

@@ -180,14 +180,19 @@ def decide(value: float, lo: float, hi: float, material: float, null: float = 0.
 
 def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evidence: str,
             statistic: str = "", gate: str | None = None, status: str | None = None,
-            null: float = 0.0, level: float = 0.95, seeds: int | None = None) -> Verdict:
+            null: float = 0.0, level: float = 0.95, seeds: int | None = None,
+            given_models: bool = False) -> Verdict:
     """A :class:`Verdict` of `claim_id` decided by :func:`decide` with the claim's material
     effect (or with `status` when the claim combines several conditions), made inconclusive by a
-    failed `gate`.  Gates fail closed: any `gate` that is not None has failed, an empty text too
+    failed `gate`, and by fewer `seeds` than a claim about training needs (the claim's ``seeds``;
+    not given counts as fewer) unless `given_models`: the verdict is about models given as they are
+    (e.g. Prakash et al.'s published Goat-7B), not about a training procedure run here.  Gates fail closed: any `gate` that is not None has failed, an empty text too
     (it is reported as a gate that failed without a reason)."""
     c = claim(claim_id)
     if status is None:
         status = decide(value, lo, hi, c.material, null)
+    if c.seeds and not given_models and (seeds is None or seeds < c.seeds):
+        status = "inconclusive"         # a claim about training needs its seeds (fail closed when not said)
     if gate is not None:
         status = "inconclusive"
         gate = str(gate).strip() or "a gate failed without saying why (fail closed)"

@@ -210,6 +210,20 @@ def evaluate(arch: Arch, circuit: Circuit, test: EvalPrompts, reference: EvalPro
                                 minimality=minimality and circuit.size > 0)
 
 
+def seeds_correct(first, runs, test: EvalPrompts, reference: EvalPrompts, device=None, bf16: bool = False):
+    """Per-prompt top-1 correctness of several training seeds of one model on `test`:
+    ``(seeds, prompts)``, the first row `first` (the seed already evaluated), then each of `runs`
+    (finished runs of the other seeds) loaded one at a time and scored as :func:`evaluate` scores
+    the full model."""
+    rows = [np.asarray(first, dtype=bool)]
+    for run in runs:
+        model = run.load_model()[0].to(device if device is not None else "cpu").eval()
+        rows.append(np.asarray(evaluate(Arch(model), Circuit.empty(), test, reference, 0, minimality=False,
+                                        bf16=bf16).model_correct, dtype=bool))
+        del model
+    return np.stack(rows)
+
+
 # ---- DCM on entity tracking -----------------------------------------------------------------------
 
 def dcm_batch(tokenizer, triples: Sequence[tuple[EntityTrial, EntityTrial, str]], role: str, device=None):
