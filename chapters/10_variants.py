@@ -25,8 +25,9 @@
 # * **more entity tracking**: the base fine-tuned further on `et_variant_n_train` prompts of
 #   `et_analysis_boxes` boxes (the task improved directly, as a Vicuna-like control that should
 #   help);
-# * **arithmetic**: fine-tuned further on synthetic arithmetic (`37+45-73=` → `9`), every weight
-#   (FLoat's recipe);
+# * **arithmetic**: fine-tuned further on synthetic arithmetic (`arith_terms` operands of
+#   0..`arith_max_operand` whose value is one digit: `3+8-5=` → `6`), every weight (FLoat's
+#   recipe);
 # * **arithmetic (LoRA)**: the same data with rank-`lora_rank` LoRA adapters on the attention
 #   projections only (Goat's recipe; the adapter is its own small artifact, loaded onto the base
 #   as the model source `run:<key>`, merged);
@@ -78,7 +79,8 @@ setup_notebook()
 
 study = Study.from_profile(profile, **study_overrides)
 run_card(study, et_analysis_boxes=study.et_analysis_boxes, et_variant_n_train=study.et_variant_n_train,
-         arith_n_train=study.arith_n_train, arith_lr=study.arith_lr, lora_rank=study.lora_rank, lora_lr=study.lora_lr,
+         arith_n_train=study.arith_n_train, arith_terms=study.arith_terms, arith_max_operand=study.arith_max_operand,
+         arith_lr=study.arith_lr, lora_rank=study.lora_rank, lora_lr=study.lora_lr,
          n_et_eval=n_et_eval, n_random_circuits=n_random_circuits, n_et_dcm_pairs=n_et_dcm_pairs,
          et_dcm_epochs=et_dcm_epochs, analysis_bf16=analysis_bf16, et_base_source=study.et_base_source,
          et_variant_sources=study.et_variant_sources)

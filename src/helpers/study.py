@@ -315,7 +315,8 @@ class Study:
         if variant == "more entity tracking":
             return RunConfig(task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),
                              n_train=int(self.et_variant_n_train), lr=float(self.et_lr_finetune), **common)
-        arith = ArithmeticConfig(seed=self.task_seed)
+        arith = ArithmeticConfig(n_terms=int(self.arith_terms), max_operand=int(self.arith_max_operand),
+                                 seed=self.task_seed)
         # entity tracking on validation prompts of the analysed box count, watched at every
         # evaluation (never trained on, never stopping the run): the dose-response of chapter 10
         common.update(track_task=EntityConfig(n_boxes=self.et_analysis_boxes, seed=self.task_seed),

@@ -130,6 +130,8 @@ SPECS: dict[str, Spec] = {
     "et_variant_n_train": Spec("int", "training trials of the variant fine-tuned further on entity tracking (of "
                                "et_analysis_boxes boxes)", 1, 10**6),
     "arith_n_train": Spec("int", "training trials of the variants fine-tuned further on arithmetic", 1, 10**6),
+    "arith_terms": Spec("int", "operands per arithmetic expression of the arithmetic variants", 2, 6),
+    "arith_max_operand": Spec("int", "largest operand of the arithmetic expressions (operands 0..this)", 9, 999),
     "arith_lr": Spec("float", "learning rate of the arithmetic variant that trains every weight", 1e-7, 1.0),
     "lora_rank": Spec("int", "rank of the LoRA adapters of the arithmetic LoRA variant", 1, 1024),
     "lora_lr": Spec("float", "learning rate of the LoRA variant (adapters only)", 1e-7, 1.0),
@@ -153,7 +155,8 @@ STUDY_PARAMETERS = ("task_seed", "n_samples", "noise", "pretrained_source", "scr
                     "grid_lrs_finetune", "grid_lrs_scratch", "grid_n_train", "train_sizes", "seeds",
                     "max_steps", "eval_every", "patience", "batch_size", "n_val", "n_test", "bf16",
                     "et_boxes", "et_train_sizes", "et_seeds", "et_lr_finetune", "et_lr_scratch", "et_max_steps", "et_min_delta", "et_n_val",
-                    "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_lr", "lora_rank",
+                    "et_n_test", "et_analysis_boxes", "et_variant_n_train", "arith_n_train", "arith_terms",
+                    "arith_max_operand", "arith_lr", "lora_rank",
                     "lora_lr", "et_variants", "et_base_source", "et_variant_sources")
 
 
