@@ -11,7 +11,7 @@ core each), and Ray's overhead per run.
 
     python benchmarks/bench_executor.py [--source smollm2-135m] [--runs 4] [--steps 8] [--workers 2] [--json out.json]
 
-The numbers are of this machine and its load; the README's "Measured" section has the last ones.
+The numbers are of this machine and its load; docs/measured.md has the last ones.
 """
 from __future__ import annotations
 

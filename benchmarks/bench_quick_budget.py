@@ -19,7 +19,7 @@ profile's learning curve in its data folder) and reports, without training anyth
         [--timings FILE --data DIR]      (instead of --build)
         [--budget-min 45] [--json benchmarks/results/quick_budget.json]
 
-The numbers are of the build it reads; the README's "Measured" section quotes the last ones.
+The numbers are of the build it reads; docs/measured.md quotes the last ones.
 """
 from __future__ import annotations
 

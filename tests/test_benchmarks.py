@@ -74,3 +74,17 @@ def test_budget_benchmark_reads_a_smoke_build(smoke_book, tmp_path):
     assert [rp["patience"] for rp in r["patience_replay"]] == [1, 2]
     assert r["patience_replay"][-1]["runs_with_another_checkpoint"] == []     # the patience it ran with
     assert r["patience_replay"][-1]["steps_saved"] == 0
+
+
+def test_arithmetic_variants_benchmark_reports_the_gate(smoke_book, tmp_path, monkeypatch):
+    data, build, res = smoke_book
+    assert res.returncode == 0, res.stderr[-2000:]
+    monkeypatch.setenv("BOOK_DATA_DIR", str(data))
+    bench = load("bench_arithmetic_variants")
+    out = tmp_path / "arith.json"
+    rows = bench.main(["--profile", "smoke", "--n-train", "8", "--max-steps", "2", "--runs", "arithmetic (LoRA):1e-3",
+                       "--json", str(out)])
+    (r,) = json.loads(out.read_text())
+    assert r == json.loads(json.dumps(rows[0])) and r["variant"] == "arithmetic (LoRA)" and r["steps"] <= 2
+    lo, hi = r["test_ci"]
+    assert 0 <= lo <= r["test_accuracy"] <= hi <= 1 and r["passes_learned_gate"] == (lo > 0.1 + 0.3)

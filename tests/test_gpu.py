@@ -1,5 +1,5 @@
 """The GPU path: the smoke book on CUDA, chapter by chapter, and a training run there.  Marked
-``gpu``; they skip on a machine without CUDA (this project's CI: the README says what remains
+``gpu``; they skip on a machine without CUDA (this project's CI: docs/profiles.md says what remains
 untested on a GPU)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(),
-                                 reason="no CUDA device here: the GPU path is untested on this machine (README, "
+                                 reason="no CUDA device here: the GPU path is untested on this machine (docs/profiles.md, "
                                         "'The GPU path')")]
 
 

@@ -1,6 +1,6 @@
-"""Every command shown in the README and the preface runs, so an example cannot rot.
+"""Every command shown in the README, the docs pages and the preface runs, so an example cannot rot.
 
-Commands are read from the README's ``bash`` blocks and the preface's inline code at test time, and
+Commands are read from the ``bash`` blocks of the README and ``docs/*.md`` and the preface's inline code at test time, and
 each must be handled here (a new command without a rule fails the test):
 
 * ``python -m helpers`` commands run literally (``run`` and ``book`` with ``--dry-run`` added:
@@ -34,9 +34,11 @@ SMOKE_VALUES = {"train_sizes": [16, 32], "seeds": [0, 1], "n_ablation": 8, "grid
 
 
 def documented_commands() -> list[str]:
-    readme = (REPO / "README.md").read_text()
+    """The commands of the README's and the docs pages' ``bash`` blocks (the README is the front
+    door; how-to lives in ``docs/``), and the preface's inline ones."""
+    pages = [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md"))
     cmds = []
-    for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", "\n".join(p.read_text() for p in pages), flags=re.S):
         for line in block.splitlines():
             line = line.split("  #")[0].strip()
             if line and not line.startswith("#"):
@@ -239,15 +241,34 @@ def test_every_documented_command_has_a_rule():
         raise AssertionError(f"README/preface command without a test rule: {cmd!r}")
 
 
-def test_the_readme_python_examples_run_and_print_what_it_says(tmp_path):
-    """Each ``python`` block of the README runs as written (tiny models, offline) and prints the
-    output the README quotes for it."""
+def test_the_python_examples_run_and_print_what_their_page_says(tmp_path):
+    """Each ``python`` block of the README and the docs pages runs as written (tiny models,
+    offline) and prints the output its page quotes for it."""
+    seen = 0
+    for page in [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md")):
+        text = page.read_text()
+        for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+            seen += 1
+            r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600,
+                               cwd=tmp_path, env=dict(os.environ))          # the session's BOOK_DATA_DIR
+            assert r.returncode == 0, f"{page.name}: {r.stderr[-2000:]}"
+            printed = r.stdout.strip().splitlines()[-1]
+            assert f"`{printed}`" in " ".join(text.split()), f"{page.name}: {printed}"
+    assert seen
+
+
+def test_the_readme_is_a_front_door_and_its_links_hold():
+    """The README's first screen (its collapsed verdict table counted as one line) is at most 40
+    lines and says what the book is, what it found (the generated tally), the two commands and the
+    map; every relative link of the README and the docs pages points to a file that exists."""
     readme = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
-    assert blocks
-    for block in blocks:
-        r = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=600,
-                           cwd=tmp_path, env=dict(os.environ))          # the session's BOOK_DATA_DIR
-        assert r.returncode == 0, r.stderr[-2000:]
-        printed = r.stdout.strip().splitlines()[-1]
-        assert f"`{printed}`" in " ".join(readme.split()), printed
+    collapsed = re.sub(r"<details>.*?</details>", "<details/>", readme, flags=re.S)
+    assert len(collapsed.splitlines()) <= 40, len(collapsed.splitlines())
+    for must in ("## What the book found", "<!-- findings:start -->", "replicated", "make book", "make test",
+                 "## Map", "src/helpers/"):
+        assert must in collapsed, must
+    for page in [REPO / "README.md"] + sorted((REPO / "docs").glob("*.md")):
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            assert (page.parent / target).exists(), f"{page.name}: a link to {target} that does not exist"

@@ -23,7 +23,7 @@ GATE = "the scratch model does not solve the task: 50.0% correct on 16 held-out 
 
 
 def efficiency(value=0.11, lo=0.04, hi=0.18):
-    return verdict("lin-sample-efficiency", "fine-tuned vs scratch", value, lo, hi, "evidence 02")
+    return verdict("lin-sample-efficiency", "fine-tuned vs scratch", value, lo, hi, "evidence 02", seeds=3)
 
 
 def relevance_scratch():
@@ -140,7 +140,7 @@ def test_every_claim_appears_with_not_run_and_gates(builds):
     assert list(table.columns) == ["claim", "paper", "chapter", "anchor", "claim words", "model", "smoke", "quick"]
     assert list(dict.fromkeys(table["claim"])) == list(claims())              # every claim, in file order
     row = lambda c, m: table[(table["claim"] == c) & (table["model"] == m)].iloc[0]   # noqa: E731
-    assert row("lin-sample-efficiency", "fine-tuned vs scratch")["smoke"] == "replicated; effect +0.110 [+0.040, +0.180]"
+    assert row("lin-sample-efficiency", "fine-tuned vs scratch")["smoke"] == "replicated (3 seeds); effect +0.110 [+0.040, +0.180]"
     assert row("lin-sample-efficiency", "fine-tuned vs scratch")["quick"].startswith("not replicated")
     # judged on one model by the chapter: the claim's other model is listed as not run
     assert row("lin-attention-relevance", "scratch")["smoke"] == (
@@ -248,7 +248,7 @@ def test_cli_prints_the_scorecard(builds, capsys):
     assert cli.main(["verdicts", "--profile", "quick", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("| claim | chapter | model | quick | smoke |")
-    assert "**replicated**; effect +0.110 [+0.040, +0.180]" in md
+    assert "**replicated** (3 seeds); effect +0.110 [+0.040, +0.180]" in md
 
 
 def test_cli_readme_rewrites_only_between_the_markers(builds, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """Rough training times from measured rates, for ``--dry-run``.
 
 The rates are training tokens per second measured on this project's machine (2 CPU cores, no
-GPU; README, "Measured on this project's machine"): SmolLM2-135M with the book's engine in bf16
+GPU; docs/measured.md): SmolLM2-135M with the book's engine in bf16
 about 290 tokens/s on the machines with fast bf16 kernels (on 2026-12-07's machines, whose bf16
 kernels were four times slower than fp32, about 60), in fp32 about 155 (8 prompts of 30 tokens, 1.55
 s per step, 2026-12-07); GPT-2-124M has about as many parameters and is budgeted the same.  A run also scores its validation and test sets
