@@ -186,8 +186,9 @@ def verdict(claim_id: str, model: str, value: float, lo: float, hi: float, evide
     effect (or with `status` when the claim combines several conditions), made inconclusive by a
     failed `gate`, and by fewer `seeds` than a claim about training needs (the claim's ``seeds``;
     not given counts as fewer) unless `given_models`: the verdict is about models given as they are
-    (e.g. Prakash et al.'s published Goat-7B), not about a training procedure run here.  Gates fail closed: any `gate` that is not None has failed, an empty text too
-    (it is reported as a gate that failed without a reason)."""
+    (e.g. Prakash et al.'s published Goat-7B), not about a training procedure run here.  Gates fail
+    closed: any `gate` that is not None has failed, an empty text too (it is reported as a gate
+    that failed without a reason)."""
     c = claim(claim_id)
     if status is None:
         status = decide(value, lo, hi, c.material, null)
